@@ -1,0 +1,91 @@
+"""Phone normalisation: the one function models, forms, import and the API all use (SPEC §7).
+
+Chinese users write the same mobile number many ways: ``138 0013 8000``, ``+86 138-0013-8000``,
+``8613800138000``, ``'13800138000`` (Excel text prefix), full-width ``１３８…`` or with zero-width
+characters pasted from chat apps. All of them are one number, stored as E.164 ``+8613800138000``.
+Landlines are not accepted: a phone is a customer key, and only mobiles identify a person.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+_MOBILE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+}
+# Zero-width and BOM characters that survive copy-paste from chat apps and spreadsheets.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_SEPARATORS = re.compile(r"[\s\-().\u00a0\u3000]+")
+
+
+class InvalidPhone(ValueError):
+    """Raised with a human-readable message when a value is not a usable mobile number."""
+
+
+def clean_phone_text(raw: str) -> str:
+    """Strip what people type around a number: spaces, ``-()``, dots, a leading ``'``, widths."""
+    text = unicodedata.normalize("NFKC", str(raw)).translate(_INVISIBLE).strip()
+    text = text.lstrip("'")
+    text = _SEPARATORS.sub("", text)
+    if text.endswith(".0") and text[:-2].isdigit():  # numeric spreadsheet cell 13800138000.0
+        text = text[:-2]
+    return text
+
+
+def normalize_phone(raw: object, region: str | None = None) -> str:
+    """Return the E.164 form of a mobile number, or raise :class:`InvalidPhone`.
+
+    ``region`` defaults to ``settings.TAGDESK_DEFAULT_PHONE_REGION`` (CN). A bare ``86`` prefix
+    without ``+`` is understood as China's country code.
+    """
+    if raw is None:
+        raise InvalidPhone(_("Phone number is empty."))
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    text = clean_phone_text(str(raw))
+    if not text:
+        raise InvalidPhone(_("Phone number is empty."))
+    if not re.fullmatch(r"\+?\d{5,17}", text):
+        raise InvalidPhone(_("“%(value)s” is not a phone number.") % {"value": str(raw)[:40]})
+    region = region or settings.TAGDESK_DEFAULT_PHONE_REGION
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(
+            _("“%(value)s” is not a phone number.") % {"value": str(raw)[:40]}
+        ) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(_("“%(value)s” is not a valid phone number.") % {"value": str(raw)[:40]})
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise InvalidPhone(
+            _("“%(value)s” is not a mobile number (landlines cannot identify a customer).")
+            % {"value": str(raw)[:40]}
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalize_phone(raw: object) -> str | None:
+    """Normalise for searching: the E.164 form, or None when the text is no mobile number."""
+    try:
+        return normalize_phone(raw)
+    except InvalidPhone:
+        return None
+
+
+def format_phone(e164: str | None) -> str:
+    """Display form: ``+86 138 0013 8000``."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

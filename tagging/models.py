@@ -1,0 +1,397 @@
+"""Tag taxonomy, assignments and the audit log (SPEC §2, §4).
+
+Nothing outside ``tagging.services`` writes these tables; the admin, API, import and rules all
+go through the service so that limits, kinds, exclusivity and auditing hold for every door.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tagging.names import fold_name
+
+validate_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1677FF."))
+
+DEFAULT_COLOURS = [
+    "#1677FF",
+    "#13C2C2",
+    "#52C41A",
+    "#FAAD14",
+    "#FA541C",
+    "#EB2F96",
+    "#722ED1",
+    "#2F54EB",
+]
+
+
+class TagKind(models.TextChoices):
+    CORPORATE = "corporate", _("corporate")
+    PERSONAL = "personal", _("personal")
+    AUTO = "auto", _("auto (rules)")
+
+
+class TagStatus(models.TextChoices):
+    PENDING = "pending", _("pending approval")
+    ACTIVE = "active", _("active")
+    ARCHIVED = "archived", _("archived")
+
+
+class AssignmentSource(models.TextChoices):
+    MANUAL = "manual", _("manual")
+    IMPORT = "import", _("import")
+    RULE = "rule", _("rule")
+    API = "api", _("API")
+    MERGE = "merge", _("merge")
+    SYNC = "sync", _("WeCom sync")
+    SYSTEM = "system", _("system")
+
+
+class TagGroupQuerySet(models.QuerySet):
+    def shared(self) -> TagGroupQuerySet:
+        return self.exclude(kind=TagKind.PERSONAL)
+
+
+class TagGroup(models.Model):
+    name = models.CharField(_("name"), max_length=64)
+    name_key = models.CharField(max_length=64, editable=False, db_index=True)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent group"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=TagKind.choices, default=TagKind.CORPORATE
+    )
+    colour = models.CharField(
+        _("colour"), max_length=7, default="#1677FF", validators=[validate_colour]
+    )
+    sort_order = models.IntegerField(_("order"), default=0, db_index=True)
+    exclusive = models.BooleanField(
+        _("mutually exclusive"),
+        default=False,
+        help_text=_(
+            "A customer holds at most one tag of this group (e.g. intent high/medium/low)."
+        ),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="personal_tag_groups",
+        help_text=_("Only for personal groups: the employee whose private tags these are."),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = TagGroupQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("tag group")
+        verbose_name_plural = _("tag groups")
+        ordering = ["sort_order", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind=TagKind.PERSONAL, owner__isnull=False)
+                    | (~models.Q(kind=TagKind.PERSONAL) & models.Q(owner__isnull=True))
+                ),
+                name="taggroup_owner_iff_personal",
+                violation_error_message=_("Personal groups have an owner; other groups have none."),
+            ),
+            # Files name tags as "group:tag", so shared group names are unique company-wide.
+            models.UniqueConstraint(
+                fields=["name_key"],
+                condition=models.Q(owner__isnull=True),
+                name="taggroup_unique_shared_name",
+                violation_error_message=_("A tag group with this name already exists."),
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "name_key"],
+                condition=models.Q(owner__isnull=False),
+                name="taggroup_unique_personal_name",
+                violation_error_message=_("You already have a personal tag group with this name."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.name_key = fold_name(self.name)
+        super().save(*args, **kwargs)
+
+
+class TagQuerySet(models.QuerySet):
+    def active(self) -> TagQuerySet:
+        return self.filter(status=TagStatus.ACTIVE)
+
+    def with_customer_counts(self) -> TagQuerySet:
+        return self.annotate(customer_count=models.Count("assignments"))
+
+
+class Tag(models.Model):
+    group = models.ForeignKey(
+        TagGroup, verbose_name=_("group"), on_delete=models.PROTECT, related_name="tags"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    name_key = models.CharField(max_length=64, editable=False)
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        blank=True,
+        validators=[validate_colour],
+        help_text=_("Leave empty to use the group's colour."),
+    )
+    sort_order = models.IntegerField(_("order"), default=0)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=TagStatus.choices, default=TagStatus.ACTIVE
+    )
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_from",
+        editable=False,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("reviewed by"),
+    )
+    review_note = models.CharField(_("review note"), max_length=255, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
+
+    objects = TagQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["group__sort_order", "group_id", "sort_order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "name_key"],
+                name="tag_unique_name_in_group",
+                violation_error_message=_("This group already has a tag with this name."),
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "group"], name="tag_status_group")]
+
+    def __str__(self) -> str:
+        return f"{self.group.name}:{self.name}" if self.group_id else self.name
+
+    @property
+    def display_colour(self) -> str:
+        return self.colour or self.group.colour
+
+    @property
+    def kind(self) -> str:
+        return self.group.kind
+
+    def save(self, *args, **kwargs) -> None:
+        self.name_key = fold_name(self.name)
+        super().save(*args, **kwargs)
+
+
+class TagAssignment(models.Model):
+    """A customer carries a tag: once per (customer, tag), with provenance."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="assignments"
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="assignments")
+    source = models.CharField(_("source"), max_length=16, choices=AssignmentSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("added by"),
+    )
+    rule = models.ForeignKey(
+        "rules.Rule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assignments",
+    )
+    created_at = models.DateTimeField(_("added"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("tag assignment")
+        verbose_name_plural = _("tag assignments")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "tag"], name="assignment_unique_customer_tag"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tag", "customer"], name="assignment_tag_customer"),
+            models.Index(
+                fields=["expires_at"],
+                name="assignment_expiry",
+                condition=models.Q(expires_at__isnull=False),
+            ),
+            models.Index(
+                fields=["rule", "tag"],
+                name="assignment_rule",
+                condition=models.Q(rule__isnull=False),
+            ),
+            models.Index(fields=["created_at"], name="assignment_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} · {self.tag}"
+
+
+class AuditAction(models.TextChoices):
+    ASSIGNMENT_ADDED = "assignment.added", _("tag added to customer")
+    ASSIGNMENT_REMOVED = "assignment.removed", _("tag removed from customer")
+    TAG_CREATED = "tag.created", _("tag created")
+    TAG_UPDATED = "tag.updated", _("tag changed")
+    TAG_APPROVED = "tag.approved", _("tag approved")
+    TAG_REJECTED = "tag.rejected", _("tag rejected")
+    TAG_ARCHIVED = "tag.archived", _("tag archived")
+    TAG_RESTORED = "tag.restored", _("tag restored")
+    TAG_MERGED = "tag.merged", _("tag merged")
+    TAG_DELETED = "tag.deleted", _("tag deleted")
+    GROUP_CREATED = "group.created", _("group created")
+    GROUP_UPDATED = "group.updated", _("group changed")
+    GROUP_DELETED = "group.deleted", _("group deleted")
+    PERMISSION_GRANTED = "permission.granted", _("permission granted")
+    PERMISSION_REVOKED = "permission.revoked", _("permission revoked")
+    RULE_CREATED = "rule.created", _("rule created")
+    RULE_UPDATED = "rule.updated", _("rule changed")
+    RULE_DELETED = "rule.deleted", _("rule deleted")
+    CUSTOMER_CREATED = "customer.created", _("customer created")
+    CUSTOMER_UPDATED = "customer.updated", _("customer changed")
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # noqa: ARG002
+        raise ValidationError(_("The audit log is append-only."))
+
+    def delete(self):
+        raise ValidationError(_("The audit log is append-only."))
+
+
+class AuditEntry(models.Model):
+    """Append-only record of a change: who, when, what, before/after.
+
+    References use no database constraint, so the history of a deleted tag or customer stays.
+    On PostgreSQL a trigger also refuses UPDATE and DELETE.
+    """
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("who"),
+    )
+    action = models.CharField(_("action"), max_length=32, choices=AuditAction.choices)
+    source = models.CharField(_("source"), max_length=16, choices=AssignmentSource.choices)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_entries",
+        verbose_name=_("customer"),
+    )
+    tag = models.ForeignKey(
+        Tag,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_entries",
+        verbose_name=_("tag"),
+    )
+    group = models.ForeignKey(
+        TagGroup,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_entries",
+        verbose_name=_("tag group"),
+    )
+    rule = models.ForeignKey(
+        "rules.Rule",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_entries",
+        verbose_name=_("rule"),
+    )
+    object_repr = models.CharField(_("object"), max_length=255, blank=True)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "created_at"], name="audit_customer_time"),
+            models.Index(fields=["tag", "created_at"], name="audit_tag_time"),
+            models.Index(fields=["action", "created_at"], name="audit_action_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} · {self.object_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValidationError(_("The audit log is append-only."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("The audit log is append-only."))

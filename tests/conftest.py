@@ -1,0 +1,82 @@
+"""Shared fixtures: named personas and a small taxonomy resembling the demo's.
+
+Personas (extended by tests/permissions for grants):
+- ``tag_admin``: superuser-free tag administrator (permission, not is_superuser) — see permissions
+- ``superuser``: the Django superuser
+- ``sales_operator``: an operator in 销售部
+- ``finance_operator``: an operator in 财务部
+- ``outsider``: staff member of no department
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import (
+    CustomerFactory,
+    DepartmentFactory,
+    TagFactory,
+    TagGroupFactory,
+    UserFactory,
+    member,
+)
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True, display_name="超级管理员")
+
+
+@pytest.fixture
+def departments(db):
+    names = ["市场部", "销售部", "客服部", "财务部", "运营部"]
+    return {name: DepartmentFactory(name=name) for name in names}
+
+
+@pytest.fixture
+def sales_operator(departments):
+    user = UserFactory(username="sales_op", display_name="王销售")
+    member(user, departments["销售部"])
+    return user
+
+
+@pytest.fixture
+def finance_operator(departments):
+    user = UserFactory(username="finance_op", display_name="李财务")
+    member(user, departments["财务部"])
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider", display_name="路人")
+
+
+@pytest.fixture
+def intent_group(db):
+    group = TagGroupFactory(name="意向", exclusive=True)
+    for name in ["高", "中", "低", "沉睡"]:
+        TagFactory(group=group, name=name)
+    return group
+
+
+@pytest.fixture
+def source_group(db):
+    group = TagGroupFactory(name="客户来源")
+    for name in ["官网", "展会", "转介绍"]:
+        TagFactory(group=group, name=name)
+    return group
+
+
+def tag(group, name):
+    return group.tags.get(name=name)
+
+
+@pytest.fixture
+def customers(db):
+    return CustomerFactory.create_batch(5)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
