@@ -102,6 +102,12 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return self.name or self.external_userid or format_phone(self.phone)
 
+    def save(self, *args, **kwargs) -> None:
+        # Blank identifiers are stored as NULL so that uniqueness applies only to real values.
+        self.external_userid = self.external_userid or None
+        self.phone = self.phone or None
+        super().save(*args, **kwargs)
+
     @property
     def phone_display(self) -> str:
         return format_phone(self.phone)
@@ -118,12 +124,6 @@ class Customer(models.Model):
             self.phone = None
         if not self.external_userid and not self.phone:
             raise ValidationError(_("A customer needs an external userid or a mobile phone."))
-
-    def save(self, *args, **kwargs) -> None:
-        # Blank identifiers are stored as NULL so that uniqueness applies only to real values.
-        self.external_userid = self.external_userid or None
-        self.phone = self.phone or None
-        super().save(*args, **kwargs)
 
 
 class AddWay(models.IntegerChoices):

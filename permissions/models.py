@@ -74,16 +74,6 @@ class Department(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        if self.pk and self.parent_id:
-            ancestor = self.parent
-            while ancestor is not None:
-                if ancestor.pk == self.pk:
-                    raise ValidationError(
-                        {"parent": _("A department cannot be placed under itself.")}
-                    )
-                ancestor = ancestor.parent
-
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():
             if self.auth_group_id is None:
@@ -103,6 +93,16 @@ class Department(models.Model):
                     Department.objects.filter(path__startswith=old_path).exclude(pk=self.pk).update(
                         path=Concat(Value(new_path), Substr("path", len(old_path) + 1))
                     )
+
+    def clean(self) -> None:
+        if self.pk and self.parent_id:
+            ancestor = self.parent
+            while ancestor is not None:
+                if ancestor.pk == self.pk:
+                    raise ValidationError(
+                        {"parent": _("A department cannot be placed under itself.")}
+                    )
+                ancestor = ancestor.parent
 
     def descendants(self, include_self: bool = True) -> models.QuerySet[Department]:
         qs = Department.objects.filter(path__startswith=self.path)

@@ -216,6 +216,10 @@ class Tag(models.Model):
     def __str__(self) -> str:
         return f"{self.group.name}:{self.name}" if self.group_id else self.name
 
+    def save(self, *args, **kwargs) -> None:
+        self.name_key = fold_name(self.name)
+        super().save(*args, **kwargs)
+
     @property
     def display_colour(self) -> str:
         return self.colour or self.group.colour
@@ -223,10 +227,6 @@ class Tag(models.Model):
     @property
     def kind(self) -> str:
         return self.group.kind
-
-    def save(self, *args, **kwargs) -> None:
-        self.name_key = fold_name(self.name)
-        super().save(*args, **kwargs)
 
 
 class TagAssignment(models.Model):
