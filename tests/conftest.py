@@ -80,3 +80,15 @@ def customers(db):
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_by_default():
+    """Tasks run inline in tests, even when REDIS_URL is set (CI). Tests marked ``worker`` that
+    start a real worker switch this off themselves."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
