@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up .venv and run every check TagDesk's CI runs: ruff (lint + format), Django's system
+# checks (also with production settings), migrations up to date, and the pytest suite.
+#
+#   ./scripts/test.sh                 # SQLite in memory, no services needed
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+#   REDIS_URL=redis://127.0.0.1:6379/0 ./scripts/test.sh      # what .ci/run does
+#
+# Extra arguments go to pytest (e.g. ./scripts/test.sh tests/tagging -x).
+set -euo pipefail
+# shellcheck source=scripts/_venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "ruff check"
+ruff check .
+step "ruff format --check"
+ruff format --check .
+step "manage.py check"
+python manage.py check --fail-level WARNING
+step "manage.py check --deploy (production-like settings)"
+DEBUG=0 SECRET_KEY="ci-only-$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+    ALLOWED_HOSTS=tagdesk.example.com python manage.py check --deploy --fail-level WARNING
+step "manage.py makemigrations --check --dry-run"
+python manage.py makemigrations --check --dry-run
+
+# Tests marked `worker` start a real Celery worker on REDIS_URL; they run first, one at a time,
+# so two workers never consume each other's tasks. Then the rest, in parallel: each xdist worker
+# gets its own test database (test_<name>_gw0, _gw1, ...).
+if [ $# -eq 0 ] && python -m pytest -m worker --collect-only -q >/dev/null 2>&1; then
+    step "pytest -m worker (real Celery worker on ${REDIS_URL:-<REDIS_URL unset: tests skip>})"
+    python -m pytest -m worker -q
+fi
+
+WORKERS="${PYTEST_WORKERS:-2}"
+XDIST=()
+if [ "$WORKERS" != "0" ] && [ "$WORKERS" != "1" ]; then
+    XDIST=(-n "$WORKERS")
+fi
+step "pytest ${XDIST[*]} -m 'not worker' (database: ${DATABASE_URL:-SQLite in memory})"
+set +e
+python -m pytest "${XDIST[@]}" -m "not worker" -q "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+elif [ "$rc" -ne 0 ]; then
+    exit "$rc"
+fi
+echo
+echo "==> all checks passed"
