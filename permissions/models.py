@@ -7,12 +7,14 @@ everything below it" is one indexed prefix query, and an auth ``Group`` that obj
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 from django.utils.translation import gettext_lazy as _
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 
 class User(AbstractUser):
@@ -34,6 +36,11 @@ class User(AbstractUser):
         verbose_name = _("employee")
         verbose_name_plural = _("employees")
         swappable = "AUTH_USER_MODEL"
+        # Model-level powers checked by permissions.policy (superusers hold them implicitly).
+        permissions = [
+            ("manage_tags", _("Is a tag admin (groups, grants, approvals, rules)")),
+            ("view_all_customers", _("Sees all customers")),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
@@ -60,6 +67,8 @@ class Department(models.Model):
         verbose_name = _("department")
         verbose_name_plural = _("departments")
         ordering = ["path"]
+        # Object permission (guardian, CustomerShare rows): another department sees its customers.
+        permissions = [("view_customers", _("Can view the department's customers"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["parent", "name"], name="department_unique_name_in_parent"
@@ -136,3 +145,221 @@ class DepartmentMembership(models.Model):
         if self.department.auth_group_id:
             self.user.groups.remove(self.department.auth_group_id)
         return super().delete(*args, **kwargs)
+
+
+# --- Grants (django-guardian object permissions with direct foreign keys) ---------------------
+#
+# A grant gives a department (through its auth group) or one employee a level on a tag group.
+# Each grant is ONE guardian row whose permission is the level's codename (see GrantLevel); levels
+# are cumulative, so ``permissions.policy`` reads "level >= edit" as "codename in (edit, create)".
+# Nobody but ``permissions.services`` writes these rows and nobody but ``permissions.policy``
+# reads them. A department grant also covers the department's sub-departments.
+
+
+class GrantLevel(models.IntegerChoices):
+    """The levels of SPEC §5, cumulative. ``permissions.policy.Level`` is the same enum."""
+
+    VIEW = 1, _("view")
+    EDIT = 2, _("edit")
+    CREATE = 3, _("create")
+
+    @property
+    def codename(self) -> str:
+        return LEVEL_CODENAMES[self]
+
+    @classmethod
+    def from_codename(cls, codename: str) -> GrantLevel:
+        return CODENAME_LEVELS[codename]
+
+
+# Permission rows on tagging.TagGroup's content type (created by permissions.apps on migrate).
+LEVEL_CODENAMES = {
+    GrantLevel.VIEW: "level_view",
+    GrantLevel.EDIT: "level_edit",
+    GrantLevel.CREATE: "level_create",
+}
+CODENAME_LEVELS = {codename: level for level, codename in LEVEL_CODENAMES.items()}
+LEVEL_PERMISSION_NAMES = {
+    GrantLevel.VIEW: _("Can see the group, its tags and who carries them"),
+    GrantLevel.EDIT: _("Can add and remove the group's tags on customers"),
+    GrantLevel.CREATE: _("Can create, rename, reorder, archive and merge the group's tags"),
+}
+
+
+class GrantFields(models.Model):
+    """What every grant row carries besides guardian's (principal, permission, object)."""
+
+    needs_approval = models.BooleanField(
+        _("needs approval"),
+        default=False,
+        help_text=_("Tags created under this grant stay pending until a tag admin approves them."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("granted by"),
+    )
+    created_at = models.DateTimeField(_("granted"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def level(self) -> GrantLevel:
+        return GrantLevel.from_codename(self.permission.codename)
+
+
+class DepartmentGrant(GroupObjectPermissionBase, GrantFields):
+    """A department's level on a tag group (guardian row for the department's auth group)."""
+
+    content_object = models.ForeignKey(
+        "tagging.TagGroup",
+        on_delete=models.CASCADE,
+        related_name="department_grants",
+        verbose_name=_("tag group"),
+    )
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = _("department grant")
+        verbose_name_plural = _("department grants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "content_object"], name="department_grant_one_level"
+            ),
+        ]
+        indexes = [models.Index(fields=["content_object", "group"], name="department_grant_obj")]
+
+    def __str__(self) -> str:
+        return f"{self.group} · {self.content_object} · {self.level.label}"
+
+
+class EmployeeGrant(UserObjectPermissionBase, GrantFields):
+    """One employee's level on a tag group (guardian row for the user)."""
+
+    content_object = models.ForeignKey(
+        "tagging.TagGroup",
+        on_delete=models.CASCADE,
+        related_name="employee_grants",
+        verbose_name=_("tag group"),
+    )
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = _("employee grant")
+        verbose_name_plural = _("employee grants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "content_object"], name="employee_grant_one_level"
+            ),
+        ]
+        indexes = [models.Index(fields=["content_object", "user"], name="employee_grant_obj")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.content_object} · {self.level.label}"
+
+
+class CustomerShare(GroupObjectPermissionBase):
+    """Cross-department sharing: the grantee department (``group``, its auth group) may view the
+    customers of ``content_object`` (and of its sub-departments). Guardian row with permission
+    ``permissions.view_customers`` on Department. Covers the grantee's sub-departments too."""
+
+    content_object = models.ForeignKey(
+        Department,
+        on_delete=models.CASCADE,
+        related_name="customer_shares",
+        verbose_name=_("department whose customers are shared"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("shared by"),
+    )
+    created_at = models.DateTimeField(_("shared"), auto_now_add=True)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = _("customer share")
+        verbose_name_plural = _("customer shares")
+
+    def __str__(self) -> str:
+        return f"{self.content_object} → {self.group}"
+
+
+# --- Permission templates -------------------------------------------------------------------
+
+
+class PermissionTemplate(models.Model):
+    """A named set of grants applied to many tag groups at once (permissions.services)."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("permission template")
+        verbose_name_plural = _("permission templates")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PermissionTemplateEntry(models.Model):
+    """One line of a template: a department or an employee, a level, needs_approval."""
+
+    template = models.ForeignKey(
+        PermissionTemplate, on_delete=models.CASCADE, related_name="entries"
+    )
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("department"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("employee"),
+    )
+    level = models.PositiveSmallIntegerField(_("level"), choices=GrantLevel.choices)
+    needs_approval = models.BooleanField(_("needs approval"), default=False)
+
+    class Meta:
+        verbose_name = _("template grant")
+        verbose_name_plural = _("template grants")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(department__isnull=False, user__isnull=True)
+                    | models.Q(department__isnull=True, user__isnull=False)
+                ),
+                name="template_entry_one_principal",
+                violation_error_message=_("Choose a department or an employee, not both."),
+            ),
+            models.UniqueConstraint(
+                fields=["template", "department"],
+                condition=models.Q(department__isnull=False),
+                name="template_entry_unique_department",
+                violation_error_message=_("This template already has a line for the department."),
+            ),
+            models.UniqueConstraint(
+                fields=["template", "user"],
+                condition=models.Q(user__isnull=False),
+                name="template_entry_unique_user",
+                violation_error_message=_("This template already has a line for the employee."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department or self.user}: {self.get_level_display()}"
