@@ -395,3 +395,81 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError(_("The audit log is append-only."))
+
+
+# --- Segments (SPEC §8) -----------------------------------------------------------------------
+
+
+class Segment(models.Model):
+    """A saved boolean expression over tags and customer attributes (``tagging.segments``).
+
+    ``expression`` holds the canonical JSON form; tags are referenced by id, so renames keep
+    working and merges rewrite it (``tagging.segments.rewrite_segments_for_merge``).
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    expression = models.JSONField(_("expression"))
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.CASCADE,
+        related_name="segments",
+    )
+    shared = models.BooleanField(
+        _("shared"),
+        default=False,
+        help_text=_("Colleagues may use it too (they see only customers in their own scope)."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="segment_unique_name_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagBitmap(models.Model):
+    """The segment index (PostgreSQL only): which customers carry a tag, as a bitmap.
+
+    Bit ``i`` of chunk ``c`` is customer id ``c * CHUNK_BITS + i``. ``key`` is a tag id, or 0 for
+    "every customer" (needed for NOT). The bitmaps are a snapshot; triggers on
+    ``tagging_tagassignment`` and ``customers_customer`` append every change to
+    :class:`TagBitmapDelta` in the writer's own transaction, and readers combine both in one
+    statement, so a reader's answer always equals the assignment table in its snapshot
+    (``tagging.bitmaps``).
+    """
+
+    key = models.IntegerField()
+    chunk = models.IntegerField()
+    bits = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "chunk"], name="tagbitmap_unique_key_chunk")
+        ]
+
+    def __str__(self) -> str:
+        return f"bitmap {self.key}/{self.chunk}"
+
+
+class TagBitmapDelta(models.Model):
+    """A change not yet folded into :class:`TagBitmap` (written by database triggers only)."""
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.IntegerField()
+    customer_id = models.BigIntegerField()
+    present = models.BooleanField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "id"], name="tagbitmapdelta_key")]
+
+    def __str__(self) -> str:
+        return f"{'+' if self.present else '-'}{self.key}:{self.customer_id}"

@@ -1,0 +1,239 @@
+"""The segment index on PostgreSQL: one bitmap of customer ids per tag (SPEC §8, §11).
+
+Layout: ``tagging_tagbitmap(key, chunk, bits)`` holds, per tag id (``key``; 0 means "every
+customer"), 8 KiB chunks whose bit ``i`` is customer id ``chunk * CHUNK_BITS + i``.
+``tagging_tagbitmapdelta`` holds the changes not yet folded in; database triggers on
+``tagging_tagassignment`` and ``customers_customer`` (migration 0004) append to it in the
+writer's own statement and transaction, so every writer — services, set-based import and rule
+runs, COPY, raw SQL — is covered and writers take no extra locks.
+
+Why this is exact under concurrent writes: readers fetch bitmaps and deltas in ONE statement
+(one snapshot) and apply the deltas in id order. Two changes to the same (customer, tag) are
+serialised by the assignment row / unique index, so the later one always gets the larger delta
+id; changes to different pairs commute. :func:`compact_index` folds deltas into the bitmaps in
+one transaction (serialised by an advisory lock), which readers see all-or-nothing.
+
+Bulk loaders: the triggers keep up with COPY (one delta per row); loading millions of rows is
+faster followed by :func:`rebuild_index`, which rebuilds from the tables and empties the log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connections, transaction
+
+CHUNK_BITS = 1 << 16
+CHUNK_BYTES = CHUNK_BITS // 8
+ALL_CUSTOMERS = 0  # the key of the "every customer" bitmap
+_COMPACT_LOCK = 0x7A6D_0001  # pg advisory lock id for compaction / rebuild
+
+
+def available(using: str = "default") -> bool:
+    """The index exists only on PostgreSQL; elsewhere segments use SQL EXISTS (same results)."""
+    return connections[using].vendor == "postgresql"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def load(keys: Iterable[int], using: str = "default") -> dict[int, int]:
+    """Current bitmaps for ``keys`` as Python ints (bit n set = customer n), in one snapshot."""
+    keys = sorted(set(keys))
+    result = dict.fromkeys(keys, 0)
+    if not keys:
+        return result
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT key, chunk, bits, NULL::bigint, NULL::boolean, 0::bigint AS seq"
+            " FROM tagging_tagbitmap WHERE key = ANY(%s)"
+            " UNION ALL"
+            " SELECT key, NULL, NULL, customer_id, present, id"
+            " FROM tagging_tagbitmapdelta WHERE key = ANY(%s)"
+            " ORDER BY seq",
+            [keys, keys],
+        )
+        rows = cursor.fetchall()
+    chunks: dict[int, dict[int, bytes]] = defaultdict(dict)
+    last: dict[int, dict[int, bool]] = defaultdict(dict)
+    for key, chunk, bits, customer_id, present, _seq in rows:
+        if bits is not None:
+            chunks[key][chunk] = bytes(bits)
+        else:
+            last[key][customer_id] = present  # rows come in id order: the last one wins
+    for key in keys:
+        value = _from_chunks(chunks.get(key, {}))
+        if last.get(key):
+            value = _apply(value, last[key])
+        result[key] = value
+    return result
+
+
+def _from_chunks(chunks: dict[int, bytes]) -> int:
+    if not chunks:
+        return 0
+    top = max(chunks)
+    zero = bytes(CHUNK_BYTES)
+    return int.from_bytes(b"".join(chunks.get(i, zero) for i in range(top + 1)), "little")
+
+
+def _apply(value: int, changes: dict[int, bool]) -> int:
+    size = max(max(changes) // 8 + 1, (value.bit_length() + 7) // 8)
+    add, clear = bytearray(size), bytearray(size)
+    for customer_id, present in changes.items():
+        target = add if present else clear
+        target[customer_id >> 3] |= 1 << (customer_id & 7)
+    return (value & ~int.from_bytes(clear, "little")) | int.from_bytes(add, "little")
+
+
+def to_bytes(value: int) -> bytes:
+    """Little-endian bytes of a bitmap (``get_bit(bytes, n)`` in PostgreSQL tests customer n)."""
+    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "little")
+
+
+def ids_descending(value: int, offset: int = 0, limit: int | None = None) -> list[int]:
+    """Customer ids in the bitmap, largest first, skipping ``offset``; at most ``limit``."""
+    data = to_bytes(value)
+    out: list[int] = []
+    skip = offset
+    for index in range(len(data) - 1, -1, -1):
+        byte = data[index]
+        if not byte:
+            continue
+        ones = byte.bit_count()
+        if skip >= ones:
+            skip -= ones
+            continue
+        for bit in range(7, -1, -1):
+            if byte >> bit & 1:
+                if skip:
+                    skip -= 1
+                    continue
+                out.append(index * 8 + bit)
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+# --- maintenance -------------------------------------------------------------------------------
+
+
+def compact_index(limit: int = 500_000, using: str = "default") -> int:
+    """Fold up to ``limit`` oldest deltas into the bitmaps; return how many were folded.
+
+    One transaction: readers see the deltas either still in the log or already in the bitmaps.
+    Deltas committed later with smaller ids concern other (customer, tag) pairs (see module
+    docstring), so folding a prefix of the visible log is safe.
+    """
+    if not available(using):
+        return 0
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+        cursor.execute(
+            "SELECT id, key, customer_id, present FROM tagging_tagbitmapdelta ORDER BY id LIMIT %s",
+            [limit],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return 0
+        changes: dict[tuple[int, int], dict[int, bool]] = defaultdict(dict)
+        for _id, key, customer_id, present in rows:
+            changes[(key, customer_id // CHUNK_BITS)][customer_id % CHUNK_BITS] = present
+        keys = sorted({key for key, _chunk in changes})
+        cursor.execute("SELECT key, chunk, bits FROM tagging_tagbitmap WHERE key = ANY(%s)", [keys])
+        current = {(key, chunk): bytearray(bits) for key, chunk, bits in cursor.fetchall()}
+        upserts, empty = [], []
+        for (key, chunk), bits_changes in sorted(changes.items()):
+            bits = current.get((key, chunk)) or bytearray(CHUNK_BYTES)
+            for offset, present in bits_changes.items():
+                if present:
+                    bits[offset >> 3] |= 1 << (offset & 7)
+                else:
+                    bits[offset >> 3] &= ~(1 << (offset & 7)) & 0xFF
+            if any(bits):
+                upserts.append((key, chunk, bytes(bits)))
+            else:
+                empty.append((key, chunk))
+        cursor.executemany(
+            "INSERT INTO tagging_tagbitmap (key, chunk, bits) VALUES (%s, %s, %s)"
+            " ON CONFLICT (key, chunk) DO UPDATE SET bits = EXCLUDED.bits",
+            upserts,
+        )
+        if empty:
+            cursor.executemany("DELETE FROM tagging_tagbitmap WHERE key = %s AND chunk = %s", empty)
+        cursor.execute(
+            "DELETE FROM tagging_tagbitmapdelta WHERE id = ANY(%s)", [[r[0] for r in rows]]
+        )
+        return len(rows)
+
+
+def rebuild_index(using: str = "default") -> dict[str, int]:
+    """Rebuild every bitmap from ``tagging_tagassignment`` and ``customers_customer``.
+
+    Blocks assignment and customer writes (SHARE lock) and segment reads (the log is truncated)
+    until it commits. Call it after bulk-loading with COPY; returns counts for the caller's log.
+    """
+    if not available(using):
+        return {"bitmaps": 0, "customers": 0, "assignments": 0}
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+        cursor.execute("LOCK TABLE tagging_tagassignment, customers_customer IN SHARE MODE")
+        cursor.execute("TRUNCATE tagging_tagbitmapdelta, tagging_tagbitmap")
+        counts = {"bitmaps": 0, "customers": 0, "assignments": 0}
+        for label, sql in (
+            (
+                "customers",
+                "SELECT 0, id >> 16, array_agg(id & 65535) FROM customers_customer GROUP BY 2",
+            ),
+            (
+                "assignments",
+                "SELECT tag_id, customer_id >> 16, array_agg(customer_id & 65535)"
+                " FROM tagging_tagassignment GROUP BY 1, 2",
+            ),
+        ):
+            cursor.execute(sql)
+            batch = []
+            for key, chunk, offsets in cursor.fetchall():
+                bits = bytearray(CHUNK_BYTES)
+                for offset in offsets:
+                    bits[offset >> 3] |= 1 << (offset & 7)
+                batch.append((key, chunk, bytes(bits)))
+                counts[label] += len(offsets)
+            with connections[using].cursor() as writer:
+                writer.executemany(
+                    "INSERT INTO tagging_tagbitmap (key, chunk, bits) VALUES (%s, %s, %s)", batch
+                )
+            counts["bitmaps"] += len(batch)
+        return counts
+
+
+def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
+    """Differences between the index and the tables as (key, customer_id, 'missing'|'extra').
+
+    Reads everything in one REPEATABLE READ snapshot; for tests and the ``bench`` script."""
+    if not available(using):
+        return []
+    connection = connections[using]
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if outermost:  # else the caller's transaction decides (tests: no concurrent writers)
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute(
+            "SELECT key FROM tagging_tagbitmap UNION SELECT key FROM tagging_tagbitmapdelta"
+            " UNION SELECT tag_id FROM tagging_tagassignment UNION SELECT 0"
+        )
+        keys = [row[0] for row in cursor.fetchall()]
+        index = load(keys, using=using)
+        cursor.execute("SELECT tag_id, customer_id FROM tagging_tagassignment")
+        truth: dict[int, set[int]] = defaultdict(set)
+        for tag_id, customer_id in cursor.fetchall():
+            truth[tag_id].add(customer_id)
+        cursor.execute("SELECT id FROM customers_customer")
+        truth[ALL_CUSTOMERS] = {row[0] for row in cursor.fetchall()}
+    problems = []
+    for key in keys:
+        have = set(ids_descending(index[key]))
+        problems += [(key, c, "missing") for c in sorted(truth[key] - have)]
+        problems += [(key, c, "extra") for c in sorted(have - truth[key])]
+    return problems
