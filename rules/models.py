@@ -1,8 +1,10 @@
-"""Auto-tag rules (SPEC §6). A rule owns one auto tag and a versioned JSON condition tree."""
+"""Auto-tag rules (SPEC §6). A rule owns one auto tag and a versioned JSON condition tree;
+every evaluation is recorded as a RuleRun (the status row the admin shows)."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -14,10 +16,13 @@ class Rule(models.Model):
         verbose_name=_("auto tag"),
         on_delete=models.PROTECT,
         related_name="rules",
+        help_text=_("The auto tag this rule adds and removes; each auto tag has one rule."),
     )
     tree = models.JSONField(_("conditions"), default=dict)
     tree_version = models.PositiveSmallIntegerField(_("condition format version"), default=1)
-    enabled = models.BooleanField(_("enabled"), default=True)
+    enabled = models.BooleanField(
+        _("enabled"), default=True, help_text=_("Enabled rules run every night at 00:00.")
+    )
     description = models.TextField(_("description"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -34,6 +39,98 @@ class Rule(models.Model):
         verbose_name = _("rule")
         verbose_name_plural = _("rules")
         ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tag"],
+                name="rule_unique_tag",
+                violation_error_message=_("This auto tag already has a rule."),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The same validation as the admin form and the API: the target is an auto tag, the
+        tree parses, referenced tags exist and no cycle through tags appears."""
+        from rules.dsl import RuleSyntaxError, check_references, parse_tree
+        from tagging.models import TagKind
+
+        errors: dict[str, list] = {}
+        if self.tag_id is not None and self.tag.group.kind != TagKind.AUTO:
+            errors["tag"] = [_("Choose a tag from an auto-tag group.")]
+        try:
+            node = parse_tree(self.tree, self.tree_version)
+            check_references(node, tag_id=self.tag_id, rule_id=self.pk)
+        except RuleSyntaxError as exc:
+            errors["tree"] = exc.messages()
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def summary(self) -> str:
+        from rules.describe import describe_tree
+
+        return describe_tree(self.tree, self.tree_version)
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", _("nightly schedule")
+    MANUAL = "manual", _("run now (admin)")
+    COMMAND = "command", _("command")
+    API = "api", _("API")
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    REJECTED = "rejected", _("rejected (invalid rule)")
+    SKIPPED = "skipped", _("skipped (already running)")
+
+
+class RuleRun(models.Model):
+    """One evaluation of a rule. At most one ``running`` row per rule (a partial unique
+    constraint): inserting it is how a run claims its rule, so runs never overlap."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(_("trigger"), max_length=16, choices=RunTrigger.choices)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    status = models.CharField(_("status"), max_length=16, choices=RunStatus.choices)
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    matched = models.PositiveIntegerField(_("matched"), null=True, blank=True)
+    added = models.PositiveIntegerField(_("added"), null=True, blank=True)
+    removed = models.PositiveIntegerField(_("removed"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("triggered by"),
+    )
+
+    class Meta:
+        verbose_name = _("rule run")
+        verbose_name_plural = _("rule runs")
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"],
+                condition=models.Q(status="running"),
+                name="rulerun_one_running_per_rule",
+            )
+        ]
+        indexes = [models.Index(fields=["rule", "-started_at"], name="rulerun_rule_time")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} · {self.started_at:%Y-%m-%d %H:%M} · {self.get_status_display()}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

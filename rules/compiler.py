@@ -1,0 +1,287 @@
+"""Condition tree -> ``Q`` over customers. Pure: builds expressions, never touches the database.
+
+Semantics (STYLE §6):
+- Every node compiles to a condition that is definitely true or false for each customer, so
+  ``not`` is the complement of its child (NULL-safe): ``not (days since last order ≥ 60)`` also
+  matches customers who never ordered.
+- A value that does not exist (average, maximum or days since last of a customer without
+  matching events; days since a NULL timestamp) matches no comparison. Count and sum of no
+  events are 0, so ``count(message, 7d) = 0`` matches customers without messages.
+- Fail-closed: an invalid or empty tree compiles to a condition that matches nobody.
+
+``now`` is a parameter (windows and "days since" are relative to it) so the same tree compiles
+to the same SQL for the same instant: tests snapshot it, and previews agree with runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import operator
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DecimalField,
+    IntegerField,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
+
+from customers.models import Customer, CustomerEvent
+from rules import dsl
+from rules import fields as F
+from tagging.models import TagAssignment
+
+MATCH_NOTHING = Q(pk__in=[])
+RATIO_SCALE = (
+    10_000  # ratios compare as integers: numerator * 10000 op denominator * round(v * 10000)
+)
+
+
+def compile_rule(tree: Any, *, now: dt.datetime, version: int = dsl.TREE_VERSION) -> Q:
+    """The customers matching ``tree`` at ``now``; matches nobody if the tree is invalid."""
+    try:
+        node = dsl.parse_tree(tree, version)
+    except dsl.RuleSyntaxError:
+        return MATCH_NOTHING
+    return compile_node(node, now=now)
+
+
+def matching_customers(tree: Any, *, now: dt.datetime, version: int = dsl.TREE_VERSION) -> QuerySet:
+    """The one evaluator: filter this further (e.g. ``pk=...``) to test a single customer."""
+    return Customer.objects.filter(compile_rule(tree, now=now, version=version))
+
+
+def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
+    match node:
+        case dsl.All(children):
+            return functools.reduce(operator.and_, (compile_node(c, now=now) for c in children))
+        case dsl.AnyOf(children, at_least):
+            parts = [compile_node(c, now=now) for c in children]
+            if at_least == 1:
+                return functools.reduce(operator.or_, parts)
+            if at_least == len(parts):
+                return functools.reduce(operator.and_, parts)
+            held = functools.reduce(
+                operator.add,
+                (
+                    Case(When(p, then=Value(1)), default=Value(0), output_field=IntegerField())
+                    for p in parts
+                ),
+            )
+            return Q(GreaterThanOrEqual(held, Value(at_least)))
+        case dsl.Not(child):
+            return ~compile_node(child, now=now)
+        case dsl.Attribute(spec, cmp):
+            if spec.type == F.DAYS:
+                return _days_since(spec.column, cmp, now)
+            return _compare(spec.column, cmp)
+        case dsl.Event():
+            return _event(node, now)
+        case dsl.Ratio():
+            return _ratio(node, now)
+        case dsl.HasTag(tag_id, has):
+            holders = Q(pk__in=TagAssignment.objects.filter(tag_id=tag_id).values("customer_id"))
+            return holders if has else ~holders
+        case dsl.Rfm():
+            return _rfm(node, now)
+    raise TypeError(f"not a rule node: {node!r}")
+
+
+# --- comparisons --------------------------------------------------------------------------------
+
+
+def _compare(key: str, cmp: dsl.Comparison) -> Q:
+    op, value = cmp.op, cmp.value
+    if op == "eq":
+        return Q(**{key: value})
+    if op == "ne":
+        return ~Q(**{key: value})
+    if op in ("gt", "gte", "lt", "lte"):
+        return Q(**{f"{key}__{op}": value})
+    if op == "between":
+        return Q(**{f"{key}__gte": value[0], f"{key}__lte": value[1]})
+    if op == "contains":
+        return Q(**{f"{key}__contains": value})
+    if op == "not_contains":
+        return ~Q(**{f"{key}__contains": value})
+    if op == "in":
+        return Q(**{f"{key}__in": list(value)})
+    if op == "not_in":
+        return ~Q(**{f"{key}__in": list(value)})
+    empty = Q(**{f"{key}__isnull": True}) if key.endswith("_id") else Q(**{key: ""})
+    if op == "is_empty":
+        return empty
+    if op == "not_empty":
+        return ~empty
+    raise ValueError(op)
+
+
+def _holds(value: Decimal | int, cmp: dsl.Comparison) -> bool:
+    """Whether a constant (the aggregate of no events) satisfies a numeric comparison."""
+    v = cmp.value
+    return {
+        "eq": lambda: value == v,
+        "ne": lambda: value != v,
+        "gt": lambda: value > v,
+        "gte": lambda: value >= v,
+        "lt": lambda: value < v,
+        "lte": lambda: value <= v,
+        "between": lambda: v[0] <= value <= v[1],
+    }[cmp.op]()
+
+
+def _days_since(column: str, cmp: dsl.Comparison, now: dt.datetime) -> Q:
+    """ "Days since <column>" compared with a number of days; NULL never matches."""
+
+    def ago(days: int) -> dt.datetime:
+        return now - dt.timedelta(days=days)
+
+    op, v = cmp.op, cmp.value
+    if op == "gte":
+        return Q(**{f"{column}__lte": ago(v)})
+    if op == "gt":
+        return Q(**{f"{column}__lt": ago(v)})
+    if op == "lte":
+        return Q(**{f"{column}__gte": ago(v)})
+    if op == "lt":
+        return Q(**{f"{column}__gt": ago(v)})
+    if op == "between":
+        return Q(**{f"{column}__gte": ago(v[1]), f"{column}__lte": ago(v[0])})
+    raise ValueError(op)
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def _window_bounds(window: dsl.Window, now: dt.datetime) -> tuple[dt.datetime, dt.datetime | None]:
+    if window.days is not None:
+        return now - dt.timedelta(days=window.days), None
+    tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    start = dt.datetime.combine(window.start, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(window.end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return start, end
+
+
+def selector_q(selector: dsl.Selector, now: dt.datetime) -> Q:
+    """The events a selector picks, as a condition on CustomerEvent."""
+    q = Q(kind=selector.kind)
+    if selector.window is not None:
+        start, end = _window_bounds(selector.window, now)
+        q &= Q(occurred_at__gte=start)
+        if end is not None:
+            q &= Q(occurred_at__lt=end)
+    for key, value in selector.filters:
+        column, lookup = F.EVENT_FILTERS[key]
+        q &= Q(**{f"{column}__{lookup}": value})
+    return q
+
+
+def _event(node: dsl.Event, now: dt.datetime) -> Q:
+    events = CustomerEvent.objects.filter(selector_q(node.selector, now))
+    cmp = node.cmp
+    if node.agg == "count" and _is_any_event(cmp):
+        # "at least one" / "none": a plain semi-join, no grouping.
+        held = Q(pk__in=events.values("customer_id"))
+        return held if _holds(1, cmp) else ~held
+    if node.agg == "days_since_last":
+        per_customer = events.values("customer_id").annotate(v=Max("occurred_at"))
+        return Q(pk__in=per_customer.filter(_days_since("v", cmp, now)).values("customer_id"))
+    money = DecimalField(max_digits=20, decimal_places=4)
+    aggregate = {
+        "count": lambda: Count("pk"),
+        "sum": lambda: Coalesce(Sum(node.measure), Value(0), output_field=money),
+        "avg": lambda: Avg(node.measure, output_field=money),
+        "max": lambda: Max(node.measure),
+    }[node.agg]()
+    per_customer = events.values("customer_id").annotate(v=aggregate)
+    empty = F.AGGREGATES[node.agg]["empty"]
+    if empty is not None and _holds(empty, cmp):
+        # Customers without events match too: everyone except those whose value fails.
+        return ~Q(pk__in=per_customer.filter(~_compare("v", cmp)).values("customer_id"))
+    return Q(pk__in=per_customer.filter(_compare("v", cmp)).values("customer_id"))
+
+
+def _is_any_event(cmp: dsl.Comparison) -> bool:
+    """Comparisons of a count that only ask "is there at least one" (count ≥ 1, count = 0...)."""
+    v = cmp.value
+    return (cmp.op, v) in {("gte", 1), ("gt", 0), ("eq", 0), ("lt", 1), ("lte", 0)}
+
+
+def _ratio(node: dsl.Ratio, now: dt.datetime) -> Q:
+    num_q = selector_q(node.numerator, now)
+    den_q = selector_q(node.denominator, now)
+    per_customer = (
+        CustomerEvent.objects.filter(num_q | den_q)
+        .values("customer_id")
+        .annotate(n=Count("pk", filter=num_q) * RATIO_SCALE, d=Count("pk", filter=den_q))
+        .filter(d__gt=0)
+    )
+    cmp = node.cmp
+
+    def scaled(v: Decimal) -> Any:
+        from django.db.models import F as Col
+
+        return Col("d") * int((v * RATIO_SCALE).to_integral_value())
+
+    if cmp.op == "between":
+        cond = Q(n__gte=scaled(cmp.value[0])) & Q(n__lte=scaled(cmp.value[1]))
+    else:
+        cond = Q(**{f"n__{cmp.op}": scaled(cmp.value)})
+    return Q(pk__in=per_customer.filter(cond).values("customer_id"))
+
+
+# --- RFM ----------------------------------------------------------------------------------------
+
+
+def _score_range(cmp: dsl.Comparison) -> tuple[int, int]:
+    v = cmp.value
+    return {
+        "eq": lambda: (int(v), int(v)),
+        "gt": lambda: (int(v) + 1, 5),
+        "gte": lambda: (int(v), 5),
+        "lt": lambda: (1, int(v) - 1),
+        "lte": lambda: (1, int(v)),
+        "between": lambda: (int(v[0]), int(v[1])),
+    }[cmp.op]()
+
+
+def _rfm(node: dsl.Rfm, now: dt.datetime) -> Q:
+    """A score range becomes a range on one customer column, so it can use an index."""
+    if node.cmp.op == "ne":
+        return ~_rfm(
+            dsl.Rfm(node.metric, node.thresholds, dsl.Comparison("eq", node.cmp.value)), now
+        )
+    low, high = _score_range(node.cmp)
+    if low > high:
+        return MATCH_NOTHING
+    t = node.thresholds
+    column = F.RFM_METRICS[node.metric]["column"]
+    q = Q()
+    if node.metric == "recency":
+        # Score ≥ a: last order within t[5-a] days. Score ≤ b: older than t[4-b] days, or never.
+        if low > 1:
+            q &= Q(**{f"{column}__gte": now - dt.timedelta(days=float(t[5 - low]))})
+        if high < 5:
+            q &= Q(**{f"{column}__lt": now - dt.timedelta(days=float(t[4 - high]))}) | Q(
+                **{f"{column}__isnull": True}
+            )
+    else:
+        # Score ≥ a: value ≥ t[a-2]. Score ≤ b: value < t[b-1].
+        if low > 1:
+            q &= Q(**{f"{column}__gte": t[low - 2]})
+        if high < 5:
+            q &= Q(**{f"{column}__lt": t[high - 1]})
+    return q if q else Q(pk__isnull=False)
