@@ -54,7 +54,6 @@ __all__ = [
     "archive_tag",
     "assign_tags",
     "check_rule_tag",
-    "check_rule_tag",
     "create_group",
     "create_tag",
     "delete_group",
@@ -193,12 +192,6 @@ def _check_tags_usable(
                 else _("“%(tag)s” is archived and cannot be added to customers.")
             )
             raise TagNotAssignable(message % {"tag": tag}, details={"tag": tag.pk})
-
-
-def check_rule_tag(tag: Tag, *, rule: Any, adding: bool) -> None:
-    """Raise unless ``rule`` may add (``adding``) or remove its auto ``tag``: the checks of
-    :func:`assign_tags`, for the set-based rule writer in ``rules.services``."""
-    _check_tags_usable([tag], actor=None, source=AssignmentSource.RULE, rule=rule, adding=adding)
 
 
 def check_rule_tag(tag: Tag, *, rule: Any, adding: bool) -> None:
