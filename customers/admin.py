@@ -1,0 +1,322 @@
+"""Django admin for customers, their followers and events (SPEC §1, §3, §5).
+
+Operations staff find customers (name, external_userid, phone in any spelling), filter them by
+tag, see tags as coloured chips and tag or untag many customers at once. Everything is scoped by
+``permissions.policy``: the customer list is the user's customer scope, pickers and filters offer
+only tags the user may view (or edit), and assignments go through ``tagging.services``.
+
+Extension points: other helpers add list filters (``list_filter``) and import/export buttons
+(a mixin placed first in ``CustomerAdmin``'s bases).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from customers.forms import BulkTagForm, CustomerForm
+from customers.models import Customer, CustomerEvent, Follower
+from customers.services import search_customers
+from permissions import policy
+from tagging import services
+from tagging.admin import StaffAdmin, tag_chip
+from tagging.errors import TaggingError
+from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagStatus
+
+
+def visible_assignments(user):
+    """The assignments of tags the user may view, with tag and group, in display order."""
+    visible = policy.visible_tags(user, include_inactive=True).values("pk")
+    return (
+        TagAssignment.objects.filter(tag_id__in=visible)
+        .select_related("tag__group")
+        .order_by("tag__group__sort_order", "tag__group_id", "tag__sort_order", "tag_id")
+    )
+
+
+class TagListFilter(admin.SimpleListFilter):
+    """Customers carrying one tag, chosen among the tags the user may view."""
+
+    title = gettext_lazy("tag")
+    parameter_name = "tag"
+    template = "admin/customers/filter_select.html"
+
+    def lookups(self, request, model_admin):
+        tags = (
+            policy.visible_tags(request.user, include_inactive=True)
+            .exclude(status=TagStatus.PENDING)
+            .select_related("group")
+            .order_by("group__sort_order", "group_id", "sort_order", "id")
+        )
+        return [(str(t.pk), f"{t.group.name} : {t.name}") for t in tags]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(_("Choose a tag from the list."))
+        tag_id = int(value)
+        # A tag the user cannot view filters to nothing (and is never named).
+        visible = policy.visible_tags(request.user, include_inactive=True).filter(pk=tag_id)
+        return queryset.filter(
+            Exists(TagAssignment.objects.filter(customer_id=OuterRef("pk"), tag_id=tag_id)),
+            Exists(visible),
+        )
+
+
+class FollowerInline(admin.TabularInline):
+    model = Follower
+    fields = ("employee", "added_at", "add_way", "remark")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("employee")
+
+    def has_view_permission(self, request, obj=None):
+        return True  # the customer is in the user's scope (its admin's queryset)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(StaffAdmin):
+    form = CustomerForm
+    list_display = [
+        "__str__",
+        "phone_display",
+        "external_userid",
+        "owner",
+        "department",
+        "tag_chips",
+        "last_contact_at",
+    ]
+    list_filter = [TagListFilter, "department"]
+    list_select_related = ["owner", "department"]
+    search_fields = ["name"]  # shows the box; get_search_results does the matching
+    search_help_text = gettext_lazy(
+        "Name, remark, company, external userid or phone in any spelling (138 0013 8000, "
+        "+86 138-0013-8000…)"
+    )
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["add_tags", "remove_tags"]
+    inlines = [FollowerInline]
+    readonly_fields = [
+        "total_spend",
+        "order_count",
+        "last_order_at",
+        "last_contact_at",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "external_userid", "phone", "company", "remark"]}),
+        (gettext_lazy("Ownership"), {"fields": ["owner", "department", "source", "added_at"]}),
+        (
+            gettext_lazy("From events"),
+            {"fields": ["total_spend", "order_count", "last_order_at", "last_contact_at"]},
+        ),
+        (
+            gettext_lazy("More"),
+            {"fields": ["attributes", "created_at", "updated_at"], "classes": ["collapse"]},
+        ),
+    ]
+    timeline_length = 100
+    recent_events_length = 20
+
+    def get_queryset(self, request):
+        return policy.visible_customers(request.user).prefetch_related(
+            Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_customers(queryset, search_term), False
+
+    def has_tag_permission(self, request):
+        return policy.visible_tags(request.user, policy.Level.EDIT).exists()
+
+    @admin.display(description=gettext_lazy("mobile phone"), ordering="phone")
+    def phone_display(self, customer):
+        return customer.phone_display
+
+    @admin.display(description=gettext_lazy("tags"))
+    def tag_chips(self, customer):
+        assignments = getattr(customer, "visible_tags", [])
+        return format_html_join(" ", "{}", ((tag_chip(a.tag),) for a in assignments))
+
+    # the change page: current tags, timeline, recent events
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if customer is not None:
+            context.update(self.customer_panels(request, customer))
+        return super().change_view(request, object_id, form_url, context)
+
+    def customer_panels(self, request, customer) -> dict:
+        user = request.user
+        visible_groups = policy.visible_groups(user).values("pk")
+        timeline = (
+            AuditEntry.objects.filter(customer_id=customer.pk)
+            .filter(Q(group_id__in=visible_groups) | Q(group__isnull=True, tag__isnull=True))
+            .select_related("actor", "rule")
+        )
+        return {
+            "current_tags": [a for a in customer.visible_tags],
+            "timeline": timeline[: self.timeline_length],
+            "timeline_url": (
+                f"{_admin_url('tagging_auditentry_changelist')}?customer__id__exact={customer.pk}"
+            ),
+            "recent_events": customer.events.order_by("-occurred_at")[: self.recent_events_length],
+            "events_url": (
+                f"{_admin_url('customers_customerevent_changelist')}"
+                f"?customer__id__exact={customer.pk}"
+            ),
+        }
+
+    # bulk tagging
+
+    @admin.action(description=gettext_lazy("Add tags…"), permissions=["tag"])
+    def add_tags(self, request, queryset):
+        return self._bulk_tags(request, queryset, "add")
+
+    @admin.action(description=gettext_lazy("Remove tags…"), permissions=["tag"])
+    def remove_tags(self, request, queryset):
+        return self._bulk_tags(request, queryset, "remove")
+
+    def _bulk_tags(self, request, queryset, mode: str):
+        limit = settings.TAGDESK_MAX_BATCH_CUSTOMERS
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+        if len(ids) > limit:
+            self.message_user(
+                request,
+                _(
+                    "Select at most %(limit)d customers at a time (use import or a segment for "
+                    "more)."
+                )
+                % {"limit": limit},
+                messages.ERROR,
+            )
+            return None
+        submitted = "_apply" in request.POST
+        form = BulkTagForm(request.POST if submitted else None, user=request.user, mode=mode)
+        if submitted and form.is_valid():
+            try:
+                message = self._apply_bulk(request, ids, form.cleaned_data, mode)
+            except TaggingError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, message, messages.SUCCESS)
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Add tags to customers")
+            if mode == "add"
+            else _("Remove tags from customers"),
+            "form": form,
+            "mode": mode,
+            "action": f"{mode}_tags",
+            "ids": ids,
+            "sample": Customer.objects.filter(pk__in=ids[:20]).order_by("pk"),
+            "count": len(ids),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/customers/customer/bulk_tags.html", context)
+
+    def _apply_bulk(self, request, ids, data, mode: str) -> str:
+        tags = policy.require_tags(request.user, data["tags"], policy.Level.EDIT)
+        if mode == "add":
+            result = services.assign_tags(
+                ids,
+                tags,
+                actor=request.user,
+                source=AssignmentSource.MANUAL,
+                replace_exclusive=data["replace_exclusive"],
+                reason=data["reason"],
+            )
+            message = ngettext(
+                "Added %(added)d tag assignment to %(count)d selected customers.",
+                "Added %(added)d tag assignments to %(count)d selected customers.",
+                len(result.added),
+            ) % {"added": len(result.added), "count": len(ids)}
+            if result.replaced:
+                message += " " + _("%(n)d replaced in exclusive groups.") % {
+                    "n": len(result.replaced)
+                }
+            if result.unchanged:
+                message += " " + _("%(n)d were already there.") % {"n": result.unchanged}
+            return message
+        result = services.unassign_tags(
+            ids, tags, actor=request.user, source=AssignmentSource.MANUAL, reason=data["reason"]
+        )
+        return ngettext(
+            "Removed %(removed)d tag assignment from %(count)d selected customers.",
+            "Removed %(removed)d tag assignments from %(count)d selected customers.",
+            len(result.removed),
+        ) % {"removed": len(result.removed), "count": len(ids)}
+
+
+def _admin_url(name: str) -> str:
+    from django.urls import reverse
+
+    return reverse(f"admin:{name}")
+
+
+@admin.register(CustomerEvent)
+class CustomerEventAdmin(StaffAdmin):
+    list_display = ["occurred_at", "customer", "kind", "amount", "category", "target"]
+    list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter)]
+    list_select_related = ["customer"]
+    search_fields = ["=client_event_id", "=customer__external_userid", "category", "target"]
+    show_full_result_count = False
+    readonly_fields = [
+        "customer",
+        "kind",
+        "occurred_at",
+        "client_event_id",
+        "amount",
+        "quantity",
+        "category",
+        "target",
+        "text",
+        "payload",
+        "created_at",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        events = super().get_queryset(request)
+        if policy.sees_all_customers(request.user):
+            return events
+        return events.filter(customer_id__in=policy.visible_customers(request.user).values("pk"))
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup == "customer__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,71 @@
+"""Admin forms for the tag taxonomy. They validate names early (the same rules as the service,
+so the user sees the error beside the field); the service re-checks and is the one that writes."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tagging.models import Tag, TagGroup, TagStatus
+from tagging.names import InvalidName, validate_name
+
+
+class ColourInput(forms.TextInput):
+    """A hex colour text box; static/tagdesk/admin.js adds a native colour picker beside it."""
+
+    def __init__(self, attrs=None):
+        defaults = {
+            "class": "td-colour",
+            "placeholder": "#1677FF",
+            "pattern": "#[0-9A-Fa-f]{6}",
+            "size": 9,
+        }
+        super().__init__({**defaults, **(attrs or {})})
+
+
+class _NameMixin:
+    def clean_name(self) -> str:
+        try:
+            return validate_name(self.cleaned_data.get("name"))
+        except InvalidName as exc:
+            raise forms.ValidationError(str(exc), code=exc.code) from exc
+
+
+class TagGroupForm(_NameMixin, forms.ModelForm):
+    class Meta:
+        model = TagGroup
+        fields = ["name", "parent", "kind", "colour", "exclusive", "description"]
+        widgets = {"colour": ColourInput()}
+
+
+class TagForm(_NameMixin, forms.ModelForm):
+    class Meta:
+        model = Tag
+        fields = ["group", "name", "colour", "description"]
+        widgets = {"colour": ColourInput()}
+
+
+class TagInlineForm(_NameMixin, forms.ModelForm):
+    class Meta:
+        model = Tag
+        fields = ["name", "colour", "description"]
+        widgets = {
+            "colour": ColourInput(),
+            "description": forms.TextInput(attrs={"size": 30}),
+        }
+
+
+class MergeTagsForm(forms.Form):
+    """Step one of the merge action: choose the tag that survives."""
+
+    target = forms.ModelChoiceField(
+        queryset=Tag.objects.none(),
+        label=_("Merge into"),
+        help_text=_("Customers of the selected tags get this tag; the selected tags are archived."),
+    )
+
+    def __init__(self, *args, targets, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].queryset = targets.filter(status=TagStatus.ACTIVE).select_related(
+            "group"
+        )
