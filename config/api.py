@@ -1,0 +1,178 @@
+"""What every `/api/v1/` endpoint shares and settings.REST_FRAMEWORK names: the error shape,
+pagination, throttling and the tag-admin permission (the schema class is in
+``config.api_schema``, the scoped base viewset in ``config.api_viewsets``: DRF imports this
+module while it defines its views, so it must not import them).
+
+Every error leaves the API as ``{"error": {"code", "message", "details"}}`` (SPEC §9): DRF's
+own exceptions, Django's 404/permission errors, the policy's ``NotVisible``/``Denied`` and the
+tagging services' ``TaggingError`` subclasses (mapped by their ``code``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
+
+from permissions import policy
+from tagging.errors import TaggingError
+
+# --- errors -----------------------------------------------------------------------------------
+
+# TaggingError codes that are not a plain "bad request".
+_STATUS_BY_CODE = {
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "unknown_tag": status.HTTP_404_NOT_FOUND,
+    "permission_denied": status.HTTP_403_FORBIDDEN,
+    # Auto tags by hand: the caller may see the tag but no person may add or remove it.
+    "rule_tag_not_assignable": status.HTTP_403_FORBIDDEN,
+    "identifier_conflict": status.HTTP_409_CONFLICT,
+    "rule_busy": status.HTTP_409_CONFLICT,
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _drf_error_code(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "invalid"
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
+
+
+def _drf_message(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return _first_message(exc.detail) or _("The request is not valid.")
+    return str(exc.detail)
+
+
+def _first_message(detail: Any, prefix: str = "") -> str:
+    """The first validation message, prefixed with the field it belongs to."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = "" if key == api_settings.NON_FIELD_ERRORS_KEY else f"{prefix}{key}"
+            found = _first_message(value, f"{field}." if field else "")
+            if found:
+                return found
+        return ""
+    if isinstance(detail, list):
+        for item in detail:
+            found = _first_message(item, prefix)
+            if found:
+                return found
+        return ""
+    text = str(detail)
+    return f"{prefix.rstrip('.')}: {text}" if prefix else text
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: one error shape for every error the API raises."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, policy.NotVisible):
+        code, message, details, http = "not_found", str(exc), exc.details, 404
+    elif isinstance(exc, policy.Denied):
+        code, message, details, http = "permission_denied", str(exc), exc.details, 403
+    elif isinstance(exc, TaggingError):
+        code, message, details = exc.code, str(exc), exc.details
+        http = _STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+    elif isinstance(exc, Http404):
+        code, message, details, http = "not_found", _("Not found."), None, 404
+    elif isinstance(exc, DjangoPermissionDenied):
+        code, message, details, http = "permission_denied", _("Permission denied."), None, 403
+    elif isinstance(exc, DjangoValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        code, message, http = "invalid", "; ".join(exc.messages), 400
+    elif isinstance(exc, exceptions.APIException):
+        code, message, http = _drf_error_code(exc), _drf_message(exc), exc.status_code
+        details = exc.detail if isinstance(exc, exceptions.ValidationError) else None
+        if isinstance(exc, exceptions.Throttled):
+            details = {"retry_after": exc.wait and int(exc.wait + 0.999)}
+            if exc.wait is not None:
+                headers["Retry-After"] = str(int(exc.wait + 0.999))
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+    else:
+        return None  # a bug: let Django log it and answer 500
+    return Response(error_body(code, message, details), status=http, headers=headers)
+
+
+def not_found_view(request, *args, **kwargs) -> JsonResponse:
+    """Unknown paths under /api/ answer in the error shape, not with an HTML page."""
+    return JsonResponse(error_body("not_found", _("No API endpoint at this address.")), status=404)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `not_found`.")
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    details = serializers.JSONField(
+        allow_null=True, help_text="Field errors or ids involved; null when none."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+# --- pagination -------------------------------------------------------------------------------
+
+
+class PagePagination(PageNumberPagination):
+    """``?page=2&page_size=50``; the page size is capped at 200."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class IdCursorPagination(CursorPagination):
+    """For large tables (customers, timelines): no COUNT over a million rows; ``?cursor=``."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = "-id"
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+class _LiveRates:
+    """Read rates at request time, so settings changes (tests, env) apply without a restart."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class UserThrottle(_LiveRates, UserRateThrottle):
+    """Per employee (per IP when anonymous), counted in the cache: Redis when REDIS_URL is set."""
+
+
+class AnonThrottle(_LiveRates, AnonRateThrottle):
+    pass
+
+
+class ScopedThrottle(_LiveRates, ScopedRateThrottle):
+    """Stricter per-user limits for heavy endpoints that set ``throttle_scope``."""
+
+
+# --- permissions ------------------------------------------------------------------------------
+
+
+class IsTagAdmin(BasePermission):
+    message = "Only tag administrators may use this endpoint."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated) and policy.is_tag_admin(
+            request.user
+        )

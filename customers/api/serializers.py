@@ -1,0 +1,225 @@
+"""Request and response shapes of the customer endpoints (SPEC §9 contract)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from customers.models import AddWay, Customer, EventKind, ImportJob
+from tagging.api.serializers import CustomerTagResultSerializer
+from tagging.models import AssignmentSource, AuditAction, TagKind
+
+MAX_EVENTS_PER_CALL = 1000
+
+
+class CustomerTagSerializer(serializers.Serializer):
+    """A tag on a customer, with who added it and how (from the assignment)."""
+
+    id = serializers.IntegerField(source="tag_id")
+    name = serializers.CharField(source="tag.name")
+    group = serializers.IntegerField(source="tag.group_id")
+    group_name = serializers.CharField(source="tag.group.name")
+    kind = serializers.ChoiceField(source="tag.group.kind", choices=TagKind.choices)
+    colour = serializers.CharField(source="tag.display_colour")
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    added_at = serializers.DateTimeField(source="created_at")
+    added_by = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_added_by(self, assignment) -> str | None:
+        return str(assignment.actor) if assignment.actor_id else None
+
+
+class FollowerSerializer(serializers.Serializer):
+    employee = serializers.IntegerField(source="employee_id")
+    employee_name = serializers.SerializerMethodField()
+    added_at = serializers.DateTimeField()
+    add_way = serializers.ChoiceField(choices=AddWay.choices)
+
+    def get_employee_name(self, follower) -> str:
+        return str(follower.employee)
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    phone_display = serializers.CharField(read_only=True)
+    owner_name = serializers.SerializerMethodField()
+    department_name = serializers.SerializerMethodField()
+    tags = CustomerTagSerializer(source="visible_assignments", many=True, read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "external_userid",
+            "phone",
+            "phone_display",
+            "name",
+            "remark",
+            "company",
+            "owner",
+            "owner_name",
+            "department",
+            "department_name",
+            "source",
+            "added_at",
+            "updated_at",
+            "tags",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_owner_name(self, customer) -> str | None:
+        return str(customer.owner) if customer.owner_id else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_department_name(self, customer) -> str | None:
+        return customer.department.name if customer.department_id else None
+
+
+class CustomerDetailSerializer(CustomerSerializer):
+    followers = FollowerSerializer(many=True, read_only=True)
+
+    class Meta(CustomerSerializer.Meta):
+        fields = [
+            *CustomerSerializer.Meta.fields,
+            "attributes",
+            "total_spend",
+            "order_count",
+            "last_order_at",
+            "last_contact_at",
+            "followers",
+        ]
+        read_only_fields = fields
+
+
+class CustomerListQuerySerializer(serializers.Serializer):
+    search = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text="Name, remark or company (substring), external_userid, or phone in any "
+        "spelling (`138 0013 8000`, `+86 138-0013-8000`, `8613800138000`).",
+    )
+    tag = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=10,
+        help_text="Customers carrying all of these tags (repeat the parameter).",
+    )
+
+
+class CustomerTagsSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    tags = CustomerTagSerializer(many=True)
+
+
+class CustomerTagChangeResultSerializer(CustomerTagResultSerializer):
+    tags = CustomerTagSerializer(many=True, help_text="The customer's tags after the change.")
+
+
+class UpsertCustomerSerializer(serializers.Serializer):
+    external_userid = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=64
+    )
+    phone = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=40)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    remark = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    company = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    source = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    attributes = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        if (
+            not (attrs.get("external_userid") or "").strip()
+            and not (attrs.get("phone") or "").strip()
+        ):
+            raise serializers.ValidationError(
+                _("Give an external_userid or a mobile phone (or both).")
+            )
+        return attrs
+
+
+class UpsertResultSerializer(CustomerDetailSerializer):
+    created = serializers.BooleanField(read_only=True)
+
+    class Meta(CustomerDetailSerializer.Meta):
+        fields = [*CustomerDetailSerializer.Meta.fields, "created"]
+        read_only_fields = fields
+
+
+class EventSerializer(serializers.Serializer):
+    customer = serializers.IntegerField(min_value=1)
+    kind = serializers.ChoiceField(choices=EventKind.choices)
+    occurred_at = serializers.DateTimeField()
+    client_event_id = serializers.CharField(
+        max_length=64, help_text="Your id for the event; sending it again changes nothing."
+    )
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, required=False, allow_null=True
+    )
+    quantity = serializers.IntegerField(
+        required=False, allow_null=True, min_value=-2147483648, max_value=2147483647
+    )
+    category = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    target = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    text = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    payload = serializers.DictField(required=False)
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)
+
+
+class EventResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="Events whose client_event_id was known.")
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    action = serializers.ChoiceField(choices=AuditAction.choices)
+    action_display = serializers.CharField(source="get_action_display")
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    actor = serializers.IntegerField(source="actor_id", allow_null=True)
+    actor_name = serializers.SerializerMethodField()
+    tag = serializers.IntegerField(source="tag_id", allow_null=True)
+    group = serializers.IntegerField(source="group_id", allow_null=True)
+    rule = serializers.IntegerField(source="rule_id", allow_null=True)
+    object_repr = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    reason = serializers.CharField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_actor_name(self, entry) -> str | None:
+        return str(entry.actor) if entry.actor_id and entry.actor else None
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    """Status of an import (SPEC §10 summary keys in ``result``)."""
+
+    is_finished = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "original_name",
+            "mode",
+            "dry_run",
+            "skip_invalid",
+            "status",
+            "is_finished",
+            "rows_total",
+            "rows_done",
+            "errors_so_far",
+            "result",
+            "error_message",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields

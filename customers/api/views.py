@@ -1,0 +1,268 @@
+"""Customers, their tags and timeline, upsert and event ingest (SPEC §9).
+
+Adapters only: every customer comes from ``policy.visible_customers``; another department's
+customer is a 404 on every endpoint. Writes go through ``customers.services`` and
+``tagging.services``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from config.api import ErrorSerializer, IdCursorPagination
+from config.api_viewsets import ScopedViewSet
+from customers import services
+from customers.api import examples as ex
+from customers.api.serializers import (
+    CustomerDetailSerializer,
+    CustomerListQuerySerializer,
+    CustomerSerializer,
+    CustomerTagChangeResultSerializer,
+    CustomerTagSerializer,
+    CustomerTagsSerializer,
+    EventBatchSerializer,
+    EventResultSerializer,
+    ImportJobSerializer,
+    TimelineEntrySerializer,
+    UpsertCustomerSerializer,
+    UpsertResultSerializer,
+)
+from customers.models import Customer, Follower, ImportJob
+from customers.phones import try_normalize_phone
+from permissions import policy
+from tagging.api.examples import CUSTOMER_TAGS_REQUEST
+from tagging.api.serializers import TagChangeSerializer
+from tagging.api.views import change_customer_tags
+from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagKind
+
+
+def customer_tag_scope(user):
+    """Tags a user sees on a customer: groups they may view, and of personal tags only their
+    own (tag admins may view other people's personal groups, but not on customers)."""
+    return policy.visible_tags(user, include_inactive=True).exclude(
+        Q(group__kind=TagKind.PERSONAL) & ~Q(group__owner=user)
+    )
+
+
+def visible_assignments(user) -> Prefetch:
+    return Prefetch(
+        "assignments",
+        queryset=TagAssignment.objects.filter(tag__in=customer_tag_scope(user).values("pk"))
+        .select_related("tag__group", "actor")
+        .order_by("tag__group__sort_order", "tag__group_id", "tag__sort_order", "tag_id"),
+        to_attr="visible_assignments",
+    )
+
+
+class TimelinePagination(IdCursorPagination):
+    ordering = "-id"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Customers I may see",
+        description="Your customer scope (SPEC §5), newest first, with the tags you may see. "
+        "Cursor pagination: follow `next`.",
+        parameters=[CustomerListQuerySerializer],
+        examples=[ex.CUSTOMER_LIST],
+    ),
+    retrieve=extend_schema(
+        summary="A customer with its tags and followers", examples=[ex.CUSTOMER_DETAIL]
+    ),
+)
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    queryset = Customer.objects.none()
+    serializer_class = CustomerSerializer
+    pagination_class = IdCursorPagination
+
+    def scoped_queryset(self, user):
+        customers = policy.visible_customers(user).select_related("owner", "department")
+        customers = customers.prefetch_related(visible_assignments(user))
+        if self.action == "retrieve":
+            customers = customers.prefetch_related(
+                Prefetch("followers", queryset=Follower.objects.select_related("employee"))
+            )
+        return customers
+
+    def get_serializer_class(self):
+        return CustomerDetailSerializer if self.action == "retrieve" else CustomerSerializer
+
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset
+        query = self.validated(CustomerListQuerySerializer, self.request.query_params)
+        if query.get("search"):
+            queryset = services.search_customers(queryset, query["search"])
+        tag_ids = list(dict.fromkeys(query.get("tag", [])))
+        if tag_ids:
+            policy.require_tags(self.request.user, tag_ids, policy.Level.VIEW)
+            for tag_id in tag_ids:
+                queryset = queryset.filter(
+                    pk__in=TagAssignment.objects.filter(tag_id=tag_id).values("customer_id")
+                )
+        return queryset
+
+    def _customer(self, pk) -> Customer:
+        return get_object_or_404(policy.visible_customers(self.request.user), pk=pk)
+
+    def _tags_of(self, customer_id: int) -> list:
+        assignments = (
+            visible_assignments(self.request.user)
+            .queryset.filter(customer_id=customer_id)
+            .select_related("tag__group", "actor")
+        )
+        return CustomerTagSerializer(assignments, many=True).data
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A customer's tags",
+        responses=CustomerTagsSerializer,
+        examples=[ex.CUSTOMER_TAGS],
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Mark / unmark one customer",
+        description="Add and remove tags in one transaction. A tag you may not edit is a 403, "
+        "an auto tag a 403 with the reason, an invisible tag or customer a 404.",
+        request=TagChangeSerializer,
+        responses=CustomerTagChangeResultSerializer,
+        examples=[CUSTOMER_TAGS_REQUEST, ex.CUSTOMER_TAGS_CHANGED],
+    )
+    @action(detail=True, methods=["get", "post"], url_path="tags")
+    def tags(self, request, pk=None):
+        customer = self._customer(pk)
+        if request.method == "GET":
+            return Response({"customer": customer.pk, "tags": self._tags_of(customer.pk)})
+        data = self.validated(TagChangeSerializer)
+        (result,) = change_customer_tags(
+            request.user, [customer.pk], data["add"], data["remove"], data["reason"]
+        )
+        return Response({**result, "tags": self._tags_of(customer.pk)})
+
+    @extend_schema(
+        summary="A customer's tag timeline",
+        description="Audit entries about the customer, newest first, limited to tags you may "
+        "see. Cursor pagination.",
+        responses=TimelineEntrySerializer(many=True),
+        examples=[ex.TIMELINE],
+    )
+    @action(detail=True, methods=["get"], url_path="timeline", pagination_class=TimelinePagination)
+    def timeline(self, request, pk=None):
+        customer = self._customer(pk)
+        entries = (
+            AuditEntry.objects.filter(customer_id=customer.pk)
+            .filter(
+                Q(tag__isnull=True) | Q(tag_id__in=customer_tag_scope(request.user).values("pk"))
+            )
+            .select_related("actor")
+        )
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(TimelineEntrySerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create or update a customer by external_userid or phone",
+        description="Looks the customer up by external_userid, then by phone (any spelling). "
+        "A customer known only by phone gains the external_userid, keeping its tags. A new "
+        "customer is owned by you, in your first department. A customer outside your scope "
+        "is a 404; a phone that belongs to another customer is a 409.",
+        request=UpsertCustomerSerializer,
+        responses={
+            200: UpsertResultSerializer,
+            201: UpsertResultSerializer,
+            409: ErrorSerializer,
+        },
+        examples=[ex.UPSERT_REQUEST, ex.UPSERT_RESPONSE],
+    )
+    @action(detail=False, methods=["post"], url_path="upsert")
+    def upsert(self, request):
+        data = self.validated(UpsertCustomerSerializer)
+        user = request.user
+        external_userid = (data.pop("external_userid", None) or "").strip() or None
+        phone = data.pop("phone", None) or None
+        normalized = try_normalize_phone(phone) if phone else None
+        lookup = Q(pk__in=[])
+        if external_userid:
+            lookup |= Q(external_userid=external_userid)
+        if normalized:
+            lookup |= Q(phone=normalized)
+        existing_ids = list(Customer.objects.filter(lookup).values_list("pk", flat=True))
+        if existing_ids:
+            policy.require_customers(user, existing_ids)
+        else:
+            data["owner"] = user
+            data["department_id"] = (
+                user.memberships.order_by("id").values_list("department_id", flat=True).first()
+            )
+        customer, created = services.upsert_customer(
+            external_userid=external_userid,
+            phone=phone,
+            actor=user,
+            source=AssignmentSource.API,
+            **data,
+        )
+        customer = (
+            Customer.objects.filter(pk=customer.pk)
+            .select_related("owner", "department")
+            .prefetch_related(
+                visible_assignments(user),
+                Prefetch("followers", queryset=Follower.objects.select_related("employee")),
+            )
+            .get()
+        )
+        customer.created = created
+        return Response(
+            UpsertResultSerializer(customer).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class EventViewSet(ScopedViewSet):
+    queryset = Customer.objects.none()
+    serializer_class = EventBatchSerializer
+
+    def scoped_queryset(self, user):
+        return policy.visible_customers(user)
+
+    @extend_schema(
+        summary="Ingest behaviour events",
+        description="Up to 1000 events per call, all for customers you may see (else 404, "
+        "nothing stored). Idempotent: an event whose `client_event_id` is known is skipped.",
+        request=EventBatchSerializer,
+        responses={200: EventResultSerializer},
+        examples=[ex.EVENTS_REQUEST, ex.EVENTS_RESPONSE],
+    )
+    def create(self, request):
+        events = self.validated(EventBatchSerializer)["events"]
+        policy.require_customers(request.user, list(dict.fromkeys(e["customer"] for e in events)))
+        created = services.record_events(
+            [
+                {"customer_id": event["customer"]}
+                | {key: value for key, value in event.items() if key != "customer"}
+                for event in events
+            ]
+        )
+        return Response(
+            {"received": len(events), "created": created, "duplicates": len(events) - created}
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="My imports",
+        description="Imports you started, newest first (tag admins: everyone's).",
+        examples=[ex.IMPORT_JOB_LIST],
+    ),
+    retrieve=extend_schema(summary="Status of an import", examples=[ex.IMPORT_JOB]),
+)
+class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    queryset = ImportJob.objects.none()
+    serializer_class = ImportJobSerializer
+
+    def scoped_queryset(self, user):
+        jobs = ImportJob.objects.order_by("-created_at", "-id")
+        return jobs if policy.is_tag_admin(user) else jobs.filter(user=user)

@@ -1,0 +1,11 @@
+from rest_framework.routers import SimpleRouter
+
+from tagging.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("tag-groups", views.TagGroupViewSet, basename="tag-group")
+router.register("tags", views.TagViewSet, basename="tag")
+router.register("personal-tag-groups", views.PersonalGroupViewSet, basename="personal-tag-group")
+router.register("personal-tags", views.PersonalTagViewSet, basename="personal-tag")
+
+urlpatterns = router.urls
