@@ -47,7 +47,10 @@ class RuleSyntaxError(Exception):
         super().__init__(self.messages()[0] if errors else "invalid rule")
 
     def messages(self) -> list[str]:
-        return [f"{loc}: {msg}" if loc else msg for loc, msg in self.errors]
+        return [
+            _("Condition %(loc)s: %(msg)s") % {"loc": loc, "msg": msg} if loc else msg
+            for loc, msg in self.errors
+        ]
 
     def __str__(self) -> str:
         return "; ".join(self.messages())
@@ -478,9 +481,8 @@ def check_references(node: Node, *, tag_id: int | None, rule_id: int | None = No
             errors.append(("", _("Tag %(id)s does not exist.") % {"id": missing}))
     if tag_id is not None and refs:
         graph: dict[int, set[int]] = {}
-        for other_id, other_tag, tree, version in Rule.objects.exclude(pk=rule_id).values_list(
-            "pk", "tag_id", "tree", "tree_version"
-        ):
+        others = Rule.objects.exclude(pk=rule_id).values_list("tag_id", "tree", "tree_version")
+        for other_tag, tree, version in others:
             try:
                 graph.setdefault(other_tag, set()).update(
                     referenced_tags(parse_tree(tree, version))

@@ -460,3 +460,123 @@ def run_rules(
         except Exception:  # recorded as failed by run_rule
             runs.append(RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first())
     return runs
+
+
+# --- rule lifecycle (admin, API, templates, demo) -----------------------------------------------
+
+
+def _rule_snapshot(rule: Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "tag": rule.tag_id,
+        "tree": rule.tree,
+        "tree_version": rule.tree_version,
+        "enabled": rule.enabled,
+        "description": rule.description,
+    }
+
+
+def _audit_rule(rule: Rule, action: str, *, actor: Any, before=None, after=None, reason="") -> None:
+    from tagging.models import AuditEntry
+
+    AuditEntry.objects.create(
+        action=action,
+        actor_id=getattr(actor, "pk", None),
+        source=AssignmentSource.MANUAL,
+        rule_id=rule.pk,
+        tag_id=rule.tag_id,
+        object_repr=str(rule)[:255],
+        before=before,
+        after=after,
+        reason=reason[:255],
+    )
+
+
+@transaction.atomic
+def save_rule(rule: Rule, *, actor: Any) -> Rule:
+    """Create or update ``rule`` after full validation (``ValidationError`` otherwise); audited
+    as rule.created / rule.updated with before and after. Takes effect at the next run."""
+    rule.full_clean()
+    if rule.pk is None:
+        rule.created_by = rule.created_by or (actor if getattr(actor, "pk", None) else None)
+        rule.save()
+        _audit_rule(rule, AuditAction.RULE_CREATED, actor=actor, after=_rule_snapshot(rule))
+        return rule
+    before = _rule_snapshot(Rule.objects.get(pk=rule.pk))
+    rule.save()
+    after = _rule_snapshot(rule)
+    if before != after:
+        _audit_rule(rule, AuditAction.RULE_UPDATED, actor=actor, before=before, after=after)
+    return rule
+
+
+@transaction.atomic
+def delete_rule(rule: Rule, *, actor: Any) -> int:
+    """Delete ``rule`` and the assignments it made (each removal audited): nothing else may
+    remove an auto tag, so leaving them would strand them. Returns the number removed."""
+    from tagging.models import AuditEntry, TagAssignment
+
+    rows = list(
+        TagAssignment.objects.filter(rule=rule, tag_id=rule.tag_id).values_list("pk", "customer_id")
+    )
+    now = timezone.now()
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                created_at=now,
+                actor_id=getattr(actor, "pk", None),
+                action=AuditAction.ASSIGNMENT_REMOVED,
+                source=AssignmentSource.RULE,
+                customer_id=customer_id,
+                tag_id=rule.tag_id,
+                group_id=rule.tag.group_id,
+                rule_id=rule.pk,
+                object_repr=str(rule.tag)[:255],
+                reason=_("rule deleted"),
+            )
+            for _pk, customer_id in rows
+        ],
+        batch_size=5000,
+    )
+    TagAssignment.objects.filter(pk__in=[pk for pk, _c in rows]).delete()
+    _audit_rule(rule, AuditAction.RULE_DELETED, actor=actor, before=_rule_snapshot(rule))
+    rule.delete()
+    return len(rows)
+
+
+def _replace_tag_refs(tree: Any, mapping: dict[int, int]) -> Any:
+    if isinstance(tree, dict):
+        out = {k: _replace_tag_refs(v, mapping) for k, v in tree.items()}
+        if "tag" in tree and isinstance(tree["tag"], int) and tree["tag"] in mapping:
+            out["tag"] = mapping[tree["tag"]]
+        return out
+    if isinstance(tree, list):
+        return [_replace_tag_refs(v, mapping) for v in tree]
+    return tree
+
+
+def rewrite_rules_for_merge(source_ids: Iterable[int], target_id: int) -> int:
+    """Called by ``tagging.services.merge_tags``: rules that read a merged tag ("has tag A") read
+    the target from now on. Audited as rule.updated. Returns the number of rules changed."""
+    mapping = {int(s): int(target_id) for s in source_ids}
+    changed = 0
+    for rule in Rule.objects.select_related("tag__group"):
+        try:
+            refs = dsl.referenced_tags(dsl.parse_tree(rule.tree, rule.tree_version))
+        except dsl.RuleSyntaxError:
+            continue
+        if not refs & set(mapping):
+            continue
+        before = _rule_snapshot(rule)
+        rule.tree = _replace_tag_refs(rule.tree, mapping)
+        rule.save(update_fields=["tree", "updated_at"])
+        _audit_rule(
+            rule,
+            AuditAction.RULE_UPDATED,
+            actor=None,
+            before=before,
+            after=_rule_snapshot(rule),
+            reason=_("tags merged"),
+        )
+        changed += 1
+    return changed

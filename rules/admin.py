@@ -1,0 +1,366 @@
+"""Admin for auto-tag rules: editor with live validation and preview, templates, run history,
+"run now". An adapter (STYLE §1): it checks that the user is a tag admin, then calls
+``rules.services`` (save_rule, delete_rule, preview_tree) or enqueues ``rules.tasks``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from permissions import policy
+from rules import services
+from rules.describe import describe_tree
+from rules.models import Rule, RuleRun, RunTrigger
+from rules.tasks import run_rule_task
+from rules.templates import TEMPLATES
+from tagging.models import Tag, TagKind, TagStatus
+
+HISTORY_ROWS = 20
+
+
+def _rule_tags(rule: Rule | None):
+    """Auto tags that have no rule yet (plus the rule's own)."""
+    free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(status=TagStatus.ARCHIVED)
+    taken = Rule.objects.exclude(pk=getattr(rule, "pk", None)).values("tag_id")
+    return free.exclude(pk__in=taken).select_related("group")
+
+
+class TreeField(forms.JSONField):
+    widget = forms.Textarea(
+        attrs={"rows": 14, "cols": 90, "class": "rule-tree", "spellcheck": "false"}
+    )
+
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+class RuleForm(forms.ModelForm):
+    tree = TreeField(label=gettext_lazy("conditions"))
+
+    class Meta:
+        model = Rule
+        fields = ["name", "tag", "enabled", "description", "tree"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tag"].queryset = _rule_tags(self.instance if self.instance.pk else None)
+
+
+class TemplateRuleForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("rule name"), max_length=128)
+    tag = forms.ModelChoiceField(label=gettext_lazy("auto tag"), queryset=Tag.objects.none())
+    enabled = forms.BooleanField(label=gettext_lazy("enabled"), required=False, initial=True)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tag"].queryset = _rule_tags(None)
+
+
+class RunHistory:
+    @staticmethod
+    def render(rule: Rule) -> str:
+        runs = list(rule.runs.order_by("-started_at", "-id")[:HISTORY_ROWS])
+        if not runs:
+            return _("Not run yet.")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
+            (
+                (
+                    f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+                    run.get_trigger_display(),
+                    run.get_status_display() + (" · " + _("dry run") if run.dry_run else ""),
+                    "—" if run.matched is None else run.matched,
+                    "—" if run.added is None else run.added,
+                    "—" if run.removed is None else run.removed,
+                    "—" if run.duration is None else f"{run.duration:.2f} s",
+                    run.error,
+                )
+                for run in runs
+            ),
+        )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                _("started"),
+                _("trigger"),
+                _("status"),
+                _("matched"),
+                _("added"),
+                _("removed"),
+                _("duration"),
+                _("error"),
+            )
+        )
+        return format_html(
+            '<table class="rule-runs"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            format_html(head),
+            rows,
+        )
+
+
+class TagAdminOnly:
+    """Rules are managed by tag admins only (SPEC §5)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return policy.is_tag_admin(request.user)
+
+
+@admin.register(Rule)
+class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
+    form = RuleForm
+    list_display = ("name", "tag", "enabled", "summary_display", "last_run_display", "updated_at")
+    list_filter = ("enabled",)
+    list_select_related = ("tag__group",)
+    search_fields = ("name", "tag__name", "description")
+    actions = ["run_now", "dry_run_now"]
+    readonly_fields = (
+        "summary_display",
+        "history_display",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+    change_form_template = "admin/rules/rule/change_form.html"
+    change_list_template = "admin/rules/rule/change_list.html"
+
+    def get_fieldsets(self, request, obj=None):
+        main = (
+            None,
+            {"fields": ["name", "tag", "enabled", "description", "tree", "summary_display"]},
+        )
+        if obj is None:
+            return [main]
+        meta = (
+            _("History"),
+            {"fields": ["history_display", "created_by", "created_at", "updated_at"]},
+        )
+        return [main, meta]
+
+    @admin.display(description=gettext_lazy("summary"))
+    def summary_display(self, rule: Rule) -> str:
+        return describe_tree(rule.tree, rule.tree_version) if rule.pk else "—"
+
+    @admin.display(description=gettext_lazy("last run"))
+    def last_run_display(self, rule: Rule) -> str:
+        run = rule.runs.order_by("-started_at", "-id").first()
+        if run is None:
+            return "—"
+        return _("%(when)s · %(status)s · +%(added)s −%(removed)s of %(matched)s") % {
+            "when": f"{run.started_at:%m-%d %H:%M}",
+            "status": run.get_status_display(),
+            "added": run.added if run.added is not None else "—",
+            "removed": run.removed if run.removed is not None else "—",
+            "matched": run.matched if run.matched is not None else "—",
+        }
+
+    @admin.display(description=gettext_lazy("run history"))
+    def history_display(self, rule: Rule) -> str:
+        return RunHistory.render(rule)
+
+    # -- saving goes through the services (validation + audit) --
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.save_rule(obj, actor=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_rule(obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for rule in queryset.select_related("tag__group"):
+            services.delete_rule(rule, actor=request.user)
+
+    # -- actions --
+
+    def _enqueue(self, request, queryset, *, dry_run: bool) -> None:
+        for rule in queryset:
+            run_rule_task.delay(
+                rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
+            )
+        self.message_user(
+            request,
+            _("%(n)d rule(s) queued; see their run history for the results.")
+            % {"n": len(queryset)},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=gettext_lazy("Run now"))
+    def run_now(self, request, queryset) -> None:
+        self._enqueue(request, queryset, dry_run=False)
+
+    @admin.action(description=gettext_lazy("Dry run now (record counts, change nothing)"))
+    def dry_run_now(self, request, queryset) -> None:
+        self._enqueue(request, queryset, dry_run=True)
+
+    # -- extra views: preview, run now, templates --
+
+    def get_urls(self):
+        info = self.admin_site.admin_view
+        return [
+            path("preview/", info(self.preview_view), name="rules_rule_preview"),
+            path("<int:rule_id>/run/", info(self.run_view), name="rules_rule_run"),
+            path("from-template/", info(self.templates_view), name="rules_rule_templates"),
+            path("from-template/<str:key>/", info(self.template_view), name="rules_rule_template"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Live validation + preview for the editor: POST tree (JSON text), tag, rule."""
+        if request.method != "POST":
+            return JsonResponse({"error": _("POST required.")}, status=405)
+        if not policy.is_tag_admin(request.user):
+            raise PermissionDenied
+        try:
+            tree = json.loads(request.POST.get("tree") or "null")
+        except ValueError as exc:
+            return JsonResponse({"ok": False, "errors": [_("Not valid JSON: %(e)s") % {"e": exc}]})
+        tag = (
+            Tag.objects.filter(pk=request.POST.get("tag") or 0, group__kind=TagKind.AUTO)
+            .select_related("group")
+            .first()
+        )
+        rule = Rule.objects.filter(pk=request.POST.get("rule") or 0).first()
+        try:
+            if request.POST.get("validate_only") == "1":
+                services.validate_rule(tree, tag=tag, rule_id=getattr(rule, "pk", None))
+                return JsonResponse({"ok": True, "summary": describe_tree(tree)})
+            outcome = services.preview_tree(tree, tag=tag, rule=rule)
+        except services.RuleInvalid as exc:
+            return JsonResponse({"ok": False, "errors": exc.messages})
+        return JsonResponse(
+            {
+                "ok": True,
+                "summary": describe_tree(tree),
+                "matched": outcome.matched,
+                "to_add": outcome.added if tag else None,
+                "to_remove": outcome.removed if tag else None,
+                "samples": outcome.samples,
+            }
+        )
+
+    def run_view(self, request: HttpRequest, rule_id: int):
+        if request.method != "POST":
+            return JsonResponse({"error": _("POST required.")}, status=405)
+        if not policy.is_tag_admin(request.user):
+            raise PermissionDenied
+        rule = get_object_or_404(Rule, pk=rule_id)
+        dry_run = request.POST.get("dry_run") == "1"
+        run_rule_task.delay(
+            rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
+        )
+        self.message_user(
+            request, _("“%(rule)s” queued to run.") % {"rule": rule}, messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
+
+    def templates_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("New rule from a template"),
+            "templates": [
+                {"key": k, "title": t.title, "description": t.description}
+                for k, t in TEMPLATES.items()
+            ],
+        }
+        return TemplateResponse(request, "admin/rules/rule/templates.html", context)
+
+    def template_view(self, request: HttpRequest, key: str):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if key not in TEMPLATES:
+            return HttpResponseRedirect(reverse("admin:rules_rule_templates"))
+        template_cls = TEMPLATES[key]
+        data = request.POST if request.method == "POST" else None
+        rule_form = TemplateRuleForm(data, prefix="rule", initial={"name": str(template_cls.title)})
+        answers = template_cls(data, prefix="t")
+        if request.method == "POST" and rule_form.is_valid() and answers.is_valid():
+            rule = Rule(
+                name=rule_form.cleaned_data["name"],
+                tag=rule_form.cleaned_data["tag"],
+                enabled=rule_form.cleaned_data["enabled"],
+                tree=answers.tree(),
+                description=str(template_cls.description),
+            )
+            try:
+                services.save_rule(rule, actor=request.user)
+            except ValidationError as exc:
+                rule_form.add_error(None, exc)
+            else:
+                self.message_user(
+                    request, _("Rule “%(rule)s” created.") % {"rule": rule}, messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": template_cls.title,
+            "description": template_cls.description,
+            "rule_form": rule_form,
+            "answers": answers,
+        }
+        return TemplateResponse(request, "admin/rules/rule/template_form.html", context)
+
+
+@admin.register(RuleRun)
+class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
+    list_display = (
+        "rule",
+        "started_at",
+        "trigger",
+        "status",
+        "dry_run",
+        "matched",
+        "added",
+        "removed",
+        "duration_display",
+        "error",
+    )
+    list_filter = ("status", "trigger", "dry_run")
+    list_select_related = ("rule",)
+    search_fields = ("rule__name",)
+    date_hierarchy = "started_at"
+
+    @admin.display(description=gettext_lazy("duration"))
+    def duration_display(self, run: RuleRun) -> str:
+        return "—" if run.duration is None else f"{run.duration:.2f} s"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in RuleRun._meta.fields]
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
