@@ -16,6 +16,8 @@ from django.db.models.functions import Concat, Substr
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from tagging.models import Tag
+
 
 class User(AbstractUser):
     """An employee. ``display_name`` holds the full Chinese name (张伟) shown everywhere."""
@@ -363,3 +365,12 @@ class PermissionTemplateEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department or self.user}: {self.get_level_display()}"
+
+
+class TagProposal(Tag):
+    """The approval queue's view of tags (admin only): pending proposals and rejected ones."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("tag proposal")
+        verbose_name_plural = _("approval queue")

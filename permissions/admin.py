@@ -1,0 +1,659 @@
+"""Admin for people and permissions: employees, departments (tree, members), grants, customer
+shares, permission templates, the per-group permission matrix and the approval queue.
+
+Entry points only: every change goes through ``permissions.services`` (audited); who may do what
+comes from ``permissions.policy``. Grants, shares, templates and the matrix are for tag admins;
+the approval queue shows tag admins every pending tag and shows everyone else their own
+proposals with the reviewer's reason.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from permissions import policy, services
+from permissions.models import (
+    CustomerShare,
+    Department,
+    DepartmentGrant,
+    DepartmentMembership,
+    EmployeeGrant,
+    GrantLevel,
+    PermissionTemplate,
+    PermissionTemplateEntry,
+    TagProposal,
+    User,
+)
+from tagging.errors import TaggingError
+from tagging.models import TagGroup, TagKind, TagStatus
+
+LEVEL_CHOICES = [(policy.Level.NONE.value, gettext_lazy("none")), *GrantLevel.choices]
+
+
+class TagAdminOnlyMixin:
+    """Visible and usable by tag admins only (policy.is_tag_admin), whatever model perms say."""
+
+    def has_module_permission(self, request):
+        return policy.is_tag_admin(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return policy.is_tag_admin(request.user)
+
+    def has_add_permission(self, request):
+        return policy.is_tag_admin(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return policy.is_tag_admin(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return policy.is_tag_admin(request.user)
+
+
+# --- employees and departments ------------------------------------------------------------------
+
+
+class MembershipInline(admin.TabularInline):
+    model = DepartmentMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "is_leader", "joined_at"]
+    readonly_fields = ["joined_at"]
+    verbose_name = gettext_lazy("member")
+    verbose_name_plural = gettext_lazy("members")
+
+
+class UserMembershipInline(MembershipInline):
+    autocomplete_fields = ["department"]
+    fields = ["department", "is_leader", "joined_at"]
+    verbose_name = gettext_lazy("department")
+    verbose_name_plural = gettext_lazy("departments")
+
+
+@admin.register(User)
+class EmployeeAdmin(DjangoUserAdmin):
+    list_display = ["username", "display_name", "department_list", "is_staff", "is_active"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "departments"]
+    search_fields = ["username", "display_name", "first_name", "last_name", "email", "wecom_userid"]
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (gettext_lazy("Personal info"), {"fields": ("display_name", "wecom_userid", "email")}),
+        (
+            gettext_lazy("Permissions"),
+            {
+                "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
+                "description": gettext_lazy(
+                    "“Is a tag admin” and “Sees all customers” are under user permissions "
+                    "(People and permissions | employee)."
+                ),
+            },
+        ),
+        (gettext_lazy("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "display_name", "password1", "password2"),
+            },
+        ),
+    )
+    inlines = [UserMembershipInline]
+
+    def has_view_permission(self, request, obj=None):
+        # Tag admins pick employees for grants and templates.
+        return super().has_view_permission(request, obj) or policy.is_tag_admin(request.user)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("departments")
+
+    @admin.display(description=gettext_lazy("departments"))
+    def department_list(self, obj):
+        return "、".join(d.name for d in obj.departments.all())
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["tree_name", "member_count", "parent"]
+    search_fields = ["name"]
+    autocomplete_fields = ["parent"]
+    fields = ["name", "parent", "sort_order"]
+    inlines = [MembershipInline]
+
+    def has_view_permission(self, request, obj=None):
+        # Tag admins pick departments for grants, shares and templates.
+        return super().has_view_permission(request, obj) or policy.is_tag_admin(request.user)
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(n_members=Count("memberships"))
+
+    @admin.display(description=gettext_lazy("name"), ordering="path")
+    def tree_name(self, obj):
+        depth = max(obj.path.count("/") - 2, 0)
+        return format_html("{}{}", "\u3000" * depth + ("└ " if depth else ""), obj.name)
+
+    @admin.display(description=gettext_lazy("members"), ordering="n_members")
+    def member_count(self, obj):
+        return obj.n_members
+
+
+# --- grants -------------------------------------------------------------------------------------
+
+
+def _shared_groups():
+    return TagGroup.objects.exclude(kind=TagKind.PERSONAL)
+
+
+class GrantForm(forms.ModelForm):
+    level = forms.TypedChoiceField(
+        label=gettext_lazy("level"), choices=GrantLevel.choices, coerce=int
+    )
+
+    class Meta:
+        fields = ["content_object", "needs_approval"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "content_object" in self.fields:
+            self.fields["content_object"].queryset = _shared_groups()
+        if self.instance.pk:
+            self.fields["level"].initial = int(self.instance.level)
+
+
+class DepartmentGrantForm(GrantForm):
+    department = forms.ModelChoiceField(
+        label=gettext_lazy("department"), queryset=Department.objects.all()
+    )
+
+    class Meta(GrantForm.Meta):
+        model = DepartmentGrant
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            del self.fields["department"]
+
+
+class EmployeeGrantForm(GrantForm):
+    employee = forms.ModelChoiceField(
+        label=gettext_lazy("employee"), queryset=User.objects.filter(is_active=True)
+    )
+
+    class Meta(GrantForm.Meta):
+        model = EmployeeGrant
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            del self.fields["employee"]
+
+
+class GrantAdminBase(TagAdminOnlyMixin, admin.ModelAdmin):
+    """Add and change go through services.grant; delete through services.revoke."""
+
+    principal_field = ""
+    list_filter = ["permission", "needs_approval"]
+    date_hierarchy = None
+
+    def get_fields(self, request, obj=None):
+        return ["content_object", self.principal_field, "level", "needs_approval"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["content_object", self.principal_field] if obj else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["fields"] = ["needs_approval"] if obj else ["content_object", "needs_approval"]
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=gettext_lazy("level"), ordering="permission__codename")
+    def level_label(self, obj):
+        return obj.level.label
+
+    def _principal(self, form, obj):
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        principal = self._principal(form, obj)
+        group = obj.content_object if change else form.cleaned_data["content_object"]
+        try:
+            services.grant(
+                group,
+                actor=request.user,
+                level=form.cleaned_data["level"],
+                needs_approval=form.cleaned_data["needs_approval"],
+                **principal,
+            )
+        except TaggingError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        saved = self.model.objects.get(content_object=group, **self._lookup(principal))
+        for field in self.model._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+
+    def _lookup(self, principal):
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        services.revoke(obj.content_object, actor=request.user, **self._principal(None, obj))
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("content_object"):
+            self.delete_model(request, obj)
+
+
+@admin.register(DepartmentGrant)
+class DepartmentGrantAdmin(GrantAdminBase):
+    form = DepartmentGrantForm
+    principal_field = "department"
+    list_display = ["content_object", "department", "level_label", "needs_approval", "created_at"]
+    search_fields = ["content_object__name", "group__department__name"]
+    list_select_related = ["content_object", "group__department", "permission"]
+
+    @admin.display(description=gettext_lazy("department"), ordering="group__department__path")
+    def department(self, obj):
+        return obj.group.department
+
+    def _principal(self, form, obj):
+        if form is not None and "department" in form.cleaned_data and not obj.pk:
+            return {"department": form.cleaned_data["department"]}
+        return {"department": obj.group.department}
+
+    def _lookup(self, principal):
+        return {"group_id": principal["department"].auth_group_id}
+
+    def get_urls(self):
+        return [
+            path(
+                "matrix/<int:group_id>/",
+                self.admin_site.admin_view(self.matrix_view),
+                name="permissions_group_matrix",
+            ),
+            *super().get_urls(),
+        ]
+
+    def matrix_view(self, request, group_id: int):
+        """Departments x level for one tag group; tag admins edit it."""
+        group = TagGroup.objects.filter(pk=group_id).first()
+        if group is None or group.pk not in policy.group_levels(request.user, [group_id]):
+            raise Http404(_("Tag group %(id)s does not exist.") % {"id": group_id})
+        if not policy.is_tag_admin(request.user):
+            raise PermissionDenied(_("Only tag admins manage permissions."))
+        if group.kind == TagKind.PERSONAL:
+            raise Http404(_("Personal tag groups have no grants."))
+        departments = list(Department.objects.order_by("path"))
+        held = {
+            g.group.department.pk: g
+            for g in DepartmentGrant.objects.filter(content_object=group).select_related(
+                "group__department", "permission"
+            )
+        }
+        errors: list[str] = []
+        if request.method == "POST":
+            wanted, errors = _parse_matrix(request.POST, departments)
+            if not errors:
+                try:
+                    counts = services.set_group_grants(group, wanted, actor=request.user)
+                except TaggingError as exc:
+                    errors.append(str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        _(
+                            "Permissions saved: %(granted)d granted, %(changed)d changed, %(revoked)d revoked."
+                        )
+                        % counts,
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(request.path)
+        rows = []
+        for dept in departments:
+            grant_row = held.get(dept.pk)
+            rows.append(
+                {
+                    "department": dept,
+                    "indent": "\u3000" * max(dept.path.count("/") - 2, 0),
+                    "level": int(grant_row.level) if grant_row else 0,
+                    "needs_approval": bool(grant_row and grant_row.needs_approval),
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Permissions for “%(group)s”") % {"group": group.name},
+            "group": group,
+            "rows": rows,
+            "levels": LEVEL_CHOICES,
+            "errors": errors,
+            "employee_grants": EmployeeGrant.objects.filter(content_object=group).select_related(
+                "user", "permission"
+            ),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/permissions/group_matrix.html", context)
+
+
+def _parse_matrix(data, departments):
+    """{department id: (level, needs_approval)} from the matrix form, plus error messages."""
+    wanted, errors = {}, []
+    valid = {str(v) for v, _label in LEVEL_CHOICES}
+    for dept in departments:
+        raw = data.get(f"level_{dept.pk}", "0")
+        if raw not in valid:
+            errors.append(
+                _("“%(value)s” is not a level (department %(dept)s).")
+                % {"value": raw[:20], "dept": dept.name}
+            )
+            continue
+        level = int(raw)
+        approval = data.get(f"approval_{dept.pk}") == "on"
+        if approval and level != policy.Level.CREATE:
+            errors.append(
+                _("Only a create grant can need approval (department %(dept)s).")
+                % {"dept": dept.name}
+            )
+            continue
+        wanted[dept.pk] = (policy.Level(level), approval)
+    return wanted, errors
+
+
+@admin.register(EmployeeGrant)
+class EmployeeGrantAdmin(GrantAdminBase):
+    form = EmployeeGrantForm
+    principal_field = "employee"
+    list_display = ["content_object", "user", "level_label", "needs_approval", "created_at"]
+    search_fields = ["content_object__name", "user__username", "user__display_name"]
+    list_select_related = ["content_object", "user", "permission"]
+
+    @admin.display(description=gettext_lazy("employee"))
+    def employee(self, obj):
+        return obj.user
+
+    def _principal(self, form, obj):
+        if form is not None and "employee" in form.cleaned_data and not obj.pk:
+            return {"user": form.cleaned_data["employee"]}
+        return {"user": obj.user}
+
+    def _lookup(self, principal):
+        return {"user": principal["user"]}
+
+
+# --- customer sharing ---------------------------------------------------------------------------
+
+
+class CustomerShareForm(forms.ModelForm):
+    shared_with = forms.ModelChoiceField(
+        label=gettext_lazy("shared with department"), queryset=Department.objects.all()
+    )
+
+    class Meta:
+        model = CustomerShare
+        fields = ["content_object"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("content_object") and data.get("content_object") == data.get("shared_with"):
+            raise forms.ValidationError(_("A department already sees its own customers."))
+        return data
+
+
+@admin.register(CustomerShare)
+class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
+    form = CustomerShareForm
+    list_display = ["content_object", "shared_with", "created_at"]
+    list_select_related = ["content_object", "group__department"]
+    search_fields = ["content_object__name", "group__department__name"]
+    fields = ["content_object", "shared_with"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=gettext_lazy("shared with"))
+    def shared_with(self, obj):
+        return obj.group.department
+
+    def save_model(self, request, obj, form, change):
+        department = form.cleaned_data["content_object"]
+        with_department = form.cleaned_data["shared_with"]
+        services.share_customers(department, with_department=with_department, actor=request.user)
+        saved = CustomerShare.objects.get(
+            content_object=department, group_id=with_department.auth_group_id
+        )
+        for field in CustomerShare._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+
+    def delete_model(self, request, obj):
+        services.unshare_customers(
+            obj.content_object, with_department=obj.group.department, actor=request.user
+        )
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("content_object", "group__department"):
+            self.delete_model(request, obj)
+
+
+# --- permission templates -----------------------------------------------------------------------
+
+
+class TemplateEntryInline(admin.TabularInline):
+    model = PermissionTemplateEntry
+    extra = 1
+    autocomplete_fields = ["department", "user"]
+    fields = ["department", "user", "level", "needs_approval"]
+
+
+class ApplyTemplateForm(forms.Form):
+    groups = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("tag groups"),
+        queryset=TagGroup.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    replace = forms.BooleanField(
+        label=gettext_lazy("Replace"),
+        required=False,
+        help_text=gettext_lazy("Revoke grants on these groups that the template does not list."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].queryset = _shared_groups()
+
+
+@admin.register(PermissionTemplate)
+class PermissionTemplateAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "description", "entry_count", "apply_link"]
+    search_fields = ["name"]
+    inlines = [TemplateEntryInline]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(n_entries=Count("entries"))
+
+    @admin.display(description=gettext_lazy("grants"), ordering="n_entries")
+    def entry_count(self, obj):
+        return obj.n_entries
+
+    @admin.display(description="")
+    def apply_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:permissions_template_apply", args=[obj.pk]),
+            _("Apply to groups…"),
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:template_id>/apply/",
+                self.admin_site.admin_view(self.apply_view),
+                name="permissions_template_apply",
+            ),
+            *super().get_urls(),
+        ]
+
+    def apply_view(self, request, template_id: int):
+        if not policy.is_tag_admin(request.user):
+            raise PermissionDenied(_("Only tag admins manage permissions."))
+        template = get_object_or_404(PermissionTemplate, pk=template_id)
+        initial_ids = [v for v in request.GET.get("groups", "").split(",") if v.isdigit()]
+        form = ApplyTemplateForm(
+            request.POST or None, initial={"groups": initial_ids} if initial_ids else None
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                counts = services.apply_template(
+                    template,
+                    form.cleaned_data["groups"],
+                    actor=request.user,
+                    replace=form.cleaned_data["replace"],
+                )
+            except TaggingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    _(
+                        "Template applied: %(granted)d granted, %(changed)d changed, %(revoked)d revoked."
+                    )
+                    % counts,
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:permissions_permissiontemplate_changelist")
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Apply “%(name)s”") % {"name": template.name},
+            "template_obj": template,
+            "entries": template.entries.select_related("department", "user"),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/permissions/apply_template.html", context)
+
+
+# --- approval queue -----------------------------------------------------------------------------
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("Reason (the proposer sees it)"),
+        max_length=255,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class ProposalStatusFilter(admin.SimpleListFilter):
+    title = gettext_lazy("status")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", _("pending approval")), ("rejected", _("rejected"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(status=TagStatus.PENDING)
+        if self.value() == "rejected":
+            return queryset.exclude(status=TagStatus.PENDING)
+        return queryset
+
+
+@admin.register(TagProposal)
+class TagProposalAdmin(admin.ModelAdmin):
+    """Tag admins: every pending tag of a group they may manage, to approve or reject.
+    Everyone else: their own proposals, pending or rejected with the reviewer's reason."""
+
+    list_display = ["name", "group_name", "created_by", "created_at", "status", "review_note"]
+    list_filter = [ProposalStatusFilter]
+    search_fields = ["name"]
+    actions = ["approve", "reject"]
+    list_select_related = ["group", "created_by"]
+    fields = ["name", "group_name", "description", "status", "created_by", "review_note"]
+    readonly_fields = fields
+
+    def has_module_permission(self, request):
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_review_permission(self, request):
+        return policy.is_tag_admin(request.user)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).select_related("group")
+        rejected = Q(status=TagStatus.ARCHIVED, merged_into__isnull=True) & ~Q(review_note="")
+        if policy.is_tag_admin(request.user):
+            return qs.filter(
+                Q(status=TagStatus.PENDING)
+                & Q(group__in=policy.visible_groups(request.user, policy.Level.CREATE))
+            )
+        return qs.filter(Q(status=TagStatus.PENDING) | rejected, created_by=request.user.pk)
+
+    @admin.display(description=gettext_lazy("group"), ordering="group__name")
+    def group_name(self, obj):
+        return obj.group.name
+
+    @admin.action(description=gettext_lazy("Approve selected tags"), permissions=["review"])
+    def approve(self, request, queryset):
+        done = 0
+        for tag in queryset.filter(status=TagStatus.PENDING):
+            try:
+                services.review_tag(tag, actor=request.user, approve=True)
+            except TaggingError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request, _("%(count)d tag(s) approved.") % {"count": done}, messages.SUCCESS
+            )
+
+    @admin.action(description=gettext_lazy("Reject selected tags…"), permissions=["review"])
+    def reject(self, request, queryset):
+        pending = queryset.filter(status=TagStatus.PENDING)
+        form = RejectForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            done = 0
+            for tag in pending:
+                try:
+                    services.review_tag(
+                        tag, actor=request.user, approve=False, reason=form.cleaned_data["reason"]
+                    )
+                except TaggingError as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                else:
+                    done += 1
+            self.message_user(
+                request, _("%(count)d tag(s) rejected.") % {"count": done}, messages.SUCCESS
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Reject tags"),
+            "tags": pending,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/permissions/reject_tags.html", context)
