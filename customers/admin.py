@@ -28,6 +28,7 @@ from customers.services import search_customers
 from permissions import policy
 from tagging import services
 from tagging.admin import StaffAdmin, tag_chip
+from tagging.admin_analytics import SegmentListFilter
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagStatus
 
@@ -108,7 +109,7 @@ class CustomerAdmin(StaffAdmin):
         "tag_chips",
         "last_contact_at",
     ]
-    list_filter = [TagListFilter, "department"]
+    list_filter = [TagListFilter, SegmentListFilter, "department"]
     list_select_related = ["owner", "department"]
     search_fields = ["name"]  # shows the box; get_search_results does the matching
     search_help_text = gettext_lazy(

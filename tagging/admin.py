@@ -872,3 +872,5 @@ __all__ = [
     "scoped_customer_count",
     "tag_chip",
 ]
+
+from tagging import admin_analytics  # noqa: E402, F401  (segments, analytics and hygiene pages)
