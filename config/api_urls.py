@@ -4,8 +4,10 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.api import not_found_view
+from config.api_auth import TokenView
 
 v1 = [
+    path("auth/token", TokenView.as_view(), name="api-token"),
     path("", include("tagging.api.urls")),
     path("", include("customers.api.urls")),
     path("", include("rules.api.urls")),

@@ -1,11 +1,13 @@
 from rest_framework.routers import SimpleRouter
 
 from tagging.api import views
+from tagging.api.segments import SegmentViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("tag-groups", views.TagGroupViewSet, basename="tag-group")
 router.register("tags", views.TagViewSet, basename="tag")
 router.register("personal-tag-groups", views.PersonalGroupViewSet, basename="personal-tag-group")
+router.register("segments", SegmentViewSet, basename="segment")
 router.register("personal-tags", views.PersonalTagViewSet, basename="personal-tag")
 
 urlpatterns = router.urls
