@@ -256,7 +256,7 @@ def test_days_since_last_event():
 
 
 def test_ratio_of_categories_and_reply_rate():
-    fan, mixed, none = customer(), customer(), customer()
+    fan, mixed, _nobody = customer(), customer(), customer()
     for category in ["儿童玩具", "儿童玩具", "儿童玩具", "食品"]:
         event(fan, category=category)
     for category in ["儿童玩具", "食品"]:

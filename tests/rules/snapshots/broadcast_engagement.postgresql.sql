@@ -1,0 +1,23 @@
+SELECT "customers_customer"."id" AS "pk" FROM "customers_customer"
+WHERE "customers_customer"."id" IN (SELECT U0."customer_id" AS "customer_id" FROM "customers_customerevent" U0
+WHERE ((U0."kind" = %s
+  AND U0."occurred_at" >= %s)
+  OR (U0."kind" = %s
+  AND U0."occurred_at" >= %s)) GROUP BY 1 HAVING (COUNT(U0."id") FILTER (WHERE (U0."kind" = %s
+  AND U0."occurred_at" >= %s)) > %s
+  AND (COUNT(U0."id") FILTER (WHERE (U0."kind" = %s
+  AND U0."occurred_at" >= %s)) * %s) > (COUNT(U0."id") FILTER (WHERE (U0."kind" = %s
+  AND U0."occurred_at" >= %s)) * %s)))
+-- $1: 'broadcast_reply'
+-- $2: datetime.datetime(2026, 3, 17, 12, 0, tzinfo=datetime.timezone.utc)
+-- $3: 'broadcast'
+-- $4: datetime.datetime(2026, 3, 17, 12, 0, tzinfo=datetime.timezone.utc)
+-- $5: 'broadcast'
+-- $6: datetime.datetime(2026, 3, 17, 12, 0, tzinfo=datetime.timezone.utc)
+-- $7: Int4(0)
+-- $8: 'broadcast_reply'
+-- $9: datetime.datetime(2026, 3, 17, 12, 0, tzinfo=datetime.timezone.utc)
+-- $10: Int4(10000)
+-- $11: 'broadcast'
+-- $12: datetime.datetime(2026, 3, 17, 12, 0, tzinfo=datetime.timezone.utc)
+-- $13: Int4(2500)

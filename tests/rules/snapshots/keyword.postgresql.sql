@@ -1,0 +1,8 @@
+SELECT "customers_customer"."id" AS "pk" FROM "customers_customer"
+WHERE "customers_customer"."id" IN (SELECT U0."customer_id" AS "customer_id" FROM "customers_customerevent" U0
+WHERE (U0."kind" = %s
+  AND U0."occurred_at" >= %s
+  AND U0."text"::text LIKE %s))
+-- $1: 'message'
+-- $2: datetime.datetime(2026, 6, 8, 12, 0, tzinfo=datetime.timezone.utc)
+-- $3: '%价格%'
