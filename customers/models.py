@@ -223,3 +223,63 @@ class CustomerEvent(models.Model):
         if self.pk is not None and not kwargs.get("force_insert"):
             raise ValidationError(_("Events are append-only and cannot be changed."))
         super().save(*args, **kwargs)
+
+
+class ImportJob(models.Model):
+    """One customer/tag import: the status row the admin shows and the Celery task updates.
+
+    ``rows_done`` counts data records whose batch is committed; a re-run resumes after them.
+    ``result`` holds the summary keys of SPEC §10 (errors included) as they accumulate.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        VALIDATING = "validating", _("validating")
+        RUNNING = "running", _("importing")
+        DONE = "done", _("done")
+        REJECTED = "rejected", _("rejected (nothing applied)")
+        FAILED = "failed", _("failed")
+
+    class Mode(models.TextChoices):
+        CUSTOMERS = "customers", _("customers and tags")
+        TAGS = "tags", _("tags of existing customers")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("imported by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="customer_imports",
+    )
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    mode = models.CharField(_("mode"), max_length=16, choices=Mode.choices, default=Mode.CUSTOMERS)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    skip_invalid = models.BooleanField(_("skip invalid rows"), default=False)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    rows_total = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    rows_done = models.PositiveIntegerField(_("rows done"), default=0)
+    errors_so_far = models.PositiveIntegerField(_("errors so far"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error_report = models.FileField(
+        _("rejected rows (CSV)"), upload_to="imports/rejected/%Y/%m/", blank=True
+    )
+    error_message = models.TextField(_("error"), blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer import")
+        verbose_name_plural = _("customer imports")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.REJECTED, self.Status.FAILED}

@@ -1195,3 +1195,118 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
             },
         )
         return cursor.rowcount
+
+
+# --- bulk assignment (imports) -------------------------------------------------------------------
+
+
+def assignable_error(tag: Tag, *, actor: Any, source: str) -> TaggingError | None:
+    """The error :func:`assign_tags` would raise for adding ``tag`` by hand (kind, ownership,
+    status), or None. Lets a bulk caller judge each distinct tag once instead of per row."""
+    try:
+        _check_tags_usable([tag], actor=actor, source=source, rule=None, adding=True)
+    except TaggingError as exc:
+        return exc
+    return None
+
+
+@transaction.atomic
+def bulk_assign(
+    pairs: Sequence[tuple[int, int]], *, actor: Any, source: str, reason: str = ""
+) -> int:
+    """Add many (customer_id, tag_id) pairs at once — the import's set-based variant of
+    :func:`assign_tags`, writing the same rows and audit entries.
+
+    The caller has already judged exclusivity and the corporate-tag limit per customer against
+    the locked customers' rows (``customers.importing`` does, row by row, including the earlier
+    rows of the same file); kinds, ownership and status are re-checked here for every distinct
+    tag. Pairs that exist already are left alone (and not audited). Returns how many were added.
+    On PostgreSQL the pairs are COPied into a temporary table and inserted with one
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` feeding the audit insert; elsewhere chunked
+    bulk operations.
+    """
+    if not pairs:
+        return 0
+    tags = {t.pk: t for t in _load_tags({t for _c, t in pairs})}
+    for tag in tags.values():
+        error = assignable_error(tag, actor=actor, source=source)
+        if error is not None:
+            raise error
+    now = timezone.now()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return _bulk_assign_postgresql(
+            pairs, actor_id=_actor_id(actor), source=source, reason=reason, now=now
+        )
+    existing: set[tuple[int, int]] = set()
+    customer_ids = sorted({c for c, _t in pairs})
+    for start in range(0, len(customer_ids), 5000):
+        existing.update(
+            TagAssignment.objects.filter(
+                customer_id__in=customer_ids[start : start + 5000], tag_id__in=list(tags)
+            ).values_list("customer_id", "tag_id")
+        )
+    to_add = [p for p in dict.fromkeys(pairs) if p not in existing]
+    actor_id = _actor_id(actor)
+    TagAssignment.objects.bulk_create(
+        [
+            TagAssignment(customer_id=c, tag_id=t, source=source, actor_id=actor_id, created_at=now)
+            for c, t in to_add
+        ],
+        batch_size=2000,
+    )
+    AuditEntry.objects.bulk_create(
+        _assignment_audits(
+            to_add,
+            AuditAction.ASSIGNMENT_ADDED,
+            tags=tags,
+            actor=actor,
+            source=source,
+            reason=reason,
+            now=now,
+        ),
+        batch_size=2000,
+    )
+    return len(to_add)
+
+
+def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tagdesk_assign_stage"
+            " (customer_id bigint NOT NULL, tag_id bigint NOT NULL) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE tagdesk_assign_stage")
+        with cursor.copy("COPY tagdesk_assign_stage (customer_id, tag_id) FROM STDIN") as copy:
+            for pair in pairs:
+                copy.write_row(pair)
+        cursor.execute(
+            """
+            WITH added AS (
+                INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
+                SELECT DISTINCT customer_id, tag_id, %(source)s, %(actor)s, %(now)s
+                FROM tagdesk_assign_stage
+                ON CONFLICT (customer_id, tag_id) DO NOTHING
+                RETURNING customer_id, tag_id
+            )
+            INSERT INTO tagging_auditentry
+                (created_at, actor_id, action, source, customer_id, tag_id, group_id,
+                 object_repr, reason)
+            SELECT %(now)s, %(actor)s, %(action)s, %(source)s, a.customer_id, a.tag_id, t.group_id,
+                   left(g.name || ':' || t.name, 255), %(reason)s
+            FROM added a
+            JOIN tagging_tag t ON t.id = a.tag_id
+            JOIN tagging_taggroup g ON g.id = t.group_id
+            """,
+            {
+                "source": source,
+                "actor": actor_id,
+                "now": now,
+                "action": AuditAction.ASSIGNMENT_ADDED,
+                "reason": reason[:255],
+            },
+        )
+        return cursor.rowcount

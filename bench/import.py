@@ -1,0 +1,298 @@
+"""Import/export throughput and memory on PostgreSQL, beside a hand-written SQL baseline.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tagdesk_import python bench/import.py
+    (options: --rows 100000 --tags 3 --export-rows 1000000 --skip-export --import-1m)
+
+Every phase runs in its own subprocess so its peak RSS (ru_maxrss) is its own:
+- project fresh import: ``customers.importing.import_file`` (parse, validate whole file,
+  permissions, audit, apply) on empty tables; then the same file again (re-import: no change);
+- baseline fresh / re-import: csv module + COPY into a staging table + INSERT … ON CONFLICT for
+  customers and assignments (no validation, no audit) — what a hand-written loader does;
+- export of N customers with tags (CSV, streamed) against a COPY … TO STDOUT baseline.
+ANALYZE runs after every bulk load. Writes only to the database named in DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+GROUPS, TAGS_PER_GROUP = 10, 10
+TMP = Path(os.environ.get("BENCH_TMP", "/tmp/tagdesk_bench_import"))
+
+
+def setup_django():
+    import django
+
+    django.setup()
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_file(rows: int, tags: int) -> Path:
+    path = TMP / f"customers_{rows}_{tags}.csv"
+    if path.exists():
+        return path
+    TMP.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["external_userid", "phone", "name", "tags"])
+        for i in range(rows):
+            items = [
+                f"组{(i + k) % GROUPS}:标签{(i * 7 + k * 3) % TAGS_PER_GROUP}" for k in range(tags)
+            ]
+            writer.writerow([f"wm{i:08d}", f"139{i:08d}", f"客户{i}", ";".join(items)])
+    return path
+
+
+def prepare() -> None:
+    """Migrate, create the importer and the taxonomy, empty the customer tables."""
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth import get_user_model
+
+    from tagging.models import Tag, TagGroup
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench_importer", defaults={"is_superuser": True, "is_staff": True}
+    )
+    for g in range(GROUPS):
+        group, _ = TagGroup.objects.get_or_create(name=f"组{g}", defaults={"sort_order": g})
+        for t in range(TAGS_PER_GROUP):
+            Tag.objects.get_or_create(group=group, name=f"标签{t}")
+    truncate()
+
+
+def truncate() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE customers_customer, tagging_tagassignment, tagging_auditentry CASCADE"
+        )
+        cursor.execute("ANALYZE")
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_customer; ANALYZE tagging_tagassignment")
+
+
+# --- phases (each in a subprocess) --------------------------------------------------------------
+
+
+def phase_project(path: str) -> dict:
+    setup_django()
+    from django.contrib.auth import get_user_model
+
+    from customers.importing import import_file
+
+    user = get_user_model().objects.get(username="bench_importer")
+    start = time.perf_counter()
+    data = Path(path).read_bytes()
+    report = import_file(data, filename=path, user=user)
+    analyze()
+    seconds = time.perf_counter() - start
+    assert not report.errors, report.errors[:5]
+    return {
+        "seconds": seconds,
+        "rows": report.rows,
+        "created": report.customers_created,
+        "assignments_added": report.assignments_added,
+        "peak_mb": peak_mb(),
+    }
+
+
+def phase_baseline(path: str) -> dict:
+    setup_django()
+    from django.db import connection, transaction
+
+    from tagging.models import Tag
+
+    start = time.perf_counter()
+    tag_ids = {f"{g}:{n}": pk for pk, g, n in Tag.objects.values_list("pk", "group__name", "name")}
+    customers, pairs = [], []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for ext, phone, name, tags in reader:
+            customers.append((ext, "+86" + phone, name))
+            for item in tags.split(";"):
+                pairs.append((ext, tag_ids[item]))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE stage_c (external_userid text, phone text, name text) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY stage_c FROM STDIN") as copy:
+            for row in customers:
+                copy.write_row(row)
+        cursor.execute(
+            """
+            INSERT INTO customers_customer (external_userid, phone, name, remark, company, source,
+                attributes, added_at, created_at, updated_at, total_spend, order_count)
+            SELECT external_userid, phone, name, '', '', '', '{}', now(), now(), now(), 0, 0
+            FROM stage_c
+            ON CONFLICT (external_userid) DO UPDATE SET name = EXCLUDED.name
+                WHERE customers_customer.name IS DISTINCT FROM EXCLUDED.name
+            """
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE stage_a (external_userid text, tag_id bigint) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY stage_a FROM STDIN") as copy:
+            for row in pairs:
+                copy.write_row(row)
+        cursor.execute(
+            """
+            INSERT INTO tagging_tagassignment (customer_id, tag_id, source, created_at)
+            SELECT c.id, s.tag_id, 'import', now()
+            FROM stage_a s JOIN customers_customer c ON c.external_userid = s.external_userid
+            ON CONFLICT (customer_id, tag_id) DO NOTHING
+            """
+        )
+    analyze()
+    return {"seconds": time.perf_counter() - start, "rows": len(customers), "peak_mb": peak_mb()}
+
+
+def phase_export(rows: str) -> dict:
+    setup_django()
+    from django.contrib.auth import get_user_model
+
+    from customers.exporting import export_customers_csv
+
+    user = get_user_model().objects.get(username="bench_importer")
+    start = time.perf_counter()
+    written = 0
+    with open(os.devnull, "wb") as sink:
+        for chunk in export_customers_csv(user):
+            sink.write(chunk)
+            written += 1
+    return {"seconds": time.perf_counter() - start, "rows": int(rows), "peak_mb": peak_mb()}
+
+
+def phase_export_baseline(rows: str) -> dict:
+    setup_django()
+    from django.db import connection
+
+    start = time.perf_counter()
+    with connection.cursor() as cursor, open(os.devnull, "wb") as sink:
+        with cursor.copy(
+            """COPY (SELECT c.external_userid, c.phone, c.name,
+                      string_agg(g.name || ':' || t.name, ';' ORDER BY g.sort_order, t.sort_order)
+                    FROM customers_customer c
+                    LEFT JOIN tagging_tagassignment a ON a.customer_id = c.id
+                    LEFT JOIN tagging_tag t ON t.id = a.tag_id
+                    LEFT JOIN tagging_taggroup g ON g.id = t.group_id
+                    GROUP BY c.id ORDER BY c.id) TO STDOUT WITH CSV HEADER"""
+        ) as copy:
+            for block in copy:
+                sink.write(block)
+    return {"seconds": time.perf_counter() - start, "rows": int(rows), "peak_mb": peak_mb()}
+
+
+def phase_load(path: str) -> dict:
+    """Fill the tables fast for the export measurement (baseline loader)."""
+    return phase_baseline(path)
+
+
+PHASES = {
+    "project": phase_project,
+    "baseline": phase_baseline,
+    "export": phase_export,
+    "export_baseline": phase_export_baseline,
+    "load": phase_load,
+}
+
+
+def sub(phase: str, arg: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, arg],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--tags", type=int, default=3)
+    parser.add_argument("--export-rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--import-1m", action="store_true", help="also import 1,000,000 rows")
+    parser.add_argument("--phase", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(PHASES[args.phase[0]](args.phase[1])))
+        return
+    if "postgres" not in os.environ.get("DATABASE_URL", ""):
+        sys.exit("Set DATABASE_URL to a PostgreSQL database of your own (e.g. tagdesk_import).")
+    prepare()
+    path = str(make_file(args.rows, args.tags))
+    print(
+        f"import: {args.rows:,} rows x {args.tags} tags ({Path(path).stat().st_size / 1e6:.1f} MB)"
+    )
+
+    def line(label, project, baseline):
+        p_rate = project["rows"] / project["seconds"]
+        b_rate = baseline["rows"] / baseline["seconds"]
+        print(
+            f"  {label:<10} project {p_rate:>9,.0f} rows/s ({project['seconds']:.2f} s, peak"
+            f" {project['peak_mb']:.0f} MB)   baseline {b_rate:>9,.0f} rows/s"
+            f" ({baseline['seconds']:.2f} s, peak {baseline['peak_mb']:.0f} MB)"
+            f"   ratio {b_rate / p_rate:.2f}x"
+        )
+
+    truncate()
+    base_fresh = sub("baseline", path)
+    base_again = sub("baseline", path)
+    truncate()
+    proj_fresh = sub("project", path)
+    proj_again = sub("project", path)
+    line("fresh", proj_fresh, base_fresh)
+    line("re-import", proj_again, base_again)
+    if args.import_1m:
+        big = str(make_file(1_000_000, args.tags))
+        truncate()
+        result = sub("project", big)
+        print(
+            f"  1M import  project {result['rows'] / result['seconds']:,.0f} rows/s,"
+            f" peak {result['peak_mb']:.0f} MB"
+        )
+    if not args.skip_export:
+        big = str(make_file(args.export_rows, args.tags))
+        truncate()
+        sub("load", big)
+        exp = sub("export", str(args.export_rows))
+        base = sub("export_baseline", str(args.export_rows))
+        print(f"export: {args.export_rows:,} customers with tags (CSV, streamed)")
+        print(
+            f"  project {args.export_rows / exp['seconds']:>9,.0f} rows/s ({exp['seconds']:.1f} s,"
+            f" peak {exp['peak_mb']:.0f} MB)   baseline COPY TO {args.export_rows / base['seconds']:>9,.0f}"
+            f" rows/s ({base['seconds']:.1f} s, peak {base['peak_mb']:.0f} MB)"
+        )
+    truncate()
+
+
+if __name__ == "__main__":
+    main()

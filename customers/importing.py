@@ -1,0 +1,791 @@
+"""Bulk import of customers and their tags (SPEC §7): parse → validate the whole file → report →
+apply, set-based.
+
+Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
+django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
+
+Contract
+- Validation runs against the database *and* the earlier good rows of the same file, in dry runs
+  too: a customer appearing twice is merged (tags united, last non-empty name); a phone that an
+  earlier row gave to another external_userid is ``identifier_conflict``.
+- Identity and assignment semantics are those of ``customers.services.upsert_customer`` and
+  ``tagging.services.assign_tags`` (kinds, status, exclusivity, the corporate-tag limit), checked
+  here for the whole file at once (``tagging.services.assignable_error`` judges each distinct
+  tag once; exclusivity and the limit are judged per row against the in-file state) and written
+  by ``tagging.services.bulk_assign``, so a 100,000-row file costs a handful of queries. Import is additive: a tag the customer already holds is left
+  as it is (so an export reads back unchanged, auto tags included); anything else that
+  ``assign_tags`` would refuse is a row error. Tags only in groups where the importer holds
+  EDIT (``permissions.policy``); a group the importer may not view is reported exactly like an
+  unknown one; unknown tags are never created.
+- Customers outside the importer's scope (``policy.visible_customers``) are not touched:
+  ``permission_denied``. New customers join the importer's first department so that the
+  importer keeps seeing them.
+- Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
+  in file order. Apply is one transaction: an exception writes nothing. Audited like the
+  services: one entry per created/updated customer and per added assignment (source ``import``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from customers.import_readers import Record, UnreadableFile, read_records
+from customers.import_writers import write_plan
+from customers.models import EXTERNAL_USERID_RE, Customer
+from customers.phones import InvalidPhone, normalize_phone
+from permissions import policy
+from permissions.models import DepartmentMembership
+from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind
+from tagging.names import FORBIDDEN_NAME_CHARS, fold_name
+from tagging.services import assignable_error
+
+# Header aliases (trimmed, case-insensitive): SPEC §7.
+COLUMN_ALIASES = {
+    "external_userid": "external_userid",
+    "客户id": "external_userid",
+    "phone": "phone",
+    "手机号": "phone",
+    "name": "name",
+    "姓名": "name",
+    "tags": "tags",
+    "标签": "tags",
+}
+TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
+NAME_MAX_LENGTH = Customer._meta.get_field("name").max_length
+CHUNK = 5000  # identifiers per lookup query
+
+
+class Mode:
+    CUSTOMERS = "customers"  # create/update customers, add tags
+    TAGS = "tags"  # add tags to existing customers only
+
+
+@dataclass(slots=True)
+class RowError:
+    line: int | None
+    column: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ImportReport:
+    """The summary of SPEC §10 plus what the admin shows (rejected rows, header)."""
+
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    customers_created: int = 0
+    customers_updated: int = 0
+    assignments_added: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    rejected: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, values, reason
+    header: list[str] = field(default_factory=list)
+    applied: bool = False
+    dry_run: bool = False
+    file_error: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "customers_created": self.customers_created,
+            "customers_updated": self.customers_updated,
+            "assignments_added": self.assignments_added,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+    @property
+    def rejected_work(self) -> bool:
+        """True when the import was refused as a whole (command exit status non-zero)."""
+        return self.file_error or (bool(self.errors) and not self.applied and not self.dry_run)
+
+    def merge(self, other: ImportReport) -> None:
+        for key in ("rows", "valid", "invalid", "customers_created", "customers_updated"):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        self.assignments_added += other.assignments_added
+        self.errors.extend(other.errors)
+        self.rejected.extend(other.rejected)
+
+
+# --- the in-memory picture of customers while validating ---------------------------------------
+
+
+class CustomerState:
+    """A customer as the file sees it: from the database and/or created by earlier good rows."""
+
+    __slots__ = (
+        "pk",
+        "external_userid",
+        "phone",
+        "name",
+        "orig_external_userid",
+        "orig_name",
+        "tags",
+        "corporate",
+        "exclusive",
+        "visible",
+        "pending_tags",
+    )
+
+    def __init__(self, pk, external_userid, phone, name, *, visible=True):
+        self.pk = pk
+        self.external_userid = external_userid
+        self.phone = phone
+        self.name = name
+        self.orig_external_userid = external_userid
+        self.orig_name = name
+        self.tags: set[int] = set()
+        self.corporate = 0
+        self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
+        self.visible = visible
+        self.pending_tags: list[int] = []  # added by this file, in order
+
+    @property
+    def is_new(self) -> bool:
+        return self.pk is None
+
+    @property
+    def changed(self) -> bool:
+        return not self.is_new and (
+            self.external_userid != self.orig_external_userid or self.name != self.orig_name
+        )
+
+
+@dataclass
+class Plan:
+    """What applying a batch writes; built by validation, consumed by the writer."""
+
+    new: list[CustomerState] = field(default_factory=list)
+    changed: list[CustomerState] = field(default_factory=list)
+    pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ParsedRow:
+    line: int
+    values: list[str]
+    external_userid: str | None = None
+    phone: str | None = None
+    name: str = ""
+    tags: list[tuple[Tag, str]] = field(default_factory=list)  # (tag, column)
+    errors: list[RowError] = field(default_factory=list)
+
+
+class HeaderError(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+# --- the importer -------------------------------------------------------------------------------
+
+
+class Importer:
+    """Validates and applies batches of records of one file for one user.
+
+    Build with :meth:`for_header`; then :meth:`validate` (no writes) and :meth:`apply`. State
+    between batches lives in the database: a batch applied and committed is what the next batch
+    is validated against, so batching gives the same result as one pass.
+    """
+
+    def __init__(self, *, user: Any, mode: str = Mode.CUSTOMERS, skip_invalid: bool = False):
+        if mode not in (Mode.CUSTOMERS, Mode.TAGS):
+            raise ValueError(f"unknown import mode {mode!r}")
+        self.user = user
+        self.mode = mode
+        self.skip_invalid = skip_invalid
+        self.header: list[str] = []
+        self.width = 0
+        self.columns: dict[str, int] = {}
+        self.group_columns: list[tuple[int, TagGroup]] = []
+        self.fmt = "csv"
+        self._item_cache: dict[tuple[int | None, str], Tag | tuple[str, str]] = {}
+        self._load_catalog()
+        self.sees_all = policy.sees_all_customers(user)
+        membership = (
+            DepartmentMembership.objects.filter(user=getattr(user, "pk", None))
+            .order_by("department_id")
+            .values_list("department_id", flat=True)
+            .first()
+        )
+        self.department_id = membership
+
+    # -- catalog: every tag the user can view, one pass ------------------------------------------
+
+    def _load_catalog(self) -> None:
+        groups = list(policy.visible_groups(self.user, policy.Level.VIEW))
+        self.levels = policy.group_levels(self.user, [g.pk for g in groups])
+        self.editable = {pk for pk, level in self.levels.items() if level >= policy.Level.EDIT}
+        self.groups_by_key: dict[str, TagGroup] = {}
+        # Shared group names are unique; a personal group never shadows a shared one.
+        for group in sorted(groups, key=lambda g: g.kind == TagKind.PERSONAL):
+            self.groups_by_key.setdefault(group.name_key, group)
+        self.groups_by_id = {g.pk: g for g in groups}
+        self.tags_by_key: dict[tuple[int, str], Tag] = {}
+        for tag in Tag.objects.filter(group__in=list(self.groups_by_id)):
+            tag.group = self.groups_by_id[tag.group_id]
+            self.tags_by_key[(tag.group_id, tag.name_key)] = tag
+        # Exclusivity and the corporate limit count held tags of every group, visible or not.
+        self.group_facts = {
+            pk: (kind, exclusive)
+            for pk, kind, exclusive in TagGroup.objects.values_list("pk", "kind", "exclusive")
+        }
+        self.tag_groups = dict(Tag.objects.values_list("pk", "group_id"))
+        self.tag_names = {t.pk: t.name for t in self.tags_by_key.values()}
+        # What assign_tags would refuse (kind, ownership, status), judged once per tag.
+        self.tag_errors: dict[int, tuple[str, str]] = {}
+        for tag in self.tags_by_key.values():
+            error = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
+            if error is not None:
+                code = error.code if error.code == "rule_tag_not_assignable" else "unknown_tag"
+                self.tag_errors[tag.pk] = (code, str(error).replace("%", "%%"))
+
+    # -- header ----------------------------------------------------------------------------------
+
+    def read_header(self, record: Record, fmt: str = "csv") -> None:
+        """Map columns; raise :class:`HeaderError` for an unusable header (nothing imported)."""
+        self.fmt = fmt
+        self.header = record.values
+        self.width = len(record.values)
+        errors: list[RowError] = []
+        for index, raw in enumerate(record.values):
+            key = raw.strip().casefold()
+            if not key:
+                continue
+            canonical = COLUMN_ALIASES.get(key)
+            if canonical:
+                if canonical in self.columns:
+                    errors.append(
+                        RowError(
+                            record.line,
+                            raw,
+                            "duplicate_column",
+                            _("Column “%(column)s” appears twice.") % {"column": raw},
+                        )
+                    )
+                self.columns[canonical] = index
+                continue
+            group = self.groups_by_key.get(fold_name(raw))
+            if group is None:
+                errors.append(RowError(record.line, raw, *_unknown_group(raw)))
+            else:
+                self.group_columns.append((index, group))
+        self.ext_column = self._column_name("external_userid")
+        self.phone_column = self._column_name("phone")
+        if "external_userid" not in self.columns and "phone" not in self.columns:
+            errors.append(
+                RowError(
+                    record.line,
+                    None,
+                    "missing_identifier",
+                    _("The header needs an “external_userid” (客户ID) or “phone” (手机号) column."),
+                )
+            )
+        if errors:
+            raise HeaderError(errors)
+
+    def _column_name(self, canonical: str) -> str | None:
+        index = self.columns.get(canonical)
+        return None if index is None else self.header[index]
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def _parse(self, record: Record) -> ParsedRow:
+        row = ParsedRow(record.line, record.values)
+        values = record.values
+        too_many = len(values) > self.width
+        if too_many or (self.fmt == "csv" and len(values) != self.width):
+            row.errors.append(
+                RowError(
+                    record.line,
+                    None,
+                    "wrong_field_count",
+                    _("This record has %(found)d fields; the header has %(expected)d.")
+                    % {"found": len(values), "expected": self.width},
+                )
+            )
+            return row
+        if len(values) < self.width:
+            values = values + [""] * (self.width - len(values))
+            row.values = values
+        col = self.columns
+        if "external_userid" in col:
+            ext = values[col["external_userid"]]
+            if ext:
+                if EXTERNAL_USERID_RE.match(ext):
+                    row.external_userid = ext
+                else:
+                    row.errors.append(
+                        RowError(
+                            record.line,
+                            self.header[col["external_userid"]],
+                            "invalid_external_userid",
+                            _(
+                                "“%(value)s” is not an external userid: letters, digits, “_” and “-” only, at most 64."
+                            )
+                            % {"value": ext[:80]},
+                        )
+                    )
+        if "phone" in col:
+            raw = values[col["phone"]]
+            if raw:
+                try:
+                    row.phone = normalize_phone(raw)
+                except InvalidPhone as exc:
+                    row.errors.append(
+                        RowError(record.line, self.header[col["phone"]], "invalid_phone", str(exc))
+                    )
+        if row.external_userid is None and row.phone is None and not row.errors:
+            row.errors.append(
+                RowError(
+                    record.line,
+                    None,
+                    "missing_identifier",
+                    _("The row needs an external userid or a mobile phone."),
+                )
+            )
+        if "name" in col and self.mode == Mode.CUSTOMERS:
+            row.name = values[col["name"]]
+            if len(row.name) > NAME_MAX_LENGTH:
+                row.errors.append(
+                    RowError(
+                        record.line,
+                        self.header[col["name"]],
+                        "name_too_long",
+                        _("The name has %(length)d characters; at most %(limit)d.")
+                        % {"length": len(row.name), "limit": NAME_MAX_LENGTH},
+                    )
+                )
+        seen: set[int] = set()
+        if "tags" in col:
+            self._parse_tags(row, values[col["tags"]], self.header[col["tags"]], None, seen)
+        for index, group in self.group_columns:
+            if values[index]:
+                self._parse_tags(row, values[index], self.header[index], group, seen)
+        return row
+
+    def _parse_tags(
+        self, row: ParsedRow, cell: str, column: str, group: TagGroup | None, seen: set[int]
+    ) -> None:
+        cache = self._item_cache
+        for item in cell.translate(TAG_SEPARATORS).split(";"):
+            item = item.strip()
+            if not item:
+                continue
+            key = (group.pk if group else None, item)
+            outcome = cache.get(key)
+            if outcome is None:
+                outcome = cache[key] = self._resolve_item(item, group)
+            if isinstance(outcome, Tag):
+                if outcome.pk not in seen:  # a repeated item counts once
+                    seen.add(outcome.pk)
+                    row.tags.append((outcome, column))
+            else:
+                code, message = outcome
+                row.errors.append(RowError(row.line, column, code, message))
+
+    def _resolve_item(self, item: str, group: TagGroup | None) -> Tag | tuple[str, str]:
+        """A tags-cell item to its tag, or (code, message); memoised per distinct item."""
+        limit = settings.TAGDESK_TAG_NAME_MAX_LENGTH
+        parts = item.split(":")
+        if group is None:
+            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+                return _malformed(item)
+            group_name, tag_name = parts[0].strip(), parts[1].strip()
+        else:
+            if len(parts) != 1:
+                return _malformed(item)
+            group_name, tag_name = group.name, parts[0]
+        too_long = [n for n in (group_name, tag_name) if len(n) > max(limit, 64)]
+        if len(tag_name) > limit or too_long:
+            return (
+                "tag_name_too_long",
+                _("“%(name)s…” is longer than %(limit)d characters.")
+                % {"name": (too_long or [tag_name])[0][:limit], "limit": limit},
+            )
+        target_group = group or self.groups_by_key.get(fold_name(group_name))
+        if target_group is None:
+            return _unknown_group(group_name)
+        tag = self.tags_by_key.get((target_group.pk, fold_name(tag_name)))
+        if tag is None:
+            return (
+                "unknown_tag",
+                _("The group “%(group)s” has no tag “%(tag)s” (imports never create tags).")
+                % {"group": target_group.name, "tag": tag_name},
+            )
+        return tag
+
+    # -- validation against the database and earlier rows ----------------------------------------
+
+    def validate(
+        self, records: Sequence[Record], *, lock: bool = False
+    ) -> tuple[ImportReport, Plan]:
+        """Check every record; return the report and the plan of the good rows. No writes.
+        ``lock`` takes row locks on the matched customers (inside the apply transaction)."""
+        report = ImportReport(header=self.header)
+        parsed = [self._parse(r) for r in records]
+        state = _StateIndex(self, parsed, lock=lock)
+        plan = Plan()
+        for row in parsed:
+            report.rows += 1
+            if not row.errors:
+                self._check_row(row, state, plan)
+            if row.errors:
+                report.invalid += 1
+                report.errors.extend(row.errors)
+                report.rejected.append(
+                    (
+                        row.line,
+                        row.values,
+                        "; ".join(f"{e.column or _('row')}: {e.message}" for e in row.errors),
+                    )
+                )
+            else:
+                report.valid += 1
+        plan.changed = [c for c in state.touched.values() if c.changed]
+        report.customers_created = len(plan.new)
+        report.customers_updated = len(plan.changed)
+        report.assignments_added = len(plan.pairs)
+        return report, plan
+
+    def _check_row(
+        self,
+        row: ParsedRow,
+        state: _StateIndex,
+        plan: Plan,
+    ) -> None:
+        ext, phone = row.external_userid, row.phone
+        by_ext = state.by_ext.get(ext) if ext else None
+        by_phone = state.by_phone.get(phone) if phone else None
+        phone_column = self.phone_column
+        if (by_ext and by_phone and by_ext is not by_phone) or (
+            by_phone and ext and by_phone.external_userid and by_phone.external_userid != ext
+        ):
+            row.errors.append(
+                RowError(
+                    row.line,
+                    phone_column,
+                    "identifier_conflict",
+                    _(
+                        "The phone %(phone)s belongs to another customer (external userid %(other)s)."
+                    )
+                    % {"phone": phone, "other": by_phone.external_userid or by_ext.external_userid},
+                )
+            )
+            return
+        customer = by_ext or by_phone
+        id_column = self.ext_column if ext else self.phone_column
+        if customer is not None and not customer.visible:
+            row.errors.append(
+                RowError(
+                    row.line,
+                    id_column,
+                    "permission_denied",
+                    _("This customer is outside the customers you may change."),
+                )
+            )
+            return
+        if customer is None and self.mode == Mode.TAGS:
+            row.errors.append(
+                RowError(
+                    row.line,
+                    id_column,
+                    "missing_identifier",
+                    _(
+                        "No customer has this external userid or phone (tags mode adds tags to existing customers only)."
+                    ),
+                )
+            )
+            return
+        # Tags: what this row adds, checked like assign_tags would (additive: held tags are left).
+        fresh = customer is None
+        held = customer.tags if customer else set()
+        exclusive = customer.exclusive if customer else {}
+        if exclusive:
+            exclusive = dict(exclusive)
+        corporate = customer.corporate if customer else 0
+        adding: list[int] = []
+        for tag, column in row.tags:
+            if tag.pk in held:
+                continue
+            group = self.groups_by_id[tag.group_id]
+            error = None
+            if group.pk not in self.editable:
+                error = (
+                    "permission_denied",
+                    _("You may not add tags of the group “%(group)s”."),
+                )
+            elif tag.pk in self.tag_errors:
+                error = self.tag_errors[tag.pk]
+            elif group.exclusive and exclusive.get(group.pk, tag.pk) != tag.pk:
+                error = (
+                    "exclusive_conflict",
+                    _(
+                        "“%(tag)s” and “%(other)s” are in the exclusive group “%(group)s”: a customer holds only one."
+                    ).replace("%(other)s", self._tag_name(exclusive[group.pk]).replace("%", "%%")),
+                )
+            if error:
+                code, message = error
+                row.errors.append(
+                    RowError(
+                        row.line, column, code, message % {"tag": tag.name, "group": group.name}
+                    )
+                )
+                continue
+            if group.exclusive:
+                exclusive[group.pk] = tag.pk
+            if group.kind == TagKind.CORPORATE:
+                corporate += 1
+            adding.append(tag.pk)
+        limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
+        if not row.errors and corporate > limit and adding:
+            row.errors.append(
+                RowError(
+                    row.line,
+                    row.tags[0][1],
+                    "limit_exceeded",
+                    _("The customer would carry %(count)d corporate tags; the limit is %(limit)d.")
+                    % {"count": corporate, "limit": limit},
+                )
+            )
+        if row.errors:
+            return
+        # The row is good: it changes the picture the next rows see.
+        if fresh:
+            customer = CustomerState(None, ext, phone, row.name)
+            plan.new.append(customer)
+            state.add(customer)
+        else:
+            if ext and not customer.external_userid:
+                customer.external_userid = ext  # a phone-only customer gains its external_userid
+                state.by_ext[ext] = customer
+            if phone and not customer.phone:
+                customer.phone = phone
+                state.by_phone[phone] = customer
+            if row.name:
+                customer.name = row.name
+            state.touched[id(customer)] = customer
+        customer.exclusive = exclusive
+        customer.corporate = corporate
+        for tag_id in adding:
+            customer.tags.add(tag_id)
+            plan.pairs.append((customer, tag_id))
+
+    def _tag_name(self, tag_id: int) -> str:
+        return self.tag_names.get(tag_id) or _("another tag")
+
+    # -- apply -----------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan) -> None:
+        """Write the plan (inside the caller's transaction)."""
+        write_plan(plan, actor=self.user, department_id=self.department_id)
+
+    def run(
+        self, records: Sequence[Record], *, dry_run: bool = False, atomic_callback=None
+    ) -> ImportReport:
+        """Validate the batch and, unless ``dry_run`` or (strict and errors), apply it in one
+        transaction. ``atomic_callback(report)`` runs inside that transaction (job progress)."""
+        if dry_run:
+            report, _plan = self.validate(records)
+            report.dry_run = True
+            return report
+        with transaction.atomic():
+            _serialise_imports()
+            report, plan = self.validate(records, lock=True)
+            if report.errors and not self.skip_invalid:
+                report.customers_created = report.customers_updated = 0
+                report.assignments_added = 0
+                return report
+            self.apply(plan)
+            report.applied = True
+            if atomic_callback is not None:
+                atomic_callback(report)
+        return report
+
+
+class _StateIndex:
+    """Existing customers (and their held tags) for the identifiers of a batch: a few queries."""
+
+    def __init__(self, importer: Importer, rows: list[ParsedRow], *, lock: bool) -> None:
+        self.by_ext: dict[str, CustomerState] = {}
+        self.by_phone: dict[str, CustomerState] = {}
+        self.touched: dict[int, CustomerState] = {}
+        exts = list({r.external_userid for r in rows if r.external_userid})
+        phones = list({r.phone for r in rows if r.phone})
+        found: dict[int, CustomerState] = {}
+        for pk, ext, phone, name in _matching_customers(exts, phones, lock=lock):
+            if pk not in found:
+                found[pk] = CustomerState(pk, ext, phone, name)
+        if found and not importer.sees_all:
+            visible: set[int] = set()
+            for chunk in _chunks(list(found)):
+                visible.update(
+                    policy.visible_customers(importer.user)
+                    .filter(pk__in=chunk)
+                    .values_list("pk", flat=True)
+                )
+            for pk, customer in found.items():
+                customer.visible = pk in visible
+        facts, tag_groups = importer.group_facts, importer.tag_groups
+        for customer_id, tag_id in _held_tags(list(found)):
+            customer = found[customer_id]
+            customer.tags.add(tag_id)
+            group_id = tag_groups.get(tag_id)
+            kind, exclusive = facts.get(group_id, (None, False))
+            if kind == TagKind.CORPORATE:
+                customer.corporate += 1
+            if exclusive:
+                customer.exclusive[group_id] = tag_id
+        for customer in found.values():
+            self.add(customer)
+
+    def add(self, customer: CustomerState) -> None:
+        if customer.external_userid:
+            self.by_ext[customer.external_userid] = customer
+        if customer.phone:
+            self.by_phone[customer.phone] = customer
+
+
+def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> Iterator[tuple]:
+    """(pk, external_userid, phone, name) of customers holding one of the identifiers. One
+    query with array parameters on PostgreSQL (locking the rows when ``lock``); chunked IN
+    lists elsewhere."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, external_userid, phone, name FROM customers_customer"
+                " WHERE external_userid = ANY(%s) OR phone = ANY(%s) ORDER BY id"
+                + (" FOR UPDATE" if lock else ""),
+                [exts, phones],
+            )
+            yield from cursor.fetchall()
+        return
+    base = Customer.objects.order_by("pk")
+    for field_name, values in (("external_userid", exts), ("phone", phones)):
+        for chunk in _chunks(values):
+            yield from base.filter(**{f"{field_name}__in": chunk}).values_list(
+                "pk", "external_userid", "phone", "name"
+            )
+
+
+def _held_tags(customer_ids: list[int]) -> Iterator[tuple[int, int]]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT customer_id, tag_id FROM tagging_tagassignment WHERE customer_id = ANY(%s)",
+                [customer_ids],
+            )
+            yield from cursor.fetchall()
+        return
+    for chunk in _chunks(customer_ids):
+        yield from TagAssignment.objects.filter(customer_id__in=chunk).values_list(
+            "customer_id", "tag_id"
+        )
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _serialise_imports() -> None:
+    """Two imports at once could both create the same new customer; take turns (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tagdesk.customers.import'))")
+
+
+def _malformed(item: str) -> tuple[str, str]:
+    return (
+        "malformed_tag",
+        _("“%(item)s” is not “group:tag” (names may not contain %(chars)s).")
+        % {"item": item[:80], "chars": " ".join(FORBIDDEN_NAME_CHARS)},
+    )
+
+
+def _unknown_group(name: str) -> tuple[str, str]:
+    # Same words whether the group does not exist or the importer may not view it.
+    return "unknown_tag_group", _("There is no tag group “%(group)s”.") % {"group": name[:80]}
+
+
+# --- whole files --------------------------------------------------------------------------------
+
+
+def open_file(data: bytes, filename: str = "") -> tuple[str, Iterator[Record]]:
+    return read_records(data, filename)
+
+
+def file_error_report(exc: Exception, code: str) -> ImportReport:
+    report = ImportReport(file_error=True)
+    report.errors.append(RowError(None, None, code, str(exc)))
+    return report
+
+
+def import_file(
+    data: bytes,
+    *,
+    filename: str = "",
+    user: Any,
+    mode: str = Mode.CUSTOMERS,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+) -> ImportReport:
+    """Import a whole CSV/XLSX file in one transaction (see the module docstring)."""
+    importer = Importer(user=user, mode=mode, skip_invalid=skip_invalid)
+    try:
+        fmt, records = read_records(data, filename)
+        header = next(records, None)
+        if header is None:
+            return file_error_report(ValueError(_("The file is empty.")), "empty_file")
+        importer.read_header(header, fmt)
+        rows = list(records)
+    except UnreadableFile as exc:
+        return file_error_report(exc, exc.code)
+    except HeaderError as exc:
+        report = ImportReport(file_error=True, header=header.values)
+        report.errors = exc.errors
+        return report
+    report = importer.run(rows, dry_run=dry_run)
+    if connection.vendor == "postgresql" and report.applied and report.rows >= 10_000:
+        with connection.cursor() as cursor:  # fresh planner statistics after a bulk load
+            cursor.execute("ANALYZE customers_customer; ANALYZE tagging_tagassignment")
+    return report
+
+
+def rejected_rows_csv(report: ImportReport, out) -> None:
+    """Write the rejected rows with a reason column (formula-neutralised), for lenient imports."""
+    import csv
+
+    from customers.exporting import neutralise
+
+    writer = csv.writer(out)
+    writer.writerow([_("line"), *report.header, _("reason")])
+    for line, values, reason in report.rejected:
+        writer.writerow([line, *(neutralise(v) for v in values), neutralise(reason)])
+
+
+def iter_batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
