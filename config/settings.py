@@ -232,4 +232,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tagging.remove_expired_assignments",
         "schedule": crontab(hour=0, minute=30),
     },
+    "tag-hygiene-monthly-report": {
+        "task": "tagging.hygiene_monthly_report",
+        "schedule": crontab(day_of_month=1, hour=6, minute=0),
+    },
+    "compact-segment-index": {
+        "task": "tagging.compact_segment_index",
+        "schedule": crontab(minute="*"),
+    },
 }

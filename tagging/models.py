@@ -473,3 +473,37 @@ class TagBitmapDelta(models.Model):
 
     def __str__(self) -> str:
         return f"{'+' if self.present else '-'}{self.key}:{self.customer_id}"
+
+
+class HygieneReport(models.Model):
+    """The monthly hygiene suggestions (``tagging.hygiene.monthly_report``), kept for the page."""
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    summary = models.JSONField(_("summary"), default=dict)
+    payload = models.JSONField(_("suggestions"), default=dict)
+
+    class Meta:
+        verbose_name = _("hygiene report")
+        verbose_name_plural = _("hygiene reports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m}"
+
+
+class TagAnalytics(Tag):
+    """Admin entry for the analytics pages (no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("tag analytics")
+        verbose_name_plural = _("tag analytics")
+
+
+class TagHygiene(Tag):
+    """Admin entry for the hygiene page (no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("tag hygiene")
+        verbose_name_plural = _("tag hygiene")

@@ -542,8 +542,9 @@ class _Plan:
     sees_all: bool
 
 
-def _plan(expression: dict, user: Any) -> _Plan:
-    sees_all = policy.sees_all_customers(user)
+def _plan(expression: dict, user: Any, sees_all: bool | None = None) -> _Plan:
+    if sees_all is None:
+        sees_all = policy.sees_all_customers(user)
     if not bitmaps.available():
         return _Plan(None, compile_q(expression), sees_all)
     conjuncts = expression.get("and", [expression])
@@ -558,21 +559,22 @@ def _plan(expression: dict, user: Any) -> _Plan:
     return _Plan(bitmap, q, sees_all)
 
 
+def _narrow(qs: QuerySet, bitmap: int) -> QuerySet:
+    size = bitmap.bit_count()
+    if size == 0:
+        return qs.none()
+    if size <= SMALL_RESULT:
+        return qs.filter(pk__in=bitmaps.ids_descending(bitmap))
+    return qs.alias(
+        _in_segment=_GetBit(Value(bitmaps.to_bytes(bitmap), BinaryField()), F("pk"))
+    ).filter(pk__lt=bitmap.bit_length(), _in_segment=1)
+
+
 def _queryset(plan: _Plan, user: Any) -> QuerySet:
     qs = Customer.objects.all() if plan.sees_all else policy.visible_customers(user)
     if plan.rest is not None:
         qs = qs.filter(plan.rest)
-    if plan.bitmap is not None:
-        size = plan.bitmap.bit_count()
-        if size == 0:
-            return qs.none()
-        if size <= SMALL_RESULT:
-            qs = qs.filter(pk__in=bitmaps.ids_descending(plan.bitmap))
-        else:
-            qs = qs.alias(
-                _in_segment=_GetBit(Value(bitmaps.to_bytes(plan.bitmap), BinaryField()), F("pk"))
-            ).filter(pk__lt=plan.bitmap.bit_length(), _in_segment=1)
-    return qs
+    return _narrow(qs, plan.bitmap) if plan.bitmap is not None else qs
 
 
 def customers(expression: dict, user: Any) -> QuerySet:
@@ -592,18 +594,34 @@ class Page:
         return max(1, -(-self.count // self.per_page))
 
 
-def page(expression: dict, user: Any, number: int = 1, per_page: int = 50) -> Page:
-    """Count and one page (newest customers first) of the (validated) segment for ``user``."""
+def page(
+    expression: dict, user: Any, number: int = 1, per_page: int = 50, rows: QuerySet | None = None
+) -> Page:
+    """Count and one page (newest customers first) of the (validated) segment for ``user``.
+    ``rows`` is the queryset the page's customers are loaded from (add select/prefetch there)."""
     number, per_page = max(1, int(number)), max(1, min(int(per_page), 500))
     plan = _plan(expression, user)
     offset = (number - 1) * per_page
     if plan.bitmap is not None and plan.rest is None and plan.sees_all:
-        count = plan.bitmap.bit_count()
+        total = plan.bitmap.bit_count()
         ids = bitmaps.ids_descending(plan.bitmap, offset, per_page)
-        rows = {c.pk: c for c in Customer.objects.filter(pk__in=ids)}
-        return Page(count, [rows[i] for i in ids if i in rows], number, per_page)
-    qs = _queryset(plan, user).order_by("-pk")
-    return Page(qs.count(), list(qs[offset : offset + per_page]), number, per_page)
+    else:
+        qs = _queryset(plan, user).order_by("-pk")
+        total = qs.count()
+        ids = list(qs.values_list("pk", flat=True)[offset : offset + per_page])
+    loaded = {c.pk: c for c in (Customer.objects if rows is None else rows).filter(pk__in=ids)}
+    return Page(total, [loaded[i] for i in ids if i in loaded], number, per_page)
+
+
+def restrict(queryset: QuerySet, expression: dict) -> QuerySet:
+    """``queryset`` (of customers, already scoped by the caller) narrowed to the (validated)
+    segment — for the customer changelist filter, which scopes through the admin."""
+    if not bitmaps.available():
+        return queryset.filter(compile_q(expression))
+    plan = _plan(expression, None, sees_all=True)
+    if plan.rest is not None:
+        queryset = queryset.filter(plan.rest)
+    return _narrow(queryset, plan.bitmap) if plan.bitmap is not None else queryset
 
 
 def count(expression: dict, user: Any) -> int:

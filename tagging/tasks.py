@@ -7,3 +7,19 @@ from tagging.services import remove_expired_assignments
 def remove_expired_assignments_task() -> int:
     """Nightly: drop assignments past their expiry (scheduled in settings.CELERY_BEAT_SCHEDULE)."""
     return remove_expired_assignments()
+
+
+@shared_task(name="tagging.hygiene_monthly_report")
+def hygiene_monthly_report_task() -> dict:
+    """Monthly: store the tag-hygiene suggestions (tagging.hygiene); returns the counts."""
+    from tagging.hygiene import store_monthly_report
+
+    return store_monthly_report().summary
+
+
+@shared_task(name="tagging.compact_segment_index")
+def compact_segment_index_task() -> int:
+    """Every minute: fold the segment index's change log into its bitmaps (tagging.bitmaps)."""
+    from tagging.bitmaps import compact_index
+
+    return compact_index()

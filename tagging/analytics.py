@@ -1,0 +1,188 @@
+"""Tag analytics for the admin pages (SPEC §8): every figure is for one user — only tags they
+may view, only customers in their scope (``permissions.policy``) — optionally narrowed to a
+department subtree and a date range. Each function returns plain rows (dicts) that the page
+draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import Customer
+from permissions import policy
+from permissions.models import Department
+from tagging.models import AssignmentSource, AuditAction, AuditEntry, TagAssignment
+
+
+@dataclass
+class Filters:
+    """What every analytics function is narrowed by; built from the page's GET parameters."""
+
+    department: Department | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None  # inclusive
+
+    def range(self) -> tuple[dt.datetime, dt.datetime]:
+        today = timezone.localdate()
+        end = self.end or today
+        start = self.start or end - dt.timedelta(days=29)
+        tz = timezone.get_current_timezone()
+        return (
+            dt.datetime.combine(start, dt.time.min, tzinfo=tz),
+            dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+        )
+
+
+def customer_scope(user: Any, filters: Filters) -> QuerySet[Customer]:
+    qs = (
+        Customer.objects.all()
+        if policy.sees_all_customers(user)
+        else policy.visible_customers(user)
+    )
+    if filters.department is not None:
+        qs = qs.filter(department__path__startswith=filters.department.path)
+    return qs
+
+
+def _restricted(user: Any, filters: Filters) -> bool:
+    return filters.department is not None or not policy.sees_all_customers(user)
+
+
+def customers_per_tag(user: Any, filters: Filters) -> list[dict]:
+    """Per visible tag: customers (in scope) carrying it, most used first."""
+    tags = policy.visible_tags(user, include_inactive=True)
+    assignments = TagAssignment.objects.filter(tag__in=tags.values("pk"))
+    if _restricted(user, filters):
+        assignments = assignments.filter(customer__in=customer_scope(user, filters).values("pk"))
+    counts = dict(
+        assignments.values_list("tag_id").annotate(n=Count("pk")).values_list("tag_id", "n")
+    )
+    rows = [
+        {
+            "tag_id": t.pk,
+            "group": t.group.name,
+            "tag": t.name,
+            "status": t.status,
+            "customers": counts.get(t.pk, 0),
+        }
+        for t in tags.select_related("group")
+    ]
+    return sorted(rows, key=lambda r: (-r["customers"], r["group"], r["tag"]))
+
+
+def group_coverage(user: Any, filters: Filters) -> list[dict]:
+    """Per visible group: customers with at least one of its tags, and their share of the
+    customers in scope ("coverage")."""
+    scope = customer_scope(user, filters)
+    total = scope.count()
+    groups = policy.visible_groups(user)
+    assignments = TagAssignment.objects.filter(tag__group__in=groups.values("pk"))
+    if _restricted(user, filters):
+        assignments = assignments.filter(customer__in=scope.values("pk"))
+    counts = dict(
+        assignments.values_list("tag__group_id")
+        .annotate(n=Count("customer_id", distinct=True))
+        .values_list("tag__group_id", "n")
+    )
+    rows = [
+        {
+            "group_id": g.pk,
+            "group": g.name,
+            "kind": g.kind,
+            "customers": counts.get(g.pk, 0),
+            "coverage": round(counts.get(g.pk, 0) / total, 4) if total else 0.0,
+        }
+        for g in groups
+    ]
+    return sorted(rows, key=lambda r: (-r["customers"], r["group"]))
+
+
+DIMENSIONS = {
+    "source": (_("source"), "source"),
+    "employee": (_("employee"), "actor__username"),
+    "department": (_("department"), "actor__memberships__department__name"),
+}
+
+
+def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> list[dict]:
+    """New assignments per day within the date range, split by ``by`` (source, employee — who
+    added them — or department — of who added them; an employee in two departments counts in
+    both). Counted from the audit log, so later removals do not rewrite history."""
+    if by not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {by!r}")
+    start, end = filters.range()
+    entries = AuditEntry.objects.filter(
+        action=AuditAction.ASSIGNMENT_ADDED,
+        created_at__gte=start,
+        created_at__lt=end,
+        tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+    )
+    if _restricted(user, filters):
+        entries = entries.filter(customer__in=customer_scope(user, filters).values("pk"))
+    field = DIMENSIONS[by][1]
+    rows = (
+        entries.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", key=F(field))
+        .annotate(n=Count("pk"))
+        .order_by("day", "key")
+    )
+    labels = dict(AssignmentSource.choices)
+    return [
+        {
+            "day": row["day"],
+            by: (labels.get(row["key"], row["key"]) if by == "source" else row["key"]) or "—",
+            "assignments": row["n"],
+        }
+        for row in rows
+    ]
+
+
+def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
+    """Per day and rule (rules whose tag the user may view): customers matched, added, removed
+    by finished runs (not dry runs) in the date range."""
+    from rules.models import RuleRun
+
+    start, end = filters.range()
+    runs = (
+        RuleRun.objects.filter(
+            dry_run=False,
+            started_at__gte=start,
+            started_at__lt=end,
+            rule__tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+        )
+        .filter(~Q(status="running"))
+        .select_related("rule")
+        .order_by("started_at", "pk")
+    )
+    tz = timezone.get_current_timezone()
+    return [
+        {
+            "day": run.started_at.astimezone(tz).date(),
+            "rule": run.rule.name,
+            "status": run.status,
+            "matched": run.matched or 0,
+            "added": run.added or 0,
+            "removed": run.removed or 0,
+        }
+        for run in runs
+    ]
+
+
+def pivot(rows: list[dict], key: str, value: str) -> tuple[list, dict[str, list[int]]]:
+    """Rows of (day, key, value) as (days, {key: [value per day]}), missing days filled with 0,
+    for the stacked chart."""
+    days = sorted({r["day"] for r in rows})
+    if days:
+        days = [days[0] + dt.timedelta(days=i) for i in range((days[-1] - days[0]).days + 1)]
+    index = {d: i for i, d in enumerate(days)}
+    series: dict[str, list[int]] = {}
+    for r in rows:
+        series.setdefault(str(r[key]), [0] * len(days))[index[r["day"]]] += r[value]
+    return days, series

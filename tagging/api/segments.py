@@ -1,0 +1,180 @@
+"""/api/v1/segments: saved segments, and count / list of customers for any expression (SPEC §9).
+
+- ``GET  /segments`` — segments I may use (mine and shared ones).
+- ``GET  /segments/{id}/count`` · ``GET /segments/{id}/customers?page=&page_size=``
+- ``POST /segments/count`` · ``POST /segments/customers`` with ``{"expression": <JSON or text>}``
+
+Only tags I may view can appear (others: 404 ``unknown_tag``, the same as tags that do not
+exist); customers are counted and listed within my customer scope.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from config.api import PagePagination
+from config.api_viewsets import ScopedViewSet
+from customers.api.serializers import CustomerSerializer
+from customers.api.views import visible_assignments
+from customers.models import Customer
+from permissions import policy
+from tagging import segments
+from tagging.models import Segment
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    text = serializers.SerializerMethodField()
+    owner_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Segment
+        fields = [
+            "id",
+            "name",
+            "description",
+            "expression",
+            "text",
+            "shared",
+            "owner",
+            "owner_name",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_text(self, segment) -> str:
+        return segments.to_text(segment.expression)
+
+    def get_owner_name(self, segment) -> str:
+        return str(segment.owner)
+
+
+class ExpressionSerializer(serializers.Serializer):
+    expression = serializers.JSONField(
+        help_text='Canonical JSON ({"and": [{"tag": 3}, {"not": {"tag": 4}}]}) or the text form '
+        '("意向:高 AND NOT 减脂期").'
+    )
+
+
+class CountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    expression = serializers.JSONField()
+    text = serializers.CharField()
+
+
+def _customer_page(view, expression: dict) -> Response:
+    paginator = PagePagination()
+    request = view.request
+    try:
+        number = int(request.query_params.get(paginator.page_query_param, 1))
+        size = int(request.query_params.get(paginator.page_size_query_param, paginator.page_size))
+    except ValueError:
+        raise serializers.ValidationError(
+            {"page": "page and page_size must be whole numbers."}
+        ) from None
+    if number < 1 or size < 1:
+        raise serializers.ValidationError({"page": "page and page_size start at 1."})
+    size = min(size, paginator.max_page_size)
+    user = request.user
+    rows = _customer_rows(user)
+    result = segments.page(expression, user, number, size, rows=rows)
+    data = CustomerSerializer(
+        result.customers, many=True, context=view.get_serializer_context()
+    ).data
+
+    def link(n: int) -> str | None:
+        if n < 1 or n > result.num_pages or n == number:
+            return None
+        return request.build_absolute_uri(
+            f"{request.path}?{paginator.page_query_param}={n}&{paginator.page_size_query_param}={size}"
+        )
+
+    return Response(
+        {
+            "count": result.count,
+            "next": link(number + 1),
+            "previous": link(number - 1),
+            "results": data,
+        }
+    )
+
+
+def _customer_rows(user):
+    return Customer.objects.select_related("owner", "department").prefetch_related(
+        visible_assignments(user)
+    )
+
+
+class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
+    queryset = Segment.objects.none()
+    serializer_class = SegmentSerializer
+    pagination_class = PagePagination
+
+    def scoped_queryset(self, user):
+        return segments.visible_segments(user).order_by("name", "pk")
+
+    def _saved(self) -> dict:
+        segment = self.get_object()
+        return segments.validate(segment.expression, self.request.user)
+
+    def _posted(self) -> dict:
+        data = self.validated(ExpressionSerializer)
+        return segments.parse(data["expression"], self.request.user)
+
+    def _count(self, expression: dict) -> Response:
+        return Response(
+            {
+                "count": segments.count(expression, self.request.user),
+                "expression": expression,
+                "text": segments.to_text(expression, self._tag_names(expression)),
+            }
+        )
+
+    def _tag_names(self, expression: dict) -> dict:
+        tags = policy.visible_tags(self.request.user, include_inactive=True).select_related("group")
+        return {t.pk: t for t in tags.filter(pk__in=segments.tag_ids(expression))}
+
+    @extend_schema(
+        summary="Count the customers of a saved segment", responses={200: CountSerializer}
+    )
+    @action(detail=True, methods=["get"])
+    def count(self, request, pk=None):
+        return self._count(self._saved())
+
+    @extend_schema(
+        summary="List the customers of a saved segment (newest first)",
+        responses={200: CustomerSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"])
+    def customers(self, request, pk=None):
+        return _customer_page(self, self._saved())
+
+    @extend_schema(
+        summary="Count the customers matching an expression",
+        request=ExpressionSerializer,
+        responses={200: CountSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="count")
+    def count_expression(self, request):
+        return self._count(self._posted())
+
+    @extend_schema(
+        summary="List the customers matching an expression (newest first, ?page=&page_size=)",
+        request=ExpressionSerializer,
+        responses={
+            200: inline_serializer(
+                "SegmentCustomerPage",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": CustomerSerializer(many=True),
+                },
+            )
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="customers")
+    def customers_expression(self, request):
+        return _customer_page(self, self._posted())

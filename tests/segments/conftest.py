@@ -1,0 +1,40 @@
+"""Fixtures for segment tests: tag admins, grants, and a check that the bitmap index equals the
+assignment table (on PostgreSQL; elsewhere there is no index and the check is trivially true)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from permissions import services as grants
+from permissions.policy import Level
+from tagging import bitmaps
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def index_consistent():
+    """Assert the index equals the tables, before and after folding the change log."""
+
+    def check() -> None:
+        assert bitmaps.verify_index() == []
+        bitmaps.compact_index()
+        assert bitmaps.verify_index() == []
+
+    return check
+
+
+@pytest.fixture
+def tag_admin(db):
+    user = UserFactory(username="seg_tag_admin", display_name="标签管理员")
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="permissions", codename="manage_tags")
+    )
+    return user
+
+
+@pytest.fixture
+def sales_views_intent(departments, intent_group, superuser):
+    """销售部 may edit 意向 (and nothing else)."""
+    grants.grant(intent_group, actor=superuser, level=Level.EDIT, department=departments["销售部"])
+    return intent_group
