@@ -37,7 +37,11 @@ def test_missing_identifier(importer):
 
 def test_invalid_external_userid(importer):
     error = only_error(run(HEADER + "wm 1!,,张三,\n", importer))
-    assert (error.line, error.column, error.code) == (2, "external_userid", "invalid_external_userid")
+    assert (error.line, error.column, error.code) == (
+        2,
+        "external_userid",
+        "invalid_external_userid",
+    )
 
 
 @pytest.mark.parametrize("phone", ["12345", "010-62345678", "abc"])
@@ -53,7 +57,9 @@ def test_identifier_conflict_against_the_database(importer):
 
 
 @pytest.mark.parametrize(
-    "cell", ["高", "意向:高:中", ":高", "意向:"], ids=["no-group", "two-colons", "no-group-name", "no-tag"]
+    "cell",
+    ["高", "意向:高:中", ":高", "意向:"],
+    ids=["no-group", "two-colons", "no-group-name", "no-tag"],
 )
 def test_malformed_tag(importer, intent_group, cell):
     error = only_error(run(HEADER + f"wm1,,张三,{cell}\n", importer))
