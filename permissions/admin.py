@@ -184,7 +184,7 @@ class DepartmentGrantForm(GrantForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            del self.fields["department"]
+            self.fields.pop("department", None)
 
 
 class EmployeeGrantForm(GrantForm):
@@ -198,7 +198,7 @@ class EmployeeGrantForm(GrantForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            del self.fields["employee"]
+            self.fields.pop("employee", None)
 
 
 class GrantAdminBase(TagAdminOnlyMixin, admin.ModelAdmin):

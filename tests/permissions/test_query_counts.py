@@ -1,0 +1,78 @@
+"""visible_* and the batch checks run a constant number of queries (one), however many groups,
+departments and grants exist (CaptureQueriesContext)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from customers.models import Follower
+from permissions import policy, services
+from permissions.models import Department
+from permissions.policy import Level
+from tests.factories import CustomerFactory, TagFactory, TagGroupFactory, UserFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def grow(n: int, user, superuser):
+    """n more groups (each with a tag, a department grant and an employee grant), n more
+    departments (nested), n more customers in scope and followed."""
+    parent = Department.objects.create(name=f"区域{n}")
+    member(user, parent)
+    for i in range(n):
+        dept = Department.objects.create(name=f"组{n}-{i}", parent=parent)
+        group = TagGroupFactory(name=f"组别{n}-{i}")
+        TagFactory(group=group)
+        services.grant(group, actor=superuser, level=Level.EDIT, department=dept)
+        services.grant(group, actor=superuser, level=Level.VIEW, user=user)
+        CustomerFactory(department=dept)
+        Follower.objects.create(customer=CustomerFactory(), employee=user)
+        parent = dept if i % 2 else parent
+
+
+def count_queries(func) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        func()
+    return len(ctx.captured_queries)
+
+
+CALLS = {
+    "visible_groups": lambda u: list(policy.visible_groups(u, Level.VIEW)),
+    "visible_groups_edit": lambda u: list(policy.visible_groups(u, Level.EDIT)),
+    "visible_tags": lambda u: list(policy.visible_tags(u)),
+    "visible_customers": lambda u: list(policy.visible_customers(u)),
+    "group_levels": lambda u: policy.group_levels(u),
+}
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["visible_groups", "visible_groups_edit", "visible_tags", "visible_customers", "group_levels"],
+)
+@pytest.mark.parametrize("persona", ["operator", "tag_admin"])
+def test_constant_queries(request, superuser, call, persona):
+    user = (
+        UserFactory(username="grower")
+        if persona == "operator"
+        else request.getfixturevalue("tag_admin")
+    )
+    grow(2, user, superuser)
+    small = count_queries(lambda: CALLS[call](user))
+    grow(15, user, superuser)
+    large = count_queries(lambda: CALLS[call](user))
+    assert small == large == 1
+
+
+def test_batch_checks_are_one_query(superuser):
+    user = UserFactory(username="batch")
+    grow(10, user, superuser)
+    tag_ids = list(policy.visible_tags(user).values_list("pk", flat=True))
+    customer_ids = list(policy.visible_customers(user).values_list("pk", flat=True))
+    assert len(tag_ids) == 10 and len(customer_ids) >= 10
+    assert count_queries(lambda: policy.require_tags(user, tag_ids, Level.VIEW)) == 1
+    assert count_queries(lambda: policy.require_customers(user, customer_ids)) == 1
+    group = policy.visible_groups(user).first()
+    assert count_queries(lambda: policy.can_create_tag(user, group)) == 1
+    assert count_queries(lambda: policy.can_manage_group(user, group)) == 1
