@@ -22,6 +22,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from customers.admin_import import CustomerImportExportMixin
 from customers.forms import BulkTagForm, CustomerForm
 from customers.models import Customer, CustomerEvent, Follower
 from customers.services import search_customers
@@ -98,7 +99,7 @@ class FollowerInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(StaffAdmin):
+class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
     form = CustomerForm
     list_display = [
         "__str__",

@@ -220,8 +220,8 @@ class TagInline(admin.TabularInline):
         return True  # the parent group is visible (its admin's queryset is scoped)
 
     def has_add_permission(self, request, obj=None):
-        if obj is None:
-            return policy.is_tag_admin(request.user)
+        if obj is None:  # a new group: save_formset checks can_create_tag once it exists
+            return True
         return policy.can_create_tag(request.user, obj).allowed
 
     def has_change_permission(self, request, obj=None):
