@@ -17,6 +17,7 @@ Views are adapters: parse the request, check the policy, call one function, rend
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import datetime as dt
 
@@ -93,6 +94,10 @@ class TagSegmentForm(forms.Form):
         )
 
 
+# The user whose changelist is being rendered (list_display callables get only the object).
+_changelist_user: contextvars.ContextVar = contextvars.ContextVar("segment_changelist_user")
+
+
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
@@ -139,14 +144,23 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("customers"))
     def customer_count(self, segment):
+        user = _changelist_user.get(None)
+        if user is None:
+            return "—"
         try:
-            return segments.count(segments.validate(segment.expression, self._user), self._user)
+            return segments.count(segments.validate(segment.expression, user), user)
         except TaggingError:
             return "—"
 
     def changelist_view(self, request, extra_context=None):
-        self._user = request.user
-        return super().changelist_view(request, extra_context)
+        token = _changelist_user.set(request.user)
+        try:
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # list_display runs while rendering: keep the user set
+            return response
+        finally:
+            _changelist_user.reset(token)
 
     def get_urls(self):
         return [
