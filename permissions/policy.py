@@ -221,25 +221,34 @@ def sees_all_customers(user: Any) -> bool:
 # --- groups and tags ----------------------------------------------------------------------------
 
 
-def visible_groups(user: Any, level: Level = Level.VIEW) -> QuerySet[TagGroup]:
+def visible_groups(
+    user: Any, level: Level = Level.VIEW, *, queryset: QuerySet | None = None
+) -> QuerySet[TagGroup]:
     """Tag groups on which ``user`` holds at least ``level``: shared groups by grant, the user's
     own personal groups (any level); tag admins every shared group (up to CREATE) and others'
-    personal groups at VIEW only. One query."""
+    personal groups at VIEW only. ``queryset`` (default: all groups) is the one
+    narrowed, as ``TagGroup.objects.visible_to`` does. One query."""
     level = max(_level(level), Level.VIEW)
+    groups = TagGroup.objects.all() if queryset is None else queryset
     if not _active_user(user):
-        return TagGroup.objects.none()
-    return TagGroup.objects.filter(_group_q(user, level))
+        return groups.none()
+    return groups.filter(_group_q(user, level))
 
 
 def visible_tags(
-    user: Any, level: Level = Level.VIEW, include_inactive: bool = False
+    user: Any,
+    level: Level = Level.VIEW,
+    include_inactive: bool = False,
+    *,
+    queryset: QuerySet | None = None,
 ) -> QuerySet[Tag]:
     """Tags of ``visible_groups(user, level)``; only active ones unless ``include_inactive``
     (pending and archived tags are for management screens, never for pickers). One query."""
     level = _level(level)
+    base = Tag.objects.all() if queryset is None else queryset
     if not _active_user(user):
-        return Tag.objects.none()
-    tags = Tag.objects.filter(_group_q(user, max(level, Level.VIEW), prefix="group__"))
+        return base.none()
+    tags = base.filter(_group_q(user, max(level, Level.VIEW), prefix="group__"))
     if not include_inactive:
         tags = tags.filter(status=TagStatus.ACTIVE)
     return tags
@@ -424,16 +433,18 @@ def _scope_departments(user: Any) -> QuerySet:
     ).values("pk")
 
 
-def visible_customers(user: Any) -> QuerySet[Customer]:
-    """The user's customer scope (SPEC §5). One query."""
+def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+    """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
+    One query."""
+    customers = Customer.objects.all() if queryset is None else queryset
     if not _active_user(user):
-        return Customer.objects.none()
+        return customers.none()
     if user.is_superuser:
-        return Customer.objects.all()
+        return customers
     in_scope = Q(department__in=_scope_departments(user)) | Q(
         Exists(Follower.objects.filter(customer=OuterRef("pk"), employee=user.pk))
     )
-    return Customer.objects.filter(Q(_sees_all_q(user)) | in_scope)
+    return customers.filter(Q(_sees_all_q(user)) | in_scope)
 
 
 def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:

@@ -242,3 +242,21 @@ def test_denied_names_only_the_visible_group(granted, sales_operator, intent_gro
         policy.require_tags(sales_operator, [intent_group.tags.first()], Level.CREATE)
     assert "意向" in str(caught.value)
     assert caught.value.code == "permission_denied"
+
+
+def test_model_conveniences_delegate_to_the_policy(
+    granted, departments, sales_operator, intent_group, django_assert_num_queries
+):
+    from customers.models import Customer
+    from tagging.models import Tag, TagGroup
+
+    mine = CustomerFactory(department=departments["销售部"], name="甲")
+    CustomerFactory(department=departments["财务部"], name="甲")
+    with django_assert_num_queries(1):
+        assert list(TagGroup.objects.filter(name="意向").visible_to(sales_operator, Level.EDIT)) == [
+            intent_group
+        ]
+    assert not TagGroup.objects.visible_to(sales_operator, Level.CREATE).exists()
+    assert set(Tag.objects.visible_to(sales_operator)) == set(intent_group.tags.all())
+    with django_assert_num_queries(1):
+        assert list(Customer.objects.filter(name="甲").visible_to(sales_operator)) == [mine]
