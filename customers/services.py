@@ -33,14 +33,16 @@ def upsert_customer(
     external_userid: str | None = None,
     phone: str | None = None,
     actor: Any = None,
-    source: str = AssignmentSource.API,
+    via: str = AssignmentSource.API,
     **attributes: Any,
 ) -> tuple[Customer, bool]:
     """Find a customer by external_userid, else by phone, and create or update it.
 
     A customer known only by phone gains its external_userid here (its tags stay). A phone that
     already belongs to a customer with a different external_userid is refused
-    (``identifier_conflict``). Returns ``(customer, created)``.
+    (``identifier_conflict``). ``via`` is the audit provenance (api, import, sync...);
+    ``source`` among the attributes is the customer's acquisition channel. Returns
+    ``(customer, created)``.
     """
     external_userid = (external_userid or "").strip() or None
     if phone not in (None, ""):
@@ -99,7 +101,7 @@ def upsert_customer(
         AuditEntry.objects.create(
             action=AuditAction.CUSTOMER_CREATED if created else AuditAction.CUSTOMER_UPDATED,
             actor_id=getattr(actor, "pk", None),
-            source=source,
+            source=via,
             customer=customer,
             object_repr=str(customer)[:255],
             before=before,

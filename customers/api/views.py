@@ -202,7 +202,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             external_userid=external_userid,
             phone=phone,
             actor=user,
-            source=AssignmentSource.API,
+            via=AssignmentSource.API,
             **data,
         )
         customer = (

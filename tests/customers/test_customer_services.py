@@ -127,3 +127,11 @@ def test_search_by_name_and_external_userid():
     CustomerFactory(name="赵六")
     assert list(search_customers(Customer.objects.all(), "小明")) == [wanted]
     assert list(search_customers(Customer.objects.all(), "wmXM01")) == [wanted]
+
+
+def test_upsert_sets_the_acquisition_channel_and_audits_the_provenance(superuser):
+    customer, _ = upsert_customer(
+        external_userid="wmCH", source="官网", via="import", actor=superuser
+    )
+    assert customer.source == "官网"
+    assert AuditEntry.objects.get(customer=customer).source == "import"
