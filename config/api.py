@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import BasePermission
@@ -107,6 +108,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(error_body(code, message, details), status=http, headers=headers)
 
 
+@csrf_exempt
 def not_found_view(request, *args, **kwargs) -> JsonResponse:
     """Unknown paths under /api/ answer in the error shape, not with an HTML page."""
     return JsonResponse(error_body("not_found", _("No API endpoint at this address.")), status=404)

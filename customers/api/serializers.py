@@ -13,6 +13,29 @@ from tagging.models import AssignmentSource, AuditAction, TagKind
 MAX_EVENTS_PER_CALL = 1000
 
 
+def storable_json(value):
+    """Refuse what PostgreSQL's jsonb cannot store: NUL characters and lone surrogates."""
+
+    def walk(item, path):
+        if isinstance(item, dict):
+            for key, child in item.items():
+                walk(key, path)
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                walk(child, f"{path}.{index}")
+        elif isinstance(item, str) and (
+            "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item)
+        ):
+            raise serializers.ValidationError(
+                _("Text may not contain NUL or unpaired surrogate characters (%(path)s).")
+                % {"path": path or "-"}
+            )
+
+    walk(value, "")
+    return value
+
+
 class CustomerTagSerializer(serializers.Serializer):
     """A tag on a customer, with who added it and how (from the assignment)."""
 
@@ -126,8 +149,7 @@ class UpsertCustomerSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     remark = serializers.CharField(required=False, allow_blank=True, max_length=255)
     company = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    source = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(required=False, validators=[storable_json])
 
     def validate(self, attrs):
         if (
@@ -164,7 +186,7 @@ class EventSerializer(serializers.Serializer):
     category = serializers.CharField(required=False, allow_blank=True, max_length=64)
     target = serializers.CharField(required=False, allow_blank=True, max_length=128)
     text = serializers.CharField(required=False, allow_blank=True, max_length=10000)
-    payload = serializers.DictField(required=False)
+    payload = serializers.DictField(required=False, validators=[storable_json])
 
 
 class EventBatchSerializer(serializers.Serializer):
