@@ -93,22 +93,20 @@ class RunHistory:
                 for run in runs
             ),
         )
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in (
-                _("started"),
-                _("trigger"),
-                _("status"),
-                _("matched"),
-                _("added"),
-                _("removed"),
-                _("duration"),
-                _("error"),
-            )
+        labels = (
+            _("started"),
+            _("trigger"),
+            _("status"),
+            _("matched"),
+            _("added"),
+            _("removed"),
+            _("duration"),
+            _("error"),
         )
+        head = format_html_join("", "<th>{}</th>", ((label,) for label in labels))
         return format_html(
             '<table class="rule-runs"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
-            format_html(head),
+            head,
             rows,
         )
 
@@ -360,7 +358,4 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False

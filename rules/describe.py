@@ -45,11 +45,14 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
         case dsl.Attribute(spec, cmp):
             return f"{spec.label} {_cmp(cmp, _('days') if spec.type == F.DAYS else '')}"
         case dsl.Event(selector, agg, measure, cmp):
-            what = _selector(selector)
-            label = F.AGGREGATES[agg]["label"]
-            if measure:
-                label = f"{label}{F.MEASURES[measure]}"
-            return f"{what}{label} {_cmp(cmp, _('days') if agg == 'days_since_last' else '')}"
+            what = {
+                "count": _("number of %(events)s"),
+                "sum": _("total %(measure)s of %(events)s"),
+                "avg": _("average %(measure)s of %(events)s"),
+                "max": _("largest %(measure)s of %(events)s"),
+                "days_since_last": _("days since last %(events)s"),
+            }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure, "")}
+            return f"{what} {_cmp(cmp, _('days') if agg == 'days_since_last' else '')}"
         case dsl.Ratio(num, den, cmp):
             return _("share of %(num)s among %(den)s %(cmp)s") % {
                 "num": _selector(num),
@@ -65,29 +68,36 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
 
 
 def _selector(sel: dsl.Selector) -> str:
-    parts = []
+    text = str(F.EVENT_KINDS[sel.kind])
+    for key, value in sel.filters:
+        template = {
+            "category": _("%(events)s in category %(value)s"),
+            "target": _("%(events)s of %(value)s"),
+            "text_contains": _("%(events)s containing “%(value)s”"),
+        }[key]
+        text = template % {"events": text, "value": value}
     if sel.window is not None:
         if sel.window.days is not None:
-            parts.append(_("last %(n)d days ") % {"n": sel.window.days})
+            text = _("%(events)s in the last %(days)d days") % {
+                "events": text,
+                "days": sel.window.days,
+            }
         else:
-            parts.append(
-                _("%(start)s–%(end)s ") % {"start": sel.window.start, "end": sel.window.end}
-            )
-    parts.append(str(F.EVENT_KINDS[sel.kind]))
-    for key, value in sel.filters:
-        if key == "category":
-            parts.append(_("[category %(v)s]") % {"v": value})
-        elif key == "target":
-            parts.append(_("[target %(v)s]") % {"v": value})
-        else:
-            parts.append(_("[containing “%(v)s”]") % {"v": value})
-    return "".join(parts) + " "
+            text = _("%(events)s from %(start)s to %(end)s") % {
+                "events": text,
+                "start": sel.window.start,
+                "end": sel.window.end,
+            }
+    return text
 
 
 def _fmt(value: Any, percent: bool) -> str:
     if percent:
         return f"{float(value) * 100:g}%"
-    return f"{value:f}".rstrip("0").rstrip(".") if hasattr(value, "is_finite") else str(value)
+    if hasattr(value, "is_finite"):  # Decimal: no exponent, no trailing zeros after a point
+        text = f"{value:f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
 
 
 def _cmp(cmp: dsl.Comparison, unit: str, percent: bool = False) -> str:

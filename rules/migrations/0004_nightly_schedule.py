@@ -1,41 +1,18 @@
-"""Create the nightly "run all enabled rules" beat entry (00:00 company time).
+"""Create the nightly "run all enabled rules" beat entry (00:00 company time); see rules.schedule."""
 
-It lives in django-celery-beat's tables, so administrators can change the time or disable it in
-the admin (Periodic tasks); re-running this migration never duplicates it.
-"""
-
-from django.conf import settings
 from django.db import migrations
-
-TASK_NAME = "Run all auto-tag rules (nightly)"
 
 
 def create_schedule(apps, schema_editor):
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute="0",
-        hour="0",
-        day_of_week="*",
-        day_of_month="*",
-        month_of_year="*",
-        timezone=settings.TIME_ZONE,
-    )
-    PeriodicTask.objects.get_or_create(
-        name=TASK_NAME,
-        defaults={
-            "task": "rules.run_all_rules",
-            "crontab": crontab,
-            "kwargs": '{"trigger": "schedule"}',
-            "enabled": True,
-            "description": "Evaluates every enabled auto-tag rule (SPEC §6).",
-        },
-    )
+    from rules.schedule import ensure_nightly_schedule
+
+    ensure_nightly_schedule(apps)
 
 
 def remove_schedule(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name=TASK_NAME).delete()
+    from rules.schedule import NIGHTLY_TASK_NAME
+
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NIGHTLY_TASK_NAME).delete()
 
 
 class Migration(migrations.Migration):
