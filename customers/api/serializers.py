@@ -149,6 +149,9 @@ class UpsertCustomerSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     remark = serializers.CharField(required=False, allow_blank=True, max_length=255)
     company = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    source = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Source channel, e.g. 展会."
+    )
     attributes = serializers.DictField(required=False, validators=[storable_json])
 
     def validate(self, attrs):

@@ -81,7 +81,12 @@ def test_followed_customer_of_another_department_is_visible(sales_api, world, sa
 def test_upsert_creates_a_customer_owned_by_me(sales_api, world, sales_operator):
     response = sales_api.post(
         "/api/v1/customers/upsert",
-        {"external_userid": "wmNEW0001", "phone": "139 1234 5678", "name": "新客户"},
+        {
+            "external_userid": "wmNEW0001",
+            "phone": "139 1234 5678",
+            "name": "新客户",
+            "source": "展会",
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -89,6 +94,7 @@ def test_upsert_creates_a_customer_owned_by_me(sales_api, world, sales_operator)
     assert body["created"] is True and body["phone"] == "+8613912345678"
     customer = Customer.objects.get(pk=body["id"])
     assert customer.owner == sales_operator and customer.department == world.sales
+    assert customer.source == "展会" and body["source"] == "展会"
     assert AuditEntry.objects.filter(customer=customer, action="customer.created").exists()
 
 
