@@ -153,7 +153,10 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return search_customers(queryset, search_term), False
 
     def has_tag_permission(self, request):
-        return policy.visible_tags(request.user, policy.Level.EDIT).exists()
+        # Asked several times per changelist (once per action listing): answer once a request.
+        if not hasattr(request, "_tagdesk_may_tag"):
+            request._tagdesk_may_tag = policy.visible_tags(request.user, policy.Level.EDIT).exists()
+        return request._tagdesk_may_tag
 
     @admin.display(description=gettext_lazy("mobile phone"), ordering="phone")
     def phone_display(self, customer):
