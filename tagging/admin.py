@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from permissions import policy
 from tagging import services
 from tagging.errors import TaggingError
-from tagging.forms import MergeTagsForm, TagForm, TagGroupForm, TagInlineForm
+from tagging.forms import ColourInput, MergeTagsForm, TagForm, TagGroupForm, TagInlineForm
 from tagging.models import (
     AuditEntry,
     Tag,
@@ -189,7 +189,9 @@ def tree_order(groups: list[TagGroup]) -> list[TagGroup]:
     ordered: list[TagGroup] = []
 
     def walk(parent: int | None, depth: int) -> None:
-        for group in sorted(by_parent.get(parent, []), key=lambda g: (g.sort_order, g.pk)):
+        siblings = by_parent.get(parent, [])
+        # Shared groups first, then personal ones (a tag admin sees everyone's).
+        for group in sorted(siblings, key=lambda g: (g.owner_id is not None, g.sort_order, g.pk)):
             group.tree_depth = depth
             ordered.append(group)
             walk(group.pk, depth + 1)
@@ -253,6 +255,8 @@ class TagInline(admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         self._manageable = obj is not None and policy.can_manage_group(request.user, obj)
+        if obj is not None:  # an empty tag colour means the group's: show it as the hint
+            kwargs["widgets"] = {"colour": ColourInput(attrs={"placeholder": obj.colour})}
         return super().get_formset(request, obj, **kwargs)
 
 
@@ -562,6 +566,11 @@ class TagAdmin(ServiceFormAdmin):
     def get_readonly_fields(self, request, obj=None):
         return list(self.readonly_fields) if obj is not None else []
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:  # an empty tag colour means the group's: show it as the hint
+            kwargs["widgets"] = {"colour": ColourInput(attrs={"placeholder": obj.group.colour})}
+        return super().get_form(request, obj, change=change, **kwargs)
+
     def has_add_permission(self, request):
         return any(level >= Level.CREATE for level in group_levels(request).values())
 
@@ -732,7 +741,8 @@ class TagAdmin(ServiceFormAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             preview = merge_preview(request.user, sources, target)
-            if "_merge" in request.POST:
+            # Merge only the target whose effect the user has just seen in the preview.
+            if "_merge" in request.POST and request.POST.get("previewed") == str(target.pk):
                 try:
                     added = services.merge_tags(sources, target, actor=request.user)
                 except TaggingError as exc:

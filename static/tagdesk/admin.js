@@ -116,7 +116,9 @@
     var picker = document.createElement("input");
     picker.type = "color";
     picker.className = "td-colour-picker";
-    picker.value = /^#[0-9a-fA-F]{6}$/.test(input.value) ? input.value : "#1677ff";
+    var hex = /^#[0-9a-fA-F]{6}$/;
+    picker.value = hex.test(input.value) ? input.value
+      : hex.test(input.placeholder) ? input.placeholder : "#1677ff";
     picker.addEventListener("input", function () { input.value = picker.value.toUpperCase(); });
     input.addEventListener("input", function () {
       if (/^#[0-9a-fA-F]{6}$/.test(input.value)) picker.value = input.value;

@@ -153,7 +153,9 @@ def test_merge_preview_then_merge(root_client, superuser, source_group):
     assert not Tag.objects.filter(status=TagStatus.ARCHIVED).exists()
 
     response = root_client.post(
-        changelist, {**selected, "target": referral.pk, "_merge": "1"}, follow=True
+        changelist,
+        {**selected, "target": referral.pk, "previewed": referral.pk, "_merge": "1"},
+        follow=True,
     )
     assert "Merged 2 tags into" in response.content.decode()
     assert set(TagAssignment.objects.values_list("customer_id", "tag_id")) == {
@@ -180,6 +182,7 @@ def test_merge_refusal_is_shown_on_the_form(
             "action": "merge_tags",
             "_selected_action": [official.pk],
             "target": low.pk,
+            "previewed": low.pk,
             "_merge": "1",
         },
     )
@@ -198,7 +201,13 @@ def test_merging_auto_tags_is_refused_on_the_form(root_client, superuser, source
     a, b = TagFactory(group=auto_group, name="甲"), TagFactory(group=auto_group, name="乙")
     response = root_client.post(
         reverse("admin:tagging_tag_changelist"),
-        {"action": "merge_tags", "_selected_action": [a.pk], "target": b.pk, "_merge": "1"},
+        {
+            "action": "merge_tags",
+            "_selected_action": [a.pk],
+            "target": b.pk,
+            "previewed": b.pk,
+            "_merge": "1",
+        },
     )
     assert response.status_code == 200
     assert "auto tag" in response.content.decode()
@@ -235,3 +244,21 @@ def test_deleting_an_empty_group_is_audited(root_client):
     assert root_client.post(url, {"post": "yes"}).status_code == 302
     assert not TagGroup.objects.filter(pk=group.pk).exists()
     assert AuditEntry.objects.filter(action=AuditAction.GROUP_DELETED).count() == 1
+
+
+def test_merge_needs_a_preview_of_the_same_target(root_client, superuser, source_group):
+    official, fair, referral = (tag(source_group, n) for n in ("官网", "展会", "转介绍"))
+    response = root_client.post(
+        reverse("admin:tagging_tag_changelist"),
+        {
+            "action": "merge_tags",
+            "_selected_action": [official.pk],
+            "target": referral.pk,
+            "previewed": fair.pk,  # the user changed the target after the preview
+            "_merge": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["preview"]["target"] == referral
+    official.refresh_from_db()
+    assert official.status == TagStatus.ACTIVE
