@@ -28,6 +28,9 @@ CHUNK_BITS = 1 << 16
 CHUNK_BYTES = CHUNK_BITS // 8
 ALL_CUSTOMERS = 0  # the key of the "every customer" bitmap
 _COMPACT_LOCK = 0x7A6D_0001  # pg advisory lock id for compaction / rebuild
+# A reader that had to replay more pending changes than this folds the log itself (when no
+# worker runs the every-minute compaction, e.g. the demo without Redis).
+COMPACT_AFTER = 50_000
 
 
 def available(using: str = "default") -> bool:
@@ -67,6 +70,9 @@ def load(keys: Iterable[int], using: str = "default") -> dict[int, int]:
         if last.get(key):
             value = _apply(value, last[key])
         result[key] = value
+    if len(rows) - sum(len(c) for c in chunks.values()) > COMPACT_AFTER:
+        if not connections[using].in_atomic_block:
+            compact_index(using=using, wait=False)
     return result
 
 
@@ -119,7 +125,7 @@ def ids_descending(value: int, offset: int = 0, limit: int | None = None) -> lis
 # --- maintenance -------------------------------------------------------------------------------
 
 
-def compact_index(limit: int = 500_000, using: str = "default") -> int:
+def compact_index(limit: int = 500_000, using: str = "default", wait: bool = True) -> int:
     """Fold up to ``limit`` oldest deltas into the bitmaps; return how many were folded.
 
     One transaction: readers see the deltas either still in the log or already in the bitmaps.
@@ -129,7 +135,12 @@ def compact_index(limit: int = 500_000, using: str = "default") -> int:
     if not available(using):
         return 0
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+            if not cursor.fetchone()[0]:
+                return 0  # another session is compacting
         cursor.execute(
             "SELECT id, key, customer_id, present FROM tagging_tagbitmapdelta ORDER BY id LIMIT %s",
             [limit],

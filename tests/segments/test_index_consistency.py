@@ -181,3 +181,23 @@ def test_concurrent_writers_on_separate_connections(django_db_blocker):
     for t in tags:
         assert set(segments.customer_ids({"tag": t.pk}, root)) == holders(t)
     assert TagGroup.objects.filter(pk=group.pk).exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_folds_a_long_change_log_when_no_worker_does(monkeypatch):
+    from tests.factories import UserFactory
+
+    root = UserFactory(username="fold_root", is_superuser=True)
+    web = TagFactory(group=TagGroupFactory(name="来源"), name="官网")
+    people = CustomerFactory.create_batch(6)
+    assign_tags(people, [web], actor=root, source="manual")
+    monkeypatch.setattr(bitmaps, "COMPACT_AFTER", 3)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tagging_tagbitmapdelta WHERE key = %s", [web.pk])
+        assert cursor.fetchone()[0] == 6
+        assert segments.count({"tag": web.pk}, root) == 6
+        cursor.execute("SELECT count(*) FROM tagging_tagbitmapdelta")
+        assert cursor.fetchone()[0] == 0
+    assert bitmaps.verify_index() == []
+    assert segments.count({"tag": web.pk}, root) == 6
