@@ -70,9 +70,9 @@ def load(keys: Iterable[int], using: str = "default") -> dict[int, int]:
         if last.get(key):
             value = _apply(value, last[key])
         result[key] = value
-    if len(rows) - sum(len(c) for c in chunks.values()) > COMPACT_AFTER:
-        if not connections[using].in_atomic_block:
-            compact_index(using=using, wait=False)
+    replayed = len(rows) - sum(len(c) for c in chunks.values())
+    if replayed > COMPACT_AFTER and not connections[using].in_atomic_block:
+        compact_index(using=using, wait=False)
     return result
 
 
