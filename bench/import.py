@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import resource
@@ -193,8 +192,10 @@ def phase_export_baseline(rows: str) -> dict:
     from django.db import connection
 
     start = time.perf_counter()
-    with connection.cursor() as cursor, open(os.devnull, "wb") as sink:
-        with cursor.copy(
+    with (
+        connection.cursor() as cursor,
+        open(os.devnull, "wb") as sink,
+        cursor.copy(
             """COPY (SELECT c.external_userid, c.phone, c.name,
                       string_agg(g.name || ':' || t.name, ';' ORDER BY g.sort_order, t.sort_order)
                     FROM customers_customer c
@@ -202,9 +203,10 @@ def phase_export_baseline(rows: str) -> dict:
                     LEFT JOIN tagging_tag t ON t.id = a.tag_id
                     LEFT JOIN tagging_taggroup g ON g.id = t.group_id
                     GROUP BY c.id ORDER BY c.id) TO STDOUT WITH CSV HEADER"""
-        ) as copy:
-            for block in copy:
-                sink.write(block)
+        ) as copy,
+    ):
+        for block in copy:
+            sink.write(block)
     return {"seconds": time.perf_counter() - start, "rows": int(rows), "peak_mb": peak_mb()}
 
 

@@ -112,10 +112,8 @@ def export_customers_csv(
     yield first.encode("utf-8")
     buffer.seek(0)
     buffer.truncate()
-    count = 0
-    for row in iter_rows(user, queryset, group_ids=group_ids):
+    for count, row in enumerate(iter_rows(user, queryset, group_ids=group_ids), 1):
         writer.writerow([neutralise(v) for v in row])
-        count += 1
         if count % 1000 == 0:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

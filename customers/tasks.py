@@ -59,6 +59,11 @@ def enqueue(job: ImportJob) -> None:
 
 
 def process_job(job_id: int, task_id: str = "") -> str:
+    """Claim the job (a conditional update: queued, running after a lost worker, or failed) and
+    run or resume it. A finished job is left alone, so duplicate deliveries are harmless."""
+    ImportJob.objects.filter(pk=job_id, status=S.FAILED).update(
+        status=S.QUEUED, finished_at=None, error_message=""
+    )
     claimed = ImportJob.objects.filter(pk=job_id, status__in=ACTIVE).update(
         started_at=Coalesce(F("started_at"), Now()), task_id=task_id[:64]
     )

@@ -1174,7 +1174,7 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
             """
             WITH added AS (
                 INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
-                SELECT DISTINCT customer_id, tag_id, %(source)s, %(actor)s, %(now)s
+                SELECT DISTINCT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(now)s::timestamptz
                 FROM tagdesk_assign_stage
                 ON CONFLICT (customer_id, tag_id) DO NOTHING
                 RETURNING customer_id, tag_id
@@ -1182,7 +1182,7 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
             INSERT INTO tagging_auditentry
                 (created_at, actor_id, action, source, customer_id, tag_id, group_id,
                  object_repr, reason)
-            SELECT %(now)s, %(actor)s, %(action)s, %(source)s, a.customer_id, a.tag_id, t.group_id,
+            SELECT %(now)s::timestamptz, %(actor)s::bigint, %(action)s, %(source)s, a.customer_id, a.tag_id, t.group_id,
                    left(g.name || ':' || t.name, 255), %(reason)s
             FROM added a
             JOIN tagging_tag t ON t.id = a.tag_id
