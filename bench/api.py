@@ -1,0 +1,437 @@
+"""REST API under load: customer detail, tag search and a 500-customer x 3-tag batch mark.
+
+    python bench/api.py [--database tagdesk_bench] [--user sales_wang] [--seconds 15]
+
+Starts gunicorn (2 sync workers) on 127.0.0.1 against PostgreSQL (the shared 1M-customer
+database ``tagdesk_bench`` by default; throttling and the tag-usage cache in Redis db 3), drives
+it with a small keep-alive HTTP load generator (fixed request count and time budget, loopback
+only), and prints p50/p99 and requests/s of each workload beside a hand-written SQL baseline of
+the same read or write, measured in the same run over one psycopg connection.
+
+Writes are undone: the batch marks add assignments that the script deletes at the end (their
+audit rows too, with triggers off for that one statement, as the audit log refuses DELETE), and
+a token it had to create is deleted. Targets (issue 6): detail p50 <= 15 ms, tag search p50 <=
+10 ms, a 500-customer batch <= 400 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="tagdesk_bench")
+    parser.add_argument("--db-host", default="127.0.0.1")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--user", default="sales_wang", help="the employee the app logs in as")
+    parser.add_argument("--seconds", type=float, default=15.0, help="time budget per workload")
+    parser.add_argument("--requests", type=int, default=3000, help="most requests per read load")
+    parser.add_argument("--concurrency", type=int, default=2, help="client connections (reads)")
+    parser.add_argument("--batches", type=int, default=20, help="batch calls (sequential)")
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+DATABASE_URL = f"postgres://postgres@{ARGS.db_host}:5432/{ARGS.database}"
+ENV = {
+    **os.environ,
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": ARGS.redis,
+    "DEBUG": "1",
+    "DB_CONN_MAX_AGE": "600",
+    "API_THROTTLE_USER": "1000000/min",
+    "API_THROTTLE_BATCH": "1000000/min",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "LOG_LEVEL")})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+from customers.models import Customer  # noqa: E402
+from permissions import policy  # noqa: E402
+from permissions.models import User  # noqa: E402
+from tagging.api.search import pinyin_keys  # noqa: E402
+from tagging.models import AuditEntry, TagAssignment, TagKind  # noqa: E402
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def summary(latencies: list[float], elapsed: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {
+        "n": len(ordered),
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": p99 * 1000,
+        "rps": len(ordered) / elapsed if elapsed else 0.0,
+    }
+
+
+def http_load(port: int, token: str, requests: list[tuple[str, str, bytes | None]], concurrency):
+    """Send ``requests`` over ``concurrency`` keep-alive connections until done or the time
+    budget is spent; return latencies (s), elapsed (s) and non-2xx answers."""
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    queue = list(reversed(requests))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failures: list[str] = []
+    deadline = time.perf_counter() + ARGS.seconds
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                if not queue:
+                    break
+                method, path, body = queue.pop()
+            started = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            took = time.perf_counter() - started
+            with lock:
+                latencies.append(took)
+                if response.status >= 300:
+                    failures.append(f"{response.status} {path}: {payload[:200]!r}")
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, failures
+
+
+def sql_load(fn, items) -> tuple[list[float], float]:
+    latencies = []
+    deadline = time.perf_counter() + ARGS.seconds
+    started = time.perf_counter()
+    for item in items:
+        if time.perf_counter() > deadline:
+            break
+        t0 = time.perf_counter()
+        fn(item)
+        latencies.append(time.perf_counter() - t0)
+    return latencies, time.perf_counter() - started
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        start_new_session=True,
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+# --- the data -------------------------------------------------------------------------------
+
+
+def pick_world(user):
+    """Customers in the user's scope and three corporate, non-exclusive tags they may edit."""
+    scope = policy.visible_customers(user)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(id) FROM customers_customer")
+        (max_id,) = cursor.fetchone()
+    rng = random.Random(7)
+    detail_ids: list[int] = []
+    while len(detail_ids) < 2000:
+        probe = [rng.randint(1, max_id) for _ in range(4000)]
+        detail_ids += list(scope.filter(pk__in=probe).values_list("pk", flat=True))
+    tags = list(
+        policy.visible_tags(user, policy.Level.EDIT)
+        .filter(group__kind=TagKind.CORPORATE, group__exclusive=False)
+        .select_related("group")
+        .order_by("id")
+    )
+    if len(tags) < 3:
+        raise SystemExit(f"{user} may edit fewer than 3 corporate non-exclusive tags")
+    # The least used tags, so most batch pairs are new rows (the expensive case).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.id FROM tagging_tag t LEFT JOIN tagging_tagassignment a ON a.tag_id = t.id "
+            "WHERE t.id = ANY(%s) GROUP BY t.id ORDER BY count(a.id), t.id LIMIT 3",
+            [[t.pk for t in tags]],
+        )
+        batch_tags = [row[0] for row in cursor.fetchall()]
+    batch_ids = list(
+        scope.exclude(assignments__tag_id__in=batch_tags)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: 500 * ARGS.batches * 2]
+    )
+    rng.shuffle(batch_ids)
+    batches = [sorted(batch_ids[i * 500 : (i + 1) * 500]) for i in range(ARGS.batches * 2)]
+    visible = list(policy.visible_tags(user).values_list("name", flat=True))
+    queries = []
+    for name in visible:
+        initials, full = pinyin_keys(name)
+        queries += [initials[:2] or name[:1], name[:1], full[:4] or name[:2]]
+    rng.shuffle(queries)
+    return detail_ids, batch_tags, batches, [q for q in queries if q]
+
+
+# --- baselines: the same work in hand-written SQL ------------------------------------------------
+
+DETAIL_SQL = """
+SELECT c.id, c.external_userid, c.phone, c.name, c.remark, c.company, c.owner_id,
+       c.department_id, c.source, c.attributes, c.total_spend, c.order_count,
+       c.last_order_at, c.last_contact_at,
+       (SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'group', g.name,
+                                          'source', a.source, 'added_at', a.created_at))
+          FROM tagging_tagassignment a JOIN tagging_tag t ON t.id = a.tag_id
+          JOIN tagging_taggroup g ON g.id = t.group_id
+         WHERE a.customer_id = c.id AND (g.kind <> 'personal' OR g.owner_id = %(user)s)),
+       (SELECT json_agg(json_build_object('employee', f.employee_id, 'added_at', f.added_at))
+          FROM customers_follower f WHERE f.customer_id = c.id)
+  FROM customers_customer c
+ WHERE c.id = %(id)s
+   AND (c.department_id = ANY(%(departments)s)
+        OR EXISTS (SELECT 1 FROM customers_follower f2
+                    WHERE f2.customer_id = c.id AND f2.employee_id = %(user)s))
+"""
+
+SEARCH_SQL = """
+SELECT t.id, t.name, g.id, g.name, g.kind, COALESCE(NULLIF(t.colour, ''), g.colour)
+  FROM tagging_tag t JOIN tagging_taggroup g ON g.id = t.group_id
+ WHERE t.status = 'active' AND t.group_id = ANY(%(groups)s)
+   AND t.name_key LIKE %(pattern)s
+ ORDER BY (t.name_key LIKE %(prefix)s) DESC, g.sort_order, t.sort_order, t.id
+ LIMIT 50
+"""
+
+BATCH_SQL = [
+    "SELECT id FROM customers_customer WHERE id = ANY(%(customers)s) ORDER BY id FOR UPDATE",
+    """INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
+       SELECT c, t, 'api', %(user)s, now() FROM unnest(%(customers)s::bigint[]) c
+       CROSS JOIN unnest(%(tags)s::bigint[]) t
+       ON CONFLICT (customer_id, tag_id) DO NOTHING RETURNING customer_id, tag_id""",
+    """INSERT INTO tagging_auditentry (created_at, actor_id, action, source, customer_id,
+                                      tag_id, object_repr, reason)
+       SELECT now(), %(user)s, 'assignment.added', 'api', c, t, 'bench', ''
+         FROM unnest(%(customers)s::bigint[]) c CROSS JOIN unnest(%(tags)s::bigint[]) t""",
+]
+
+
+def baselines(user, detail_ids, batch_tags, batches, queries):
+    import psycopg
+
+    departments = list(
+        policy.visible_customers(user)
+        .values_list("department_id", flat=True)
+        .order_by()
+        .distinct()
+    )
+    groups = list(policy.visible_groups(user).values_list("pk", flat=True))
+    results = {}
+    with psycopg.connect(f"host={ARGS.db_host} dbname={ARGS.database} user=postgres") as conn:
+        with conn.cursor() as cursor:
+
+            def detail(customer_id):
+                cursor.execute(
+                    DETAIL_SQL, {"id": customer_id, "user": user.pk, "departments": departments}
+                )
+                assert cursor.fetchone() is not None
+
+            def search(query):
+                folded = query.casefold()
+                cursor.execute(
+                    SEARCH_SQL,
+                    {"groups": groups, "pattern": f"%{folded}%", "prefix": f"{folded}%"},
+                )
+                cursor.fetchall()
+
+            def batch(customers):
+                params = {"customers": customers, "tags": batch_tags, "user": user.pk}
+                for sql in BATCH_SQL:
+                    cursor.execute(sql, params)
+                conn.rollback()
+
+            for fn, items, label in (
+                (detail, detail_ids[:50], None),
+                (search, queries[:50], None),
+                (detail, detail_ids, "detail"),
+                (search, queries * 5, "search"),
+                (batch, batches[ARGS.batches :], "batch"),
+            ):
+                latencies, elapsed = sql_load(fn, items)
+                conn.rollback()
+                if label:
+                    results[label] = summary(latencies, elapsed)
+    return results
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    user = User.objects.get(username=ARGS.user)
+    print(f"# database {ARGS.database}: {Customer.objects.count():,} customers, "
+          f"{TagAssignment.objects.count():,} assignments; user {user.username} sees "
+          f"{policy.visible_customers(user).count():,} customers", flush=True)
+    detail_ids, batch_tags, batches, queries = pick_world(user)
+    token, token_created = Token.objects.get_or_create(user=user)
+    started_at = timezone.now()
+    port = ARGS.port or free_port()
+    server = start_gunicorn(port)
+    api: dict[str, dict] = {}
+    try:
+        warm = [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids[:20]]
+        warm += [("GET", f"/api/v1/tags/search?q={q}", None) for q in queries[:20]]
+        http_load(port, token.key, warm, 2)
+        loads = {
+            "detail": (
+                [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids]
+                * (ARGS.requests // len(detail_ids) + 1),
+                ARGS.concurrency,
+            ),
+            "search": (
+                [
+                    ("GET", "/api/v1/tags/search?" + _qs(q), None)
+                    for q in (queries * (ARGS.requests // max(1, len(queries)) + 1))
+                ],
+                ARGS.concurrency,
+            ),
+            "batch": (
+                [
+                    (
+                        "POST",
+                        "/api/v1/tags/batch",
+                        json.dumps({"customers": ids, "add": batch_tags}).encode(),
+                    )
+                    for ids in batches[: ARGS.batches]
+                ],
+                1,
+            ),
+        }
+        for name, (requests, concurrency) in loads.items():
+            latencies, elapsed, failures = http_load(
+                port, token.key, requests[: ARGS.requests], concurrency
+            )
+            if failures:
+                raise SystemExit(f"{name}: {len(failures)} failed, e.g. {failures[0]}")
+            api[name] = summary(latencies, elapsed)
+            print(f"# {name} done", flush=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        cleanup(user, batch_tags, started_at, token if token_created else None)
+    sql = baselines(user, detail_ids, batch_tags, batches, queries)
+    report(api, sql)
+
+
+def _qs(query: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({"q": query, "level": "edit"})
+
+
+def cleanup(user, batch_tags, started_at, token) -> None:
+    """Undo the batch marks (assignments deleted normally so index triggers see it; their audit
+    rows with triggers off, the audit log refusing DELETE otherwise) and a token we created."""
+    with transaction.atomic():
+        removed, _ = TagAssignment.objects.filter(
+            actor=user, source="api", tag_id__in=batch_tags, created_at__gte=started_at
+        ).delete()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute(
+                "DELETE FROM tagging_auditentry WHERE actor_id = %s AND source = 'api' "
+                "AND tag_id = ANY(%s) AND created_at >= %s",
+                [user.pk, batch_tags, started_at],
+            )
+            audits = cursor.rowcount
+        if token is not None:
+            token.delete()
+    print(f"# cleanup: {removed:,} assignments and {audits:,} audit rows removed", flush=True)
+    assert not AuditEntry.objects.filter(actor=user, created_at__gte=started_at, tag_id__in=batch_tags).exists()
+
+
+TARGETS = {"detail": ("p50_ms", 15), "search": ("p50_ms", 10), "batch": ("p50_ms", 400)}
+LABELS = {
+    "detail": "customer detail  GET /api/v1/customers/{id}",
+    "search": "tag search       GET /api/v1/tags/search?q=",
+    "batch": "batch 500 x 3    POST /api/v1/tags/batch",
+}
+
+
+def report(api, sql) -> None:
+    print()
+    print(f"{'workload':44} {'':>4} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}  target")
+    for name, label in LABELS.items():
+        key, limit = TARGETS[name]
+        a, b = api[name], sql[name]
+        verdict = "ok" if a[key] <= limit else "MISSED"
+        print(
+            f"{label:44} {'api':>4} {a['n']:6d} {a['p50_ms']:8.1f} {a['p99_ms']:8.1f} "
+            f"{a['rps']:8.1f}  p50 <= {limit} ms: {verdict}"
+        )
+        print(
+            f"{'  hand-written SQL, one connection':44} {'sql':>4} {b['n']:6d} "
+            f"{b['p50_ms']:8.1f} {b['p99_ms']:8.1f} {b['rps']:8.1f}  "
+            f"(api/sql p50 = {a['p50_ms'] / max(b['p50_ms'], 1e-6):.1f}x)"
+        )
+    print(
+        json.dumps(
+            {"api": api, "sql": sql, "user": ARGS.user, "database": ARGS.database}, default=float
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
