@@ -741,8 +741,10 @@ class TagAdmin(ServiceFormAdmin):
         if form.is_valid():
             target = form.cleaned_data["target"]
             preview = merge_preview(request.user, sources, target)
-            # Merge only the target whose effect the user has just seen in the preview.
-            if "_merge" in request.POST and request.POST.get("previewed") == str(target.pk):
+            # The Merge button comes with the preview; if the user then picked another target,
+            # show that target's preview instead of merging into it unseen.
+            previewed = request.POST.get("previewed", str(target.pk))
+            if "_merge" in request.POST and previewed == str(target.pk):
                 try:
                     added = services.merge_tags(sources, target, actor=request.user)
                 except TaggingError as exc:
