@@ -281,6 +281,43 @@ class TagGroupAdmin(ServiceFormAdmin):
     def get_changelist(self, request, **kwargs):
         return TreeChangeList
 
+    actions = ["apply_permission_template"]
+
+    def has_grant_permission(self, request):
+        return policy.is_tag_admin(request.user)
+
+    @admin.action(description=gettext_lazy("Apply a permission template…"), permissions=["grant"])
+    def apply_permission_template(self, request, queryset):
+        """Hand the selected shared groups to the permissions admin's template page."""
+        from permissions.models import PermissionTemplate
+
+        ids = list(queryset.exclude(kind=TagKind.PERSONAL).values_list("pk", flat=True))
+        if not ids:
+            self.message_user(
+                request, _("Permissions apply to shared groups only."), messages.WARNING
+            )
+            return None
+        try:
+            links = [
+                (
+                    template,
+                    reverse("admin:permissions_template_apply", args=[template.pk])
+                    + "?groups="
+                    + ",".join(map(str, ids)),
+                )
+                for template in PermissionTemplate.objects.all()
+            ]
+        except NoReverseMatch:
+            links = []
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Apply a permission template"),
+            "groups": queryset.exclude(kind=TagKind.PERSONAL),
+            "links": links,
+        }
+        return TemplateResponse(request, "admin/tagging/taggroup/choose_template.html", context)
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "parent", "kind", "colour", "exclusive", "description"]

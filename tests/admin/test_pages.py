@@ -89,3 +89,26 @@ def test_changelists_with_filters_and_search(root_client, objects):
     )
     groups = reverse("admin:tagging_taggroup_changelist")
     assert root_client.get(groups, {"o": "2"}).status_code == 200
+
+
+def test_apply_permission_template_action_links_to_the_template_page(
+    root_client, objects, source_group
+):
+    from permissions.models import PermissionTemplate
+
+    template = PermissionTemplate.objects.create(name="门店标准权限")
+    groups = [objects["taggroup"].pk, source_group.pk]
+    response = root_client.post(
+        reverse("admin:tagging_taggroup_changelist"),
+        {"action": "apply_permission_template", "_selected_action": groups},
+    )
+    assert response.status_code == 200
+    url = reverse("admin:permissions_template_apply", args=[template.pk])
+    ids = ",".join(str(pk) for pk in sorted(groups))
+    assert f"{url}?groups={ids}" in response.content.decode()
+
+
+def test_group_change_page_links_the_permission_matrix(root_client, objects):
+    group = objects["taggroup"]
+    response = root_client.get(reverse("admin:tagging_taggroup_change", args=[group.pk]))
+    assert reverse("admin:permissions_group_matrix", args=[group.pk]) in response.content.decode()
