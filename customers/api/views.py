@@ -1,6 +1,7 @@
 """Customers, their tags and timeline, upsert and event ingest (SPEC §9).
 
-Adapters only: every customer comes from ``policy.visible_customers``; another department's
+Adapters only: every customer comes from ``policy.visible_customers`` (precompiled per user by
+``config.api_scope``); another department's
 customer is a 404 on every endpoint. Writes go through ``customers.services`` and
 ``tagging.services``.
 """
@@ -14,6 +15,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config import api_scope as scope
 from config.api import ErrorSerializer, IdCursorPagination
 from config.api_viewsets import ScopedViewSet
 from customers import services
@@ -38,21 +40,14 @@ from permissions import policy
 from tagging.api.examples import CUSTOMER_TAGS_REQUEST
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.views import change_customer_tags
-from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagKind
-
-
-def customer_tag_scope(user):
-    """Tags a user sees on a customer: groups they may view, and of personal tags only their
-    own (tag admins may view other people's personal groups, but not on customers)."""
-    return policy.visible_tags(user, include_inactive=True).exclude(
-        Q(group__kind=TagKind.PERSONAL) & ~Q(group__owner=user)
-    )
+from tagging.models import AssignmentSource, AuditEntry, TagAssignment
 
 
 def visible_assignments(user) -> Prefetch:
+    """A customer's tags as the user may see them (SPEC §9), ordered like the taxonomy."""
     return Prefetch(
         "assignments",
-        queryset=TagAssignment.objects.filter(tag__in=customer_tag_scope(user).values("pk"))
+        queryset=TagAssignment.objects.filter(tag_id__in=scope.customer_tag_ids(user))
         .select_related("tag__group", "actor")
         .order_by("tag__group__sort_order", "tag__group_id", "tag__sort_order", "tag_id"),
         to_attr="visible_assignments",
@@ -81,7 +76,9 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     pagination_class = IdCursorPagination
 
     def scoped_queryset(self, user):
-        customers = policy.visible_customers(user).select_related("owner", "department")
+        customers = Customer.objects.filter(pk__in=scope.customer_ids(user)).select_related(
+            "owner", "department"
+        )
         customers = customers.prefetch_related(visible_assignments(user))
         if self.action == "retrieve":
             customers = customers.prefetch_related(
@@ -108,7 +105,9 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         return queryset
 
     def _customer(self, pk) -> Customer:
-        return get_object_or_404(policy.visible_customers(self.request.user), pk=pk)
+        return get_object_or_404(
+            Customer.objects.filter(pk__in=scope.customer_ids(self.request.user)), pk=pk
+        )
 
     def _tags_of(self, customer_id: int) -> list:
         assignments = (
@@ -156,9 +155,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         customer = self._customer(pk)
         entries = (
             AuditEntry.objects.filter(customer_id=customer.pk)
-            .filter(
-                Q(tag__isnull=True) | Q(tag_id__in=customer_tag_scope(request.user).values("pk"))
-            )
+            .filter(Q(tag__isnull=True) | Q(tag_id__in=scope.customer_tag_ids(request.user)))
             .select_related("actor")
         )
         page = self.paginate_queryset(entries)

@@ -77,7 +77,6 @@ TAG_SEARCH = OpenApiExample(
                 "group_name": "客户偏好",
                 "kind": "corporate",
                 "colour": "#52C41A",
-                "my_level": "edit",
                 "match": "pinyin",
             }
         ]

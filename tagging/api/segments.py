@@ -10,7 +10,12 @@ exist); customers are counted and listed within my customer scope.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -107,6 +112,71 @@ def _customer_rows(user):
     )
 
 
+_EXPRESSION = {"and": [{"or": [{"tag": 12}, {"tag": 13}]}, {"not": {"tag": 40}}]}
+_TEXT = "(意向:高 OR 意向:中) AND NOT 饮食:减脂期"
+_CUSTOMER = {
+    "id": 1042,
+    "external_userid": "wmABC123",
+    "phone": "+8613800138000",
+    "phone_display": "138 0013 8000",
+    "name": "张三",
+    "remark": "",
+    "company": "某某科技",
+    "owner": 7,
+    "owner_name": "王销售",
+    "department": 2,
+    "department_name": "销售部",
+    "source": "官网",
+    "added_at": "2026-11-01T10:00:00+08:00",
+    "updated_at": "2026-11-20T09:30:00+08:00",
+    "tags": [],
+}
+EXPRESSION_EXAMPLES = [
+    OpenApiExample("Text form", request_only=True, value={"expression": _TEXT}),
+    OpenApiExample("JSON form", request_only=True, value={"expression": _EXPRESSION}),
+]
+COUNT_EXAMPLE = OpenApiExample(
+    "Count", response_only=True, value={"count": 4213, "expression": _EXPRESSION, "text": _TEXT}
+)
+PAGE_EXAMPLE = OpenApiExample(
+    "Customers",
+    response_only=True,
+    value={
+        "count": 4213,
+        "next": "https://tagdesk.example/api/v1/segments/customers?page=2&page_size=50",
+        "previous": None,
+        "results": [_CUSTOMER],
+    },
+)
+LIST_EXAMPLE = OpenApiExample(
+    "Segments",
+    response_only=True,
+    value={
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "id": 5,
+                "name": "高意向非减脂",
+                "description": "",
+                "expression": _EXPRESSION,
+                "text": _TEXT,
+                "shared": True,
+                "owner": 7,
+                "owner_name": "王销售",
+                "updated_at": "2026-11-20T09:30:00+08:00",
+            }
+        ],
+    },
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Saved segments I may use (mine and shared ones)", examples=[LIST_EXAMPLE]
+    )
+)
 class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
     queryset = Segment.objects.none()
     serializer_class = SegmentSerializer
@@ -139,22 +209,24 @@ class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
     @extend_schema(
         summary="Count the customers of a saved segment", responses={200: CountSerializer}
     )
-    @action(detail=True, methods=["get"])
-    def count(self, request, pk=None):
+    @action(detail=True, methods=["get"], url_path="count")
+    def saved_count(self, request, pk=None):
         return self._count(self._saved())
 
     @extend_schema(
         summary="List the customers of a saved segment (newest first)",
         responses={200: CustomerSerializer(many=True)},
+        examples=[PAGE_EXAMPLE],
     )
-    @action(detail=True, methods=["get"])
-    def customers(self, request, pk=None):
+    @action(detail=True, methods=["get"], url_path="customers")
+    def saved_customers(self, request, pk=None):
         return _customer_page(self, self._saved())
 
     @extend_schema(
         summary="Count the customers matching an expression",
         request=ExpressionSerializer,
         responses={200: CountSerializer},
+        examples=[*EXPRESSION_EXAMPLES, COUNT_EXAMPLE],
     )
     @action(detail=False, methods=["post"], url_path="count")
     def count_expression(self, request):
@@ -174,6 +246,7 @@ class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
                 },
             )
         },
+        examples=[*EXPRESSION_EXAMPLES, PAGE_EXAMPLE],
     )
     @action(detail=False, methods=["post"], url_path="customers")
     def customers_expression(self, request):

@@ -121,7 +121,6 @@ class TagSearchResultSerializer(serializers.Serializer):
     group_name = serializers.CharField()
     kind = serializers.ChoiceField(choices=TagKind.choices)
     colour = serializers.CharField()
-    my_level = serializers.ChoiceField(choices=LEVEL_CHOICES)
     match = serializers.ChoiceField(
         choices=["exact", "prefix", "substring", "pinyin"], help_text="How the tag matched."
     )

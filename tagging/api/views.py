@@ -17,6 +17,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config import api_scope as scope
 from config.api import ScopedThrottle, UserThrottle
 from config.api_viewsets import ScopedViewSet
 from permissions import policy
@@ -34,7 +35,6 @@ from tagging.api.serializers import (
     TagSearchQuerySerializer,
     TagSearchResultSerializer,
     TagSerializer,
-    level_name,
 )
 from tagging.errors import RuleTagNotAssignable
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind, TagStatus
@@ -48,7 +48,7 @@ def customer_counts(user, tag_ids: Sequence[int]) -> dict[int, int]:
         return {}
     rows = TagAssignment.objects.filter(tag_id__in=tag_ids)
     if not policy.sees_all_customers(user):
-        rows = rows.filter(customer__in=policy.visible_customers(user).values("pk"))
+        rows = rows.filter(customer_id__in=scope.customer_ids(user))
     return dict(
         rows.order_by().values_list("tag_id").annotate(n=Count("id")).values_list("tag_id", "n")
     )
@@ -223,7 +223,9 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def search(self, request):
         query = self.validated(TagSearchQuerySerializer, request.query_params)
         level = policy.Level.EDIT if query["level"] == "edit" else policy.Level.VIEW
-        candidates = policy.visible_tags(request.user, level).select_related("group")
+        candidates = Tag.objects.filter(pk__in=scope.tag_ids(request.user, level)).select_related(
+            "group"
+        )
         if level == policy.Level.EDIT:
             candidates = candidates.exclude(group__kind=TagKind.AUTO)
         if "group" in query:
@@ -243,7 +245,6 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         )
         hits = search_tags(candidates, query["q"])
         page = self.paginate_queryset(hits)
-        levels = _levels(request.user)
         rows = [
             {
                 "id": hit.tag.pk,
@@ -252,7 +253,6 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
                 "group_name": hit.tag.group.name,
                 "kind": hit.tag.group.kind,
                 "colour": hit.tag.colour or hit.tag.group.colour,
-                "my_level": level_name(levels.get(hit.tag.group_id)),
                 "match": hit.match,
             }
             for hit in page

@@ -1,0 +1,88 @@
+"""The policy's scope querysets as precompiled SQL, for the API's hot paths.
+
+``permissions.policy`` resolves everything about a user inside one SQL statement (grants,
+departments, shares, global powers); only ``is_superuser``/``is_active`` steer its Python. So
+the SQL text for a given user is the same on every request, and compiling Django's nested
+``Exists``/``OuterRef`` expressions costs more than running them (a customer detail spent most
+of its time there). This module compiles each scope once per user and process and hands it out
+as ``RawSQL`` for ``pk__in`` / ``tag_id__in`` filters. The decisions stay the policy's and are
+evaluated by the database on every request: a revoked grant applies at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from permissions import policy
+from tagging.models import TagKind
+
+_MAX_ENTRIES = 10000
+_cache: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _compiled(name: str, user: Any, build: Callable[[], QuerySet], *args: Any) -> RawSQL:
+    key = (
+        name,
+        connection.vendor,
+        getattr(user, "pk", None),
+        bool(getattr(user, "is_superuser", False)),
+        bool(getattr(user, "is_active", False)),
+        bool(getattr(user, "is_authenticated", False)),
+        *args,
+    )
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is None:
+        try:
+            hit = build().order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:  # .none() (no active user): match nothing
+            hit = ("SELECT NULL WHERE 1 = 0", ())
+        with _lock:
+            _cache[key] = hit
+            while len(_cache) > _MAX_ENTRIES:
+                _cache.popitem(last=False)
+    return RawSQL(*hit)
+
+
+def customer_ids(user) -> RawSQL:
+    """``policy.visible_customers(user)`` as a subquery of ids."""
+    return _compiled("customers", user, lambda: policy.visible_customers(user))
+
+
+def tag_ids(user, level=policy.Level.VIEW, include_inactive: bool = False) -> RawSQL:
+    """``policy.visible_tags(user, level, include_inactive)`` as a subquery of ids."""
+    return _compiled(
+        "tags",
+        user,
+        lambda: policy.visible_tags(user, level, include_inactive=include_inactive),
+        int(level),
+        include_inactive,
+    )
+
+
+def customer_tag_ids(user) -> RawSQL:
+    """Tags a user sees on a customer: groups they may view, and of personal tags only their
+    own (tag admins may view other people's personal groups, but not on customers)."""
+    return _compiled(
+        "customer-tags",
+        user,
+        lambda: policy.visible_tags(user, include_inactive=True).exclude(
+            Q(group__kind=TagKind.PERSONAL) & ~Q(group__owner=user.pk)
+        ),
+    )
+
+
+def clear() -> None:
+    with _lock:
+        _cache.clear()
