@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=3)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--import-1m", action="store_true", help="also import 1,000,000 rows")
     parser.add_argument("--phase", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -265,14 +266,15 @@ def main() -> None:
             f"   ratio {b_rate / p_rate:.2f}x"
         )
 
-    truncate()
-    base_fresh = sub("baseline", path)
-    base_again = sub("baseline", path)
-    truncate()
-    proj_fresh = sub("project", path)
-    proj_again = sub("project", path)
-    line("fresh", proj_fresh, base_fresh)
-    line("re-import", proj_again, base_again)
+    if not args.skip_import:
+        truncate()
+        base_fresh = sub("baseline", path)
+        base_again = sub("baseline", path)
+        truncate()
+        proj_fresh = sub("project", path)
+        proj_again = sub("project", path)
+        line("fresh", proj_fresh, base_fresh)
+        line("re-import", proj_again, base_again)
     if args.import_1m:
         big = str(make_file(1_000_000, args.tags))
         truncate()

@@ -49,6 +49,13 @@ class Record:
 def clean_field(value: object) -> str:
     """Trim Unicode whitespace (U+3000, U+00A0 ...) and zero-width characters; undo the
     apostrophe our exports put before formula-like cells."""
+    if value.__class__ is str:  # the CSV case, per field: keep it cheap
+        text = value.strip()
+        if text and (text[0] in _EDGE_INVISIBLE or text[-1] in _EDGE_INVISIBLE):
+            text = text.strip(_EDGE_INVISIBLE).strip()
+        if text[:1] == "'" and text.lstrip("'").startswith(FORMULA_TRIGGERS):
+            text = text[1:]
+        return text
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():

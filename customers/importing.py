@@ -27,7 +27,7 @@ Contract
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,7 +254,24 @@ class Importer:
             error = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
             if error is not None:
                 code = error.code if error.code == "rule_tag_not_assignable" else "unknown_tag"
-                self.tag_errors[tag.pk] = (code, str(error).replace("%", "%%"))
+                self.tag_errors[tag.pk] = (code, str(error))
+        # Per tag, everything a row check needs: (group id, exclusive, corporate, error or None).
+        self.corporate_limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
+        self.tag_info: dict[int, tuple[int, bool, bool, tuple[str, str] | None]] = {}
+        for tag in self.tags_by_key.values():
+            group = self.groups_by_id[tag.group_id]
+            error = self.tag_errors.get(tag.id)
+            if group.id not in self.editable:
+                error = (
+                    "permission_denied",
+                    _("You may not add tags of the group “%(group)s”.") % {"group": group.name},
+                )
+            self.tag_info[tag.id] = (
+                group.id,
+                group.exclusive,
+                group.kind == TagKind.CORPORATE,
+                error,
+            )
 
     # -- header ----------------------------------------------------------------------------------
 
@@ -515,45 +532,39 @@ class Importer:
             return
         # Tags: what this row adds, checked like assign_tags would (additive: held tags are left).
         fresh = customer is None
-        held = customer.tags if customer else set()
-        exclusive = customer.exclusive if customer else {}
-        if exclusive:
-            exclusive = dict(exclusive)
+        held = customer.tags if customer else ()
+        exclusive = dict(customer.exclusive) if customer and customer.exclusive else {}
         corporate = customer.corporate if customer else 0
         adding: list[int] = []
+        info = self.tag_info
         for tag, column in row.tags:
-            if tag.pk in held:
+            tag_id = tag.id
+            if tag_id in held:
                 continue
-            group = self.groups_by_id[tag.group_id]
-            error = None
-            if group.pk not in self.editable:
-                error = (
-                    "permission_denied",
-                    _("You may not add tags of the group “%(group)s”."),
-                )
-            elif tag.pk in self.tag_errors:
-                error = self.tag_errors[tag.pk]
-            elif group.exclusive and exclusive.get(group.pk, tag.pk) != tag.pk:
-                error = (
-                    "exclusive_conflict",
-                    _(
-                        "“%(tag)s” and “%(other)s” are in the exclusive group “%(group)s”: a customer holds only one."
-                    ).replace("%(other)s", self._tag_name(exclusive[group.pk]).replace("%", "%%")),
-                )
-            if error:
-                code, message = error
-                row.errors.append(
-                    RowError(
-                        row.line, column, code, message % {"tag": tag.name, "group": group.name}
+            group_id, is_exclusive, is_corporate, error = info[tag_id]
+            if error is None and is_exclusive:
+                other = exclusive.get(group_id)
+                if other is not None and other != tag_id:
+                    error = (
+                        "exclusive_conflict",
+                        _(
+                            "“%(tag)s” and “%(other)s” are in the exclusive group “%(group)s”: a customer holds only one."
+                        )
+                        % {
+                            "tag": tag.name,
+                            "other": self._tag_name(other),
+                            "group": self.groups_by_id[group_id].name,
+                        },
                     )
-                )
+            if error is not None:
+                row.errors.append(RowError(row.line, column, *error))
                 continue
-            if group.exclusive:
-                exclusive[group.pk] = tag.pk
-            if group.kind == TagKind.CORPORATE:
+            if is_exclusive:
+                exclusive[group_id] = tag_id
+            if is_corporate:
                 corporate += 1
-            adding.append(tag.pk)
-        limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
+            adding.append(tag_id)
+        limit = self.corporate_limit
         if not row.errors and corporate > limit and adding:
             row.errors.append(
                 RowError(
@@ -727,10 +738,6 @@ def _unknown_group(name: str) -> tuple[str, str]:
 # --- whole files --------------------------------------------------------------------------------
 
 
-def open_file(data: bytes, filename: str = "") -> tuple[str, Iterator[Record]]:
-    return read_records(data, filename)
-
-
 def file_error_report(exc: Exception, code: str) -> ImportReport:
     report = ImportReport(file_error=True)
     report.errors.append(RowError(None, None, code, str(exc)))
@@ -778,14 +785,3 @@ def rejected_rows_csv(report: ImportReport, out) -> None:
     writer.writerow([_("line"), *report.header, _("reason")])
     for line, values, reason in report.rejected:
         writer.writerow([line, *(neutralise(v) for v in values), neutralise(reason)])
-
-
-def iter_batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

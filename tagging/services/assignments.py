@@ -361,7 +361,7 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
             """
             WITH added AS (
                 INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
-                SELECT DISTINCT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(now)s::timestamptz
+                SELECT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(now)s::timestamptz
                 FROM tagdesk_assign_stage
                 ON CONFLICT (customer_id, tag_id) DO NOTHING
                 RETURNING customer_id, tag_id
