@@ -161,14 +161,17 @@ def sql_exists(shape: str, t: list[int]) -> tuple[str, list]:
 
 
 def run_sql(body: str, params: list, distinct: bool) -> tuple[int, list]:
+    """Count, then the first page (50 newest). EXISTS needs no DISTINCT, so its page query
+    walks the primary key backwards and stops at 50 matches (the best plain SQL here)."""
     with connection.cursor() as cursor:
         col = "DISTINCT c.id" if distinct else "c.id"
         cursor.execute(f"SELECT count({col}) {body}", params)
         total = cursor.fetchone()[0]
-        cursor.execute(
-            f"SELECT c.* FROM customers_customer c WHERE c.id IN (SELECT {col} {body}) ORDER BY c.id DESC LIMIT 50",
-            params,
-        )
+        if distinct:
+            page = f"SELECT c.* FROM customers_customer c WHERE c.id IN (SELECT c.id {body})"
+        else:
+            page = f"SELECT c.* {body}"
+        cursor.execute(f"{page} ORDER BY c.id DESC LIMIT 50", params)
         return total, cursor.fetchall()
 
 

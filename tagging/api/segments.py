@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -207,7 +208,18 @@ class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
         return {t.pk: t for t in tags.filter(pk__in=segments.tag_ids(expression))}
 
     @extend_schema(
-        summary="Count the customers of a saved segment", responses={200: CountSerializer}
+        summary="Count the customers of a saved segment",
+        responses={
+            200: OpenApiResponse(
+                CountSerializer,
+                examples=[
+                    OpenApiExample(
+                        "Saved segment count",
+                        value={"count": 4213, "expression": _EXPRESSION, "text": _TEXT},
+                    )
+                ],
+            )
+        },
     )
     @action(detail=True, methods=["get"], url_path="count")
     def saved_count(self, request, pk=None):
