@@ -33,10 +33,10 @@ def clean_phone_text(raw: str) -> str:
     """Strip what people type around a number: spaces, ``-()``, dots, a leading ``'``, widths."""
     text = unicodedata.normalize("NFKC", str(raw)).translate(_INVISIBLE).strip()
     text = text.lstrip("'")
-    text = _SEPARATORS.sub("", text)
-    if text.endswith(".0") and text[:-2].isdigit():  # numeric spreadsheet cell 13800138000.0
+    # A numeric spreadsheet cell 13800138000.0: drop ".0" before "." counts as a separator.
+    if text.endswith(".0") and text[:-2].isdigit():
         text = text[:-2]
-    return text
+    return _SEPARATORS.sub("", text)
 
 
 def normalize_phone(raw: object, region: str | None = None) -> str:
