@@ -20,8 +20,10 @@ Model-level permissions never grant object access (guardian's ``accept_global_pe
 used): only the two named powers above are global.
 
 Every ``visible_*`` function returns a lazy queryset that runs as ONE SQL statement whatever the
-number of groups, departments or grants; the user's global powers are resolved inside that
-statement, so nothing is cached between calls. Batch checks are one query.
+number of groups, departments or grants; batch checks are one query. The two global powers are
+read from Django's permission cache on the user object (``user.has_perm``: loaded once per user
+object, i.e. once per request, and already loaded by the admin's own permission checks), so the
+statements stay small and indexable: no "OR the user is a tag admin" evaluated row by row.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from django.contrib.auth.models import Permission
 from django.db.models import (
     Case,
     CharField,
@@ -49,6 +50,7 @@ from django.utils.translation import ngettext
 
 from customers.models import Customer, Follower
 from permissions.models import (
+    CODENAME_LEVELS,
     LEVEL_CODENAMES,
     CustomerShare,
     Department,
@@ -67,6 +69,7 @@ __all__ = [
     "NotVisible",
     "can_create_tag",
     "can_manage_group",
+    "global_powers",
     "group_levels",
     "is_tag_admin",
     "require_customers",
@@ -111,30 +114,6 @@ def _active_user(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
 
 
-def _holds_permission(user: Any, perm: str) -> Exists:
-    """EXISTS: the user holds the model-level permission directly or through an auth group."""
-    app_label, codename = perm.split(".", 1)
-    return Exists(
-        Permission.objects.filter(codename=codename, content_type__app_label=app_label).filter(
-            Q(user=user.pk) | Q(group__user=user.pk)
-        )
-    )
-
-
-def _tag_admin_q(user: Any) -> Q | Exists:
-    return (
-        Q(pk__isnull=False) if user.is_superuser else _holds_permission(user, TAG_ADMIN_PERMISSION)
-    )
-
-
-def _sees_all_q(user: Any) -> Q | Exists:
-    if user.is_superuser:
-        return Q(pk__isnull=False)
-    return _holds_permission(user, TAG_ADMIN_PERMISSION) | _holds_permission(
-        user, SEE_ALL_PERMISSION
-    )
-
-
 def _user_department_auth_groups(user: Any) -> QuerySet:
     """Auth groups of the user's departments and of all their ancestors (grants to a department
     reach its sub-departments)."""
@@ -151,47 +130,52 @@ def _codenames_at_least(level: Level) -> list[str]:
     return [codename for lvl, codename in LEVEL_CODENAMES.items() if lvl >= level]
 
 
-def _granted_q(user: Any, level: Level, group_ref: str = "pk") -> Q:
-    """The user holds a grant of at least ``level`` on the group at ``group_ref``."""
+def _granted_q(user: Any, level: Level, field: str = "pk") -> Q:
+    """The group id at ``field`` is among those the user holds a grant of at least ``level`` on.
+    Two uncorrelated subqueries, which PostgreSQL hashes once per statement."""
     codenames = _codenames_at_least(level)
     by_department = DepartmentGrant.objects.filter(
-        content_object=OuterRef(group_ref),
-        permission__codename__in=codenames,
-        group__in=_user_department_auth_groups(user),
-    )
+        permission__codename__in=codenames, group__in=_user_department_auth_groups(user)
+    ).values("content_object_id")
     by_employee = EmployeeGrant.objects.filter(
-        content_object=OuterRef(group_ref), permission__codename__in=codenames, user=user.pk
-    )
-    return Q(Exists(by_department)) | Q(Exists(by_employee))
+        permission__codename__in=codenames, user=user.pk
+    ).values("content_object_id")
+    return Q(**{f"{field}__in": by_department}) | Q(**{f"{field}__in": by_employee})
 
 
-def _group_q(user: Any, level: Level, prefix: str = "") -> Q:
-    """Condition on TagGroup rows (reached through ``prefix``, e.g. "group__") for ``level``."""
-    ref = f"{prefix}pk" if prefix else "pk"
-    shared = ~Q(**{f"{prefix}kind": TagKind.PERSONAL})
-    own = Q(**{f"{prefix}kind": TagKind.PERSONAL, f"{prefix}owner": user.pk})
-    admin = _tag_admin_q(user)
-    condition = own | (shared & (Q(admin) | _granted_q(user, level, ref)))
-    if level <= Level.VIEW:
-        condition |= Q(**{f"{prefix}kind": TagKind.PERSONAL}) & Q(admin)
-    return condition
-
-
-def _level_case(user: Any) -> Case:
-    """SQL CASE giving the user's Level on the TagGroup row of the query."""
-    admin = _tag_admin_q(user)
+def _group_q(user: Any, level: Level) -> Q:
+    """Condition on TagGroup rows: the user holds at least ``level`` on the group."""
+    own = Q(kind=TagKind.PERSONAL, owner=user.pk)
     shared = ~Q(kind=TagKind.PERSONAL)
-    return Case(
-        When(Q(kind=TagKind.PERSONAL, owner=user.pk), then=Value(Level.CREATE)),
-        When(Q(kind=TagKind.PERSONAL) & Q(admin), then=Value(Level.VIEW)),
-        When(Q(kind=TagKind.PERSONAL), then=Value(Level.NONE)),
-        When(shared & Q(admin), then=Value(Level.CREATE)),
-        When(_granted_q(user, Level.CREATE), then=Value(Level.CREATE)),
-        When(_granted_q(user, Level.EDIT), then=Value(Level.EDIT)),
-        When(_granted_q(user, Level.VIEW), then=Value(Level.VIEW)),
-        default=Value(Level.NONE),
-        output_field=IntegerField(),
-    )
+    if is_tag_admin(user):
+        # Every shared group up to CREATE; other people's personal groups at VIEW only.
+        return Q() if level <= Level.VIEW else own | shared
+    return own | (shared & _granted_q(user, level))
+
+
+def _level_case(user: Any, prefix: str = "") -> Case:
+    """SQL CASE giving the user's Level on the group of each row: TagGroup rows (``prefix``
+    "") or rows reaching their group through ``prefix`` (e.g. "group__" for Tag)."""
+    personal = Q(**{f"{prefix}kind": TagKind.PERSONAL})
+    own = personal & Q(**{f"{prefix}owner": user.pk})
+    if is_tag_admin(user):
+        whens = [
+            When(own, then=Value(Level.CREATE)),
+            When(personal, then=Value(Level.VIEW)),
+        ]
+        default = Level.CREATE
+    else:
+        field = f"{prefix}id" if prefix else "pk"
+        whens = [
+            When(own, then=Value(Level.CREATE)),
+            When(personal, then=Value(Level.NONE)),
+            *(
+                When(_granted_q(user, level, field), then=Value(level))
+                for level in (Level.CREATE, Level.EDIT, Level.VIEW)
+            ),
+        ]
+        default = Level.NONE
+    return Case(*whens, default=Value(default), output_field=IntegerField())
 
 
 def _level(level: Any) -> Level:
@@ -206,8 +190,14 @@ def _level(level: Any) -> Level:
 
 def is_tag_admin(user: Any) -> bool:
     """Tag admins manage groups, grants, approvals and rules. Uses Django's per-user permission
-    cache (one query per request at most)."""
+    cache (loaded once per user object)."""
     return _active_user(user) and (user.is_superuser or user.has_perm(TAG_ADMIN_PERMISSION))
+
+
+def global_powers(user: Any) -> tuple[bool, bool]:
+    """(is tag admin, sees all customers): everything about ``user`` that the policy decides in
+    Python rather than in SQL. A cache of policy-built SQL must key on it (and on the user)."""
+    return is_tag_admin(user), sees_all_customers(user)
 
 
 def sees_all_customers(user: Any) -> bool:
@@ -248,28 +238,55 @@ def visible_tags(
     base = Tag.objects.all() if queryset is None else queryset
     if not _active_user(user):
         return base.none()
-    tags = base.filter(_group_q(user, max(level, Level.VIEW), prefix="group__"))
+    groups = TagGroup.objects.filter(_group_q(user, max(level, Level.VIEW))).values("pk")
+    tags = base.filter(group_id__in=groups)
     if not include_inactive:
         tags = tags.filter(status=TagStatus.ACTIVE)
     return tags
 
 
 def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int, Level]:
-    """{group id: Level} for the groups the user can view (absent = invisible). One query."""
+    """{group id: Level} for the groups the user can view (absent = invisible). One query: the
+    user's grant rows and own personal groups (a UNION), folded to the highest level here."""
     if not _active_user(user):
         return {}
-    groups = TagGroup.objects.all()
+    ids = None
     if group_ids is not None:
         ids = _int_ids(group_ids)
-        if ids is None:
+        if not ids:
             return {}
-        groups = groups.filter(pk__in=ids)
-    rows = (
-        groups.annotate(user_level=_level_case(user))
-        .filter(user_level__gt=Level.NONE)
-        .values_list("pk", "user_level")
+    groups = TagGroup.objects.all() if ids is None else TagGroup.objects.filter(pk__in=ids)
+    if is_tag_admin(user):
+        return {
+            pk: Level.CREATE if kind != TagKind.PERSONAL or owner_id == user.pk else Level.VIEW
+            for pk, kind, owner_id in groups.order_by().values_list("pk", "kind", "owner_id")
+        }
+    shared = ~Q(content_object__kind=TagKind.PERSONAL)
+    by_department = DepartmentGrant.objects.filter(
+        shared, group__in=_user_department_auth_groups(user)
     )
-    return {pk: Level(level) for pk, level in rows}
+    by_employee = EmployeeGrant.objects.filter(shared, user=user.pk)
+    own = groups.filter(kind=TagKind.PERSONAL, owner=user.pk).annotate(
+        codename=Value(LEVEL_CODENAMES[GrantLevel.CREATE], output_field=CharField())
+    )
+    if ids is not None:
+        by_department = by_department.filter(content_object__in=ids)
+        by_employee = by_employee.filter(content_object__in=ids)
+    rows = (
+        by_department.order_by()
+        .values_list("content_object_id", "permission__codename")
+        .union(
+            by_employee.order_by().values_list("content_object_id", "permission__codename"),
+            own.order_by().values_list("pk", "codename"),
+            all=True,
+        )
+    )
+    levels: dict[int, Level] = {}
+    for pk, codename in rows:
+        level = Level(CODENAME_LEVELS.get(codename, Level.NONE))
+        if level > levels.get(pk, Level.NONE):
+            levels[pk] = level
+    return levels
 
 
 def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Tag]:
@@ -289,7 +306,7 @@ def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Ta
         tag.pk: tag
         for tag in Tag.objects.select_related("group")
         .filter(pk__in=wanted)
-        .annotate(user_level=_level_case_for_tag(user))
+        .annotate(user_level=_level_case(user, "group__"))
     }
     missing = [pk for pk in wanted if pk not in rows or rows[pk].user_level == Level.NONE]
     if missing:
@@ -319,23 +336,6 @@ _ACTION_WORDS = {
 }
 
 
-def _level_case_for_tag(user: Any) -> Case:
-    """``_level_case`` for Tag rows (through the ``group`` relation)."""
-    admin = _tag_admin_q(user)
-    personal = Q(group__kind=TagKind.PERSONAL)
-    return Case(
-        When(personal & Q(group__owner=user.pk), then=Value(Level.CREATE)),
-        When(personal & Q(admin), then=Value(Level.VIEW)),
-        When(personal, then=Value(Level.NONE)),
-        When(Q(admin), then=Value(Level.CREATE)),
-        When(_granted_q(user, Level.CREATE, "group_id"), then=Value(Level.CREATE)),
-        When(_granted_q(user, Level.EDIT, "group_id"), then=Value(Level.EDIT)),
-        When(_granted_q(user, Level.VIEW, "group_id"), then=Value(Level.VIEW)),
-        default=Value(Level.NONE),
-        output_field=IntegerField(),
-    )
-
-
 def _tags_missing_message(ids: list[int]) -> str:
     shown = ", ".join(map(str, ids[:20]))
     return ngettext("Tag %(ids)s does not exist.", "Tags %(ids)s do not exist.", len(ids)) % {
@@ -354,41 +354,37 @@ def can_create_tag(user: Any, group: TagGroup) -> CreateDecision:
     if group.kind == TagKind.AUTO and not is_tag_admin(user):
         # Auto tags exist for rules, which tag admins write.
         return CreateDecision(False, False)
-    if user.is_superuser:
+    if is_tag_admin(user):
         return CreateDecision(True, False)
     codenames = _codenames_at_least(Level.CREATE)
+    free_by_department = DepartmentGrant.objects.filter(
+        content_object=group.pk,
+        permission__codename__in=codenames,
+        needs_approval=False,
+        group__in=_user_department_auth_groups(user),
+    )
+    free_by_employee = EmployeeGrant.objects.filter(
+        content_object=group.pk,
+        permission__codename__in=codenames,
+        needs_approval=False,
+        user=user.pk,
+    )
     row = (
         TagGroup.objects.filter(pk=group.pk)
         .annotate(
-            admin=_holds_permission(user, TAG_ADMIN_PERMISSION),
-            free=Exists(
-                DepartmentGrant.objects.filter(
-                    content_object=OuterRef("pk"),
-                    permission__codename__in=codenames,
-                    needs_approval=False,
-                    group__in=_user_department_auth_groups(user),
-                )
-            )
-            | Exists(
-                EmployeeGrant.objects.filter(
-                    content_object=OuterRef("pk"),
-                    permission__codename__in=codenames,
-                    needs_approval=False,
-                    user=user.pk,
-                )
-            ),
+            free=Exists(free_by_department) | Exists(free_by_employee),
             granted=Case(
                 When(_granted_q(user, Level.CREATE), then=Value(True)),
                 default=Value(False),
             ),
         )
-        .values_list("admin", "free", "granted")
+        .values_list("free", "granted")
         .first()
     )
     if row is None:
         return CreateDecision(False, False)
-    admin, free, granted = row
-    if admin or free:
+    free, granted = row
+    if free:
         return CreateDecision(True, False)
     return CreateDecision(bool(granted), bool(granted))
 
@@ -400,7 +396,7 @@ def can_manage_group(user: Any, group: TagGroup) -> bool:
         return False
     if group.kind == TagKind.PERSONAL:
         return group.owner_id == user.pk
-    if user.is_superuser:
+    if is_tag_admin(user):
         return True
     return group_levels(user, [group.pk]).get(group.pk, Level.NONE) >= Level.CREATE
 
@@ -435,16 +431,21 @@ def _scope_departments(user: Any) -> QuerySet:
 
 def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
     """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
-    One query."""
+
+    One query. Whether the user sees all customers is read from Django's permission cache on the
+    user object (``sees_all_customers``; loaded once per request, by the admin already), so that
+    the statement for everyone else is a plain indexable filter and holders of the power get no
+    filter at all: on a million customers an "OR the user is a tag admin" inside the statement
+    makes PostgreSQL check every row."""
     customers = Customer.objects.all() if queryset is None else queryset
     if not _active_user(user):
         return customers.none()
-    if user.is_superuser:
+    if sees_all_customers(user):
         return customers
-    in_scope = Q(department__in=_scope_departments(user)) | Q(
-        Exists(Follower.objects.filter(customer=OuterRef("pk"), employee=user.pk))
-    )
-    return customers.filter(Q(_sees_all_q(user)) | in_scope)
+    # IN (uncorrelated subquery), not EXISTS: PostgreSQL hashes it once; a correlated EXISTS
+    # under OR is costed per row, which on a million rows also wakes the JIT compiler.
+    followed = Follower.objects.filter(employee=user.pk).values("customer_id")
+    return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
 
 
 def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:

@@ -252,6 +252,7 @@ def test_model_conveniences_delegate_to_the_policy(
 
     mine = CustomerFactory(department=departments["销售部"], name="甲")
     CustomerFactory(department=departments["财务部"], name="甲")
+    policy.sees_all_customers(sales_operator)  # permission cache, as in a request
     with django_assert_num_queries(1):
         assert list(TagGroup.objects.filter(name="意向").visible_to(sales_operator, Level.EDIT)) == [
             intent_group

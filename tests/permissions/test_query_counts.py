@@ -59,6 +59,9 @@ def test_constant_queries(request, superuser, call, persona):
         else request.getfixturevalue("tag_admin")
     )
     grow(2, user, superuser)
+    # Django loads a user's model-level permissions once per user object (every admin request
+    # has by the time it lists anything); visible_customers reads them from that cache.
+    policy.sees_all_customers(user)
     small = count_queries(lambda: CALLS[call](user))
     grow(15, user, superuser)
     large = count_queries(lambda: CALLS[call](user))
@@ -76,3 +79,14 @@ def test_batch_checks_are_one_query(superuser):
     group = policy.visible_groups(user).first()
     assert count_queries(lambda: policy.can_create_tag(user, group)) == 1
     assert count_queries(lambda: policy.can_manage_group(user, group)) == 1
+
+
+def test_visible_customers_loads_permissions_once_per_user_object(superuser):
+    from permissions.models import User
+
+    user = UserFactory(username="fresh")
+    grow(3, user, superuser)
+    fresh = User.objects.get(pk=user.pk)
+    first = count_queries(lambda: list(policy.visible_customers(fresh)))
+    again = count_queries(lambda: list(policy.visible_customers(fresh)))
+    assert first <= 3 and again == 1
