@@ -28,8 +28,8 @@ from customers.models import Customer, CustomerEvent, Follower
 from customers.services import search_customers
 from permissions import policy
 from tagging import services
-from tagging.admin import StaffAdmin, tag_chip
 from tagging.admin_analytics import SegmentListFilter
+from tagging.admin_base import StaffAdmin, tag_chip
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagStatus
 

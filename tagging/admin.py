@@ -12,10 +12,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.http import HttpRequest, JsonResponse
-from django.shortcuts import redirect
+from django.db.models import Count, Q
+from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -25,6 +23,18 @@ from django.views.decorators.http import require_POST
 
 from permissions import policy
 from tagging import services
+from tagging.admin_base import (
+    ServiceFormAdmin,
+    ServiceRejected,
+    StaffAdmin,
+    copy_saved,
+    group_levels,
+    may_manage,
+    rejected,
+    scoped_customer_count,
+    tag_chip,
+    visible_group_ids,
+)
 from tagging.errors import TaggingError
 from tagging.forms import ColourInput, MergeTagsForm, TagForm, TagGroupForm, TagInlineForm
 from tagging.models import (
@@ -37,132 +47,6 @@ from tagging.models import (
 )
 
 Level = policy.Level
-
-# --- shared helpers (customers/admin.py uses them too) -----------------------------------------
-
-
-class ServiceRejected(Exception):
-    """Raised inside save_model/save_formset when a service refuses; the change form is shown
-    again with ``message`` as an error on ``field`` (or on the form)."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-_NAME_CODES = {"invalid_name", "empty_name", "tag_name_too_long", "forbidden_character"}
-
-
-def rejected(exc: TaggingError, *, prefix: str = "") -> ServiceRejected:
-    is_name = exc.code in _NAME_CODES or exc.code == "duplicate_name"
-    return ServiceRejected(f"{prefix}{exc.message}", "name" if is_name and not prefix else None)
-
-
-class StaffAdmin(admin.ModelAdmin):
-    """Every staff member may open these pages; what they see is scoped by ``get_queryset``."""
-
-    class Media:
-        css = {"all": ["tagdesk/admin.css"]}
-        js = ["tagdesk/admin.js"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-
-class ServiceFormAdmin(StaffAdmin):
-    """A change form whose save goes through a service. If ``save_model``/``save_formset`` raise
-    :class:`ServiceRejected`, the whole save is rolled back (Django runs the change form in a
-    transaction) and the form is rendered again with the service's message as a form error."""
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        rejection = getattr(request, "_tagdesk_rejection", None)
-        if rejection is None:
-            return form_class
-
-        class RejectedForm(form_class):
-            def clean(self):
-                cleaned = super().clean()
-                field = rejection.field if rejection.field in self.fields else None
-                self.add_error(field, rejection.message)
-                return cleaned
-
-        return RejectedForm
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRejected as exc:
-            request._tagdesk_rejection = exc
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except TaggingError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            opts = self.model._meta
-            return redirect(
-                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
-            )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # deletions go one by one through the service
-        return actions
-
-
-def copy_saved(saved, obj) -> None:
-    """Make the admin's in-memory object the row the service saved (for log and redirect)."""
-    for field in saved._meta.concrete_fields:
-        setattr(obj, field.attname, getattr(saved, field.attname))
-    obj._state.adding = False
-    obj._state.db = saved._state.db
-
-
-def group_levels(request: HttpRequest) -> dict[int, int]:
-    """The user's level on every group, one query per request."""
-    if not hasattr(request, "_tagdesk_levels"):
-        request._tagdesk_levels = policy.group_levels(request.user)
-    return request._tagdesk_levels
-
-
-def may_manage(request: HttpRequest, group_id: int | None) -> bool:
-    return group_id is not None and group_levels(request).get(group_id, Level.NONE) >= Level.CREATE
-
-
-def scoped_customer_count(user) -> Coalesce:
-    """Customers carrying the tag (``OuterRef('pk')``), counted within the user's customer scope
-    (SPEC §5: seeing a group does not widen customer scope). A correlated subquery, so a page
-    counts only its own rows on the (tag, customer) index."""
-    assignments = TagAssignment.objects.filter(tag_id=OuterRef("pk"))
-    if not policy.sees_all_customers(user):
-        assignments = assignments.filter(
-            customer_id__in=policy.visible_customers(user).values("pk")
-        )
-    counted = assignments.order_by().values("tag_id").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
-def tag_chip(tag: Tag, *, extra: str = "") -> str:
-    archived = tag.status != TagStatus.ACTIVE
-    return format_html(
-        '<span class="td-chip{}" style="--td-colour:{}" title="{}">{}{}</span>',
-        " td-chip-muted" if archived else "",
-        tag.colour or tag.group.colour,
-        f"{tag.group.name} · {tag.get_status_display()}",
-        tag.name,
-        extra,
-    )
-
-
-def visible_group_ids(user):
-    return policy.visible_groups(user).values("pk")
-
 
 # --- tag groups ------------------------------------------------------------------------------
 
@@ -908,18 +792,3 @@ class AuditEntryAdmin(StaffAdmin):
     @admin.display(description=gettext_lazy("after"))
     def after_pretty(self, entry):
         return self._pretty(entry.after)
-
-
-__all__ = [
-    "AuditEntryAdmin",
-    "ServiceFormAdmin",
-    "ServiceRejected",
-    "StaffAdmin",
-    "TagAdmin",
-    "TagGroupAdmin",
-    "copy_saved",
-    "scoped_customer_count",
-    "tag_chip",
-]
-
-from tagging import admin_analytics  # noqa: E402, F401  (segments, analytics and hygiene pages)
