@@ -74,7 +74,7 @@ class CustomerResource(resources.ModelResource):
     def export(self, queryset=None, **kwargs) -> tablib.Dataset:
         """A Dataset of what ``user`` may see, formula-neutralised. For big exports use
         customers.exporting (streamed); a Dataset holds every row in memory."""
-        dataset = tablib.Dataset(headers=self.get_export_headers())
+        dataset = tablib.Dataset(headers=CustomerResource.get_export_headers(self))
         groups = self._groups() if self.layout == "wide" else []
         for row in iter_rows(self.user, queryset):
             if groups:
