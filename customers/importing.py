@@ -199,9 +199,10 @@ class HeaderError(Exception):
 class Importer:
     """Validates and applies batches of records of one file for one user.
 
-    Build with :meth:`for_header`; then :meth:`validate` (no writes) and :meth:`apply`. State
-    between batches lives in the database: a batch applied and committed is what the next batch
-    is validated against, so batching gives the same result as one pass.
+    Give it the header (:meth:`read_header`), then :meth:`run` batches (or :meth:`validate`, no
+    writes, and :meth:`apply`). State between batches lives in the database: a batch applied and
+    committed is what the next batch is validated against, so batching gives the same result as
+    one pass.
     """
 
     def __init__(self, *, user: Any, mode: str = Mode.CUSTOMERS, skip_invalid: bool = False):
