@@ -16,23 +16,34 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer
-from rules import dsl
-from rules.compiler import compile_node
+from rules import diff, dsl
+from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
 from rules.models import Rule, RuleRun, RunStatus
-from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup
+from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
-SAMPLE_SIZE = 10
-PG_WORK_MEM = "256MB"  # hash joins / hashed subplans over a million customers stay in memory
+__all__ = [
+    "PG_WORK_MEM",
+    "Outcome",
+    "RuleBusy",
+    "RuleInvalid",
+    "apply_rule",
+    "delete_rule",
+    "dependency_order",
+    "prepare_connection",
+    "preview_tree",
+    "rewrite_rules_for_merge",
+    "run_rule",
+    "run_rules",
+    "save_rule",
+    "validate_rule",
+]
 ABANDONED_AFTER = dt.timedelta(hours=3)  # a "running" row older than this lost its worker
 
 
@@ -42,26 +53,6 @@ class RuleInvalid(Exception):
     def __init__(self, messages: list[str]) -> None:
         self.messages = messages
         super().__init__("; ".join(messages))
-
-
-@dataclass
-class Outcome:
-    matched: int = 0
-    added: int = 0
-    removed: int = 0
-    replaced: int = 0  # other tags of an exclusive group removed to make room
-    dry_run: bool = False
-    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "matched": self.matched,
-            "added": self.added,
-            "removed": self.removed,
-            "replaced": self.replaced,
-            "dry_run": self.dry_run,
-        }
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -87,195 +78,6 @@ def validate_rule(
     return node
 
 
-# --- the set-based evaluator ----------------------------------------------------------------
-
-
-class _Diff:
-    """Keyed temporary tables holding one evaluation: match, to add, to remove."""
-
-    TABLES = ("rules_match", "rules_add", "rules_remove")
-
-    def __init__(self, cursor) -> None:
-        self.cursor = cursor
-        self.pg = connection.vendor == "postgresql"
-
-    def create(self) -> None:
-        suffix = " ON COMMIT DROP" if self.pg else ""
-        for table in self.TABLES:
-            self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            self.cursor.execute(
-                f"CREATE TEMPORARY TABLE {table} (customer_id bigint PRIMARY KEY){suffix}"
-            )
-
-    def drop(self) -> None:
-        for table in self.TABLES:
-            self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
-
-    def analyze(self, table: str) -> None:
-        if self.pg:  # autovacuum never analyses temporary tables
-            self.cursor.execute(f"ANALYZE {table}")
-
-    def count(self, table: str) -> int:
-        self.cursor.execute(f"SELECT COUNT(*) FROM {table}")
-        return self.cursor.fetchone()[0]
-
-
-def _match_sql(node: dsl.Node, now: dt.datetime) -> tuple[str, tuple] | None:
-    queryset = Customer.objects.filter(compile_node(node, now=now)).order_by().values_list("pk")
-    try:
-        return queryset.query.sql_with_params()
-    except EmptyResultSet:
-        return None
-
-
-def _samples(cursor, table: str) -> list[dict[str, Any]]:
-    cursor.execute(
-        "SELECT c.id, c.name, c.external_userid, c.phone FROM customers_customer c "
-        f"JOIN {table} d ON d.customer_id = c.id ORDER BY c.id LIMIT %s",
-        [SAMPLE_SIZE],
-    )
-    return [
-        {"id": cid, "name": name, "external_userid": ext, "phone": phone}
-        for cid, name, ext, phone in cursor.fetchall()
-    ]
-
-
-def _evaluate(
-    cursor,
-    diff: _Diff,
-    node: dsl.Node,
-    *,
-    tag_id: int,
-    rule_id: int | None,
-    now: dt.datetime,
-    timings: dict[str, float],
-) -> Outcome:
-    started = time.perf_counter()
-    diff.create()
-    match = _match_sql(node, now)
-    if match is not None:
-        sql, params = match
-        cursor.execute(f"INSERT INTO rules_match (customer_id) {sql}", params)
-    diff.analyze("rules_match")
-    timings["match"] = round(time.perf_counter() - started, 4)
-
-    started = time.perf_counter()
-    cursor.execute(
-        "INSERT INTO rules_add (customer_id) SELECT m.customer_id FROM rules_match m "
-        "WHERE NOT EXISTS (SELECT 1 FROM tagging_tagassignment a "
-        "WHERE a.tag_id = %s AND a.customer_id = m.customer_id)",
-        [tag_id],
-    )
-    if rule_id is not None:
-        cursor.execute(
-            "INSERT INTO rules_remove (customer_id) SELECT a.customer_id "
-            "FROM tagging_tagassignment a WHERE a.tag_id = %s AND a.rule_id = %s "
-            "AND NOT EXISTS (SELECT 1 FROM rules_match m WHERE m.customer_id = a.customer_id)",
-            [tag_id, rule_id],
-        )
-    diff.analyze("rules_add")
-    diff.analyze("rules_remove")
-    outcome = Outcome(
-        matched=diff.count("rules_match"),
-        added=diff.count("rules_add"),
-        removed=diff.count("rules_remove"),
-    )
-    outcome.samples = {
-        "matched": _samples(cursor, "rules_match"),
-        "to_add": _samples(cursor, "rules_add"),
-        "to_remove": _samples(cursor, "rules_remove"),
-    }
-    timings["diff"] = round(time.perf_counter() - started, 4)
-    return outcome
-
-
-_AUDIT_COLUMNS = (
-    "created_at, actor_id, action, source, customer_id, tag_id, group_id, rule_id, "
-    "object_repr, reason"
-)
-
-
-def _write(cursor, tag: Tag, rule: Rule, now: dt.datetime, outcome: Outcome) -> None:
-    """Apply the diff held in rules_add / rules_remove, with provenance and audit rows."""
-    repr_ = str(tag)[:255]
-    rule_source = AssignmentSource.RULE.value
-    removed = AuditAction.ASSIGNMENT_REMOVED.value
-    if outcome.removed:
-        cursor.execute(
-            f"INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS}) "
-            "SELECT %s, NULL, %s, %s, r.customer_id, %s, %s, %s, %s, %s FROM rules_remove r",
-            [
-                now,
-                removed,
-                rule_source,
-                tag.pk,
-                tag.group_id,
-                rule.pk,
-                repr_,
-                _("no longer matches the rule")[:255],
-            ],
-        )
-        cursor.execute(
-            "DELETE FROM tagging_tagassignment WHERE tag_id = %s AND rule_id = %s "
-            "AND customer_id IN (SELECT customer_id FROM rules_remove)",
-            [tag.pk, rule.pk],
-        )
-    if not outcome.added:
-        return
-    if tag.group.exclusive:
-        # A customer holds one tag of an exclusive group: the newcomer replaces the others.
-        others = "SELECT id FROM tagging_tag WHERE group_id = %s AND id <> %s"
-        cursor.execute(
-            f"INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS}) "
-            "SELECT %s, NULL, %s, %s, a.customer_id, a.tag_id, %s, %s, "
-            "g.name || ':' || t.name, %s "
-            "FROM tagging_tagassignment a JOIN rules_add d ON d.customer_id = a.customer_id "
-            "JOIN tagging_tag t ON t.id = a.tag_id JOIN tagging_taggroup g ON g.id = t.group_id "
-            "WHERE t.group_id = %s AND a.tag_id <> %s",
-            [
-                now,
-                removed,
-                rule_source,
-                tag.group_id,
-                rule.pk,
-                _("replaced in an exclusive group")[:255],
-                tag.group_id,
-                tag.pk,
-            ],
-        )
-        outcome.replaced = cursor.rowcount
-        cursor.execute(
-            f"DELETE FROM tagging_tagassignment WHERE tag_id IN ({others}) "
-            "AND customer_id IN (SELECT customer_id FROM rules_add)",
-            [tag.group_id, tag.pk],
-        )
-    cursor.execute(
-        "INSERT INTO tagging_tagassignment "
-        "(customer_id, tag_id, source, actor_id, rule_id, created_at, expires_at) "
-        "SELECT customer_id, %s, %s, NULL, %s, %s, NULL FROM rules_add",
-        [tag.pk, rule_source, rule.pk, now],
-    )
-    cursor.execute(
-        f"INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS}) "
-        "SELECT %s, NULL, %s, %s, customer_id, %s, %s, %s, %s, %s FROM rules_add",
-        [
-            now,
-            AuditAction.ASSIGNMENT_ADDED.value,
-            rule_source,
-            tag.pk,
-            tag.group_id,
-            rule.pk,
-            repr_,
-            "",
-        ],
-    )
-
-
-def _tune(cursor) -> None:
-    if connection.vendor == "postgresql":
-        cursor.execute(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
-
-
 def preview_tree(
     tree: Any,
     *,
@@ -292,18 +94,20 @@ def preview_tree(
     now = now or timezone.now()
     timings: dict[str, float] = {}
     with transaction.atomic(), connection.cursor() as cursor:
-        _tune(cursor)
-        diff = _Diff(cursor)
-        if tag is None:  # no target yet: only "matched" is meaningful
-            outcome = _evaluate(
-                cursor, diff, node, tag_id=0, rule_id=None, now=now, timings=timings
-            )
+        tables = diff.setup(cursor)
+        outcome = diff.evaluate(
+            cursor,
+            tables,
+            node,
+            tag_id=getattr(tag, "pk", 0),
+            rule_id=rule_id if tag is not None else None,
+            now=now,
+            timings=timings,
+            samples=True,
+        )
+        if tag is None:  # no target yet: everyone matched would be added
             outcome.added = outcome.matched
-        else:
-            outcome = _evaluate(
-                cursor, diff, node, tag_id=tag.pk, rule_id=rule_id, now=now, timings=timings
-            )
-        diff.drop()
+        tables.drop()
         transaction.set_rollback(True)
     outcome.dry_run = True
     outcome.timings = timings
@@ -323,27 +127,43 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
     now = now or timezone.now()
     timings: dict[str, float] = {}
     with connection.cursor() as cursor:
-        _tune(cursor)
+        tables = diff.setup(cursor)
         if not dry_run and tag.group.exclusive:
             # Rules of one exclusive group write one at a time, so exclusivity holds.
             list(TagGroup.objects.select_for_update().filter(pk=tag.group_id).values("pk"))
-        diff = _Diff(cursor)
-        outcome = _evaluate(
-            cursor, diff, node, tag_id=tag.pk, rule_id=rule.pk, now=now, timings=timings
-        )
+        if tables.pg and not dry_run and tag.status == TagStatus.ACTIVE:
+            _check(tag, rule, adding=True)
+            outcome = diff.evaluate_and_write_pg(
+                cursor, tables, node, tag=tag, rule=rule, now=now, timings=timings
+            )
+        else:
+            outcome = diff.evaluate(
+                cursor,
+                tables,
+                node,
+                tag_id=tag.pk,
+                rule_id=rule.pk,
+                now=now,
+                timings=timings,
+                samples=dry_run,
+            )
+            if not dry_run and (outcome.added or outcome.removed):
+                _check(tag, rule, adding=bool(outcome.added))
+                write_started = time.perf_counter()
+                diff.write(cursor, tag, rule, now, outcome)
+                timings["write"] = round(time.perf_counter() - write_started, 4)
         outcome.dry_run = dry_run
-        if not dry_run and (outcome.added or outcome.removed):
-            try:
-                check_rule_tag(tag, rule=rule, adding=bool(outcome.added))
-            except Exception as exc:
-                raise RuleInvalid([str(exc)]) from exc
-            write_started = time.perf_counter()
-            _write(cursor, tag, rule, now, outcome)
-            timings["write"] = round(time.perf_counter() - write_started, 4)
-        diff.drop()
+        tables.drop()
     timings["total"] = round(time.perf_counter() - started, 4)
     outcome.timings = timings
     return outcome
+
+
+def _check(tag: Tag, rule: Rule, *, adding: bool) -> None:
+    try:
+        check_rule_tag(tag, rule=rule, adding=adding)
+    except Exception as exc:
+        raise RuleInvalid([str(exc)]) from exc
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -444,6 +264,7 @@ def run_rules(
     trigger: str,
     dry_run: bool = False,
     actor: Any = None,
+    now: dt.datetime | None = None,
 ) -> list[RuleRun]:
     """Run the given rules (default: every enabled rule) in dependency order, each recorded.
     One failing rule does not stop the others; its run ends ``failed``."""
@@ -456,7 +277,7 @@ def run_rules(
     runs = []
     for rule in dependency_order(queryset):
         try:
-            runs.append(run_rule(rule, trigger=trigger, dry_run=dry_run, actor=actor))
+            runs.append(run_rule(rule, trigger=trigger, dry_run=dry_run, actor=actor, now=now))
         except Exception:  # recorded as failed by run_rule
             runs.append(RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first())
     return runs
