@@ -152,6 +152,21 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
     def get_search_results(self, request, queryset, search_term):
         return search_customers(queryset, search_term), False
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a customer would drop its tag assignments without the audit entries every
+        # removal must leave (SPEC §4), and there is no customer-deletion service that writes
+        # them; customers leave through the service layer only.
+        return False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "department" not in initial and not policy.sees_all_customers(request.user):
+            # A new customer outside the creator's scope would vanish from their view.
+            membership = request.user.memberships.order_by("pk").first()
+            if membership is not None:
+                initial["department"] = membership.department_id
+        return initial
+
     def has_tag_permission(self, request):
         # Asked several times per changelist (once per action listing): answer once a request.
         if not hasattr(request, "_tagdesk_may_tag"):

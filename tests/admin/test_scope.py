@@ -329,3 +329,13 @@ def test_personal_tags_are_read_only_to_tag_admins_and_hidden_from_others(
     body = page.content.decode()
     assert "重点跟进" not in body and "我的标记" not in body
     assert other.get(group_url, follow=True).redirect_chain
+
+
+def test_new_customer_defaults_to_the_creators_department(
+    admin_client_for, sales_operator, departments
+):
+    from django.contrib.auth.models import Permission
+
+    sales_operator.user_permissions.add(Permission.objects.get(codename="add_customer"))
+    page = admin_client_for(sales_operator).get(reverse("admin:customers_customer_add"))
+    assert page.context["adminform"].form.initial["department"] == departments["销售部"].pk
