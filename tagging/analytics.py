@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from customers.models import Customer
 from permissions import policy
 from permissions.models import Department
+from tagging import bitmaps
 from tagging.models import AssignmentSource, AuditAction, AuditEntry, TagAssignment
 
 
@@ -58,12 +59,16 @@ def _restricted(user: Any, filters: Filters) -> bool:
 def customers_per_tag(user: Any, filters: Filters) -> list[dict]:
     """Per visible tag: customers (in scope) carrying it, most used first."""
     tags = policy.visible_tags(user, include_inactive=True)
-    assignments = TagAssignment.objects.filter(tag__in=tags.values("pk"))
-    if _restricted(user, filters):
-        assignments = assignments.filter(customer__in=customer_scope(user, filters).values("pk"))
-    counts = dict(
-        assignments.values_list("tag_id").annotate(n=Count("pk")).values_list("tag_id", "n")
-    )
+    if bitmaps.available() and not _restricted(user, filters):
+        counts = bitmaps.sizes()  # company-wide counts straight from the segment index
+    else:
+        assignments = TagAssignment.objects.filter(tag__in=tags.values("pk"))
+        if _restricted(user, filters):
+            scope = customer_scope(user, filters)
+            assignments = assignments.filter(customer__in=scope.values("pk"))
+        counts = dict(
+            assignments.values_list("tag_id").annotate(n=Count("pk")).values_list("tag_id", "n")
+        )
     rows = [
         {
             "tag_id": t.pk,

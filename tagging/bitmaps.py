@@ -76,6 +76,38 @@ def load(keys: Iterable[int], using: str = "default") -> dict[int, int]:
     return result
 
 
+def sizes(using: str = "default") -> dict[int, int]:
+    """Customers per key (tag id; 0 = all customers), exact, in one statement: keys without
+    pending changes are counted in the database (``bit_count``), the others replayed here."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "WITH pending AS (SELECT DISTINCT key FROM tagging_tagbitmapdelta)"
+            " SELECT key, NULL::int, sum(bit_count(bits))::bigint, NULL::bytea, NULL::bigint,"
+            "  NULL::boolean, 0::bigint AS seq"
+            " FROM tagging_tagbitmap WHERE key NOT IN (SELECT key FROM pending) GROUP BY key"
+            " UNION ALL"
+            " SELECT key, chunk, NULL, bits, NULL, NULL, 0 FROM tagging_tagbitmap"
+            " WHERE key IN (SELECT key FROM pending)"
+            " UNION ALL"
+            " SELECT key, NULL, NULL, NULL, customer_id, present, id FROM tagging_tagbitmapdelta"
+            " ORDER BY seq"
+        )
+        rows = cursor.fetchall()
+    result: dict[int, int] = {}
+    chunks: dict[int, dict[int, bytes]] = defaultdict(dict)
+    last: dict[int, dict[int, bool]] = defaultdict(dict)
+    for key, chunk, count, bits, customer_id, present, _seq in rows:
+        if count is not None:
+            result[key] = int(count)
+        elif bits is not None:
+            chunks[key][chunk] = bytes(bits)
+        else:
+            last[key][customer_id] = present
+    for key, changes in last.items():
+        result[key] = _apply(_from_chunks(chunks.get(key, {})), changes).bit_count()
+    return result
+
+
 def _from_chunks(chunks: dict[int, bytes]) -> int:
     if not chunks:
         return 0

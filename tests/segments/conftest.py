@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db.models import Count
 
+from customers.models import Customer
 from permissions import services as grants
 from permissions.policy import Level
 from tagging import bitmaps
+from tagging.models import TagAssignment
 from tests.factories import UserFactory
 
 
@@ -18,8 +21,23 @@ def index_consistent():
 
     def check() -> None:
         assert bitmaps.verify_index() == []
+        assert_sizes()
         bitmaps.compact_index()
         assert bitmaps.verify_index() == []
+        assert_sizes()
+
+    def assert_sizes() -> None:
+        if not bitmaps.available():
+            return
+        truth = dict(
+            TagAssignment.objects.values_list("tag_id")
+            .annotate(n=Count("pk"))
+            .values_list("tag_id", "n")
+        )
+        truth[bitmaps.ALL_CUSTOMERS] = Customer.objects.count()
+        assert {k: v for k, v in bitmaps.sizes().items() if v} == {
+            k: v for k, v in truth.items() if v
+        }
 
     return check
 
