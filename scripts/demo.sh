@@ -15,15 +15,12 @@ python manage.py migrate --noinput -v 0
 
 if [ -n "${DEMO_RESET:-}" ]; then
     python manage.py seed_demo --customers "${DEMO_CUSTOMERS:-2000}" --reset
-elif python manage.py seed_demo --status >/dev/null 2>&1; then
-    echo "==> demo data already present (DEMO_RESET=1 to seed again)"
-    python manage.py seed_demo --logins
 else
-    python manage.py seed_demo --customers "${DEMO_CUSTOMERS:-2000}"
+    python manage.py seed_demo --customers "${DEMO_CUSTOMERS:-2000}" --if-empty
 fi
 
 echo
-echo "==> TagDesk admin: http://127.0.0.1:${PORT}/admin/   (log in as admin / see the logins above)"
-echo "    API docs:      http://127.0.0.1:${PORT}/api/docs/  (once the API is installed)"
+echo "==> TagDesk admin: http://127.0.0.1:${PORT}/admin/   login: admin / TagDesk-demo-2026"
+echo "    (other demo logins are listed above; API docs: http://127.0.0.1:${PORT}/api/docs/)"
 echo "    Stop with Ctrl-C."
 exec python manage.py runserver "127.0.0.1:${PORT}"
