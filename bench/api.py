@@ -54,13 +54,17 @@ ENV = {
     **os.environ,
     "DATABASE_URL": DATABASE_URL,
     "REDIS_URL": ARGS.redis,
-    "DEBUG": "1",
+    "DEBUG": "0",  # production settings: no query log, plain HTTP on loopback
+    "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-api-" + "x" * 40),
+    "SECURE_SSL_REDIRECT": "0",
+    "SECURE_COOKIES": "0",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DB_CONN_MAX_AGE": "600",
     "API_THROTTLE_USER": "1000000/min",
     "API_THROTTLE_BATCH": "1000000/min",
     "LOG_LEVEL": "WARNING",
 }
-os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "DEBUG", "LOG_LEVEL")})
+os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "REDIS_URL", "LOG_LEVEL")})
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
@@ -283,40 +287,40 @@ def baselines(user, detail_ids, batch_tags, batches, queries):
     )
     groups = list(policy.visible_groups(user).values_list("pk", flat=True))
     results = {}
-    with psycopg.connect(f"host={ARGS.db_host} dbname={ARGS.database} user=postgres") as conn:
-        with conn.cursor() as cursor:
+    dsn = f"host={ARGS.db_host} dbname={ARGS.database} user=postgres"
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
 
-            def detail(customer_id):
-                cursor.execute(
-                    DETAIL_SQL, {"id": customer_id, "user": user.pk, "departments": departments}
-                )
-                assert cursor.fetchone() is not None
+        def detail(customer_id):
+            cursor.execute(
+                DETAIL_SQL, {"id": customer_id, "user": user.pk, "departments": departments}
+            )
+            assert cursor.fetchone() is not None
 
-            def search(query):
-                folded = query.casefold()
-                cursor.execute(
-                    SEARCH_SQL,
-                    {"groups": groups, "pattern": f"%{folded}%", "prefix": f"{folded}%"},
-                )
-                cursor.fetchall()
+        def search(query):
+            folded = query.casefold()
+            cursor.execute(
+                SEARCH_SQL,
+                {"groups": groups, "pattern": f"%{folded}%", "prefix": f"{folded}%"},
+            )
+            cursor.fetchall()
 
-            def batch(customers):
-                params = {"customers": customers, "tags": batch_tags, "user": user.pk}
-                for sql in BATCH_SQL:
-                    cursor.execute(sql, params)
-                conn.rollback()
+        def batch(customers):
+            params = {"customers": customers, "tags": batch_tags, "user": user.pk}
+            for sql in BATCH_SQL:
+                cursor.execute(sql, params)
+            conn.rollback()
 
-            for fn, items, label in (
-                (detail, detail_ids[:50], None),
-                (search, queries[:50], None),
-                (detail, detail_ids, "detail"),
-                (search, queries * 5, "search"),
-                (batch, batches[ARGS.batches :], "batch"),
-            ):
-                latencies, elapsed = sql_load(fn, items)
-                conn.rollback()
-                if label:
-                    results[label] = summary(latencies, elapsed)
+        for fn, items, label in (
+            (detail, detail_ids[:50], None),
+            (search, queries[:50], None),
+            (detail, detail_ids, "detail"),
+            (search, queries * 5, "search"),
+            (batch, batches[ARGS.batches :], "batch"),
+        ):
+            latencies, elapsed = sql_load(fn, items)
+            conn.rollback()
+            if label:
+                results[label] = summary(latencies, elapsed)
     return results
 
 
