@@ -19,6 +19,7 @@ faster followed by :func:`rebuild_index`, which rebuilds from the tables and emp
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -26,6 +27,10 @@ from django.db import connections, transaction
 
 CHUNK_BITS = 1 << 16
 CHUNK_BYTES = CHUNK_BITS // 8
+# Roaring-style containers: a chunk with fewer than ARRAY_MAX customers is stored as their
+# sorted 16-bit offsets (2 bytes each, so rare tags cost little to read); fuller chunks as an
+# 8 KiB bitmap. The stored length tells them apart (an array is always shorter than 8 KiB).
+ARRAY_MAX = 4096
 ALL_CUSTOMERS = 0  # the key of the "every customer" bitmap
 _COMPACT_LOCK = 0x7A6D_0001  # pg advisory lock id for compaction / rebuild
 # A reader that had to replay more pending changes than this folds the log itself (when no
@@ -82,7 +87,9 @@ def sizes(using: str = "default") -> dict[int, int]:
     with connections[using].cursor() as cursor:
         cursor.execute(
             "WITH pending AS (SELECT DISTINCT key FROM tagging_tagbitmapdelta)"
-            " SELECT key, NULL::int, sum(bit_count(bits))::bigint, NULL::bytea, NULL::bigint,"
+            " SELECT key, NULL::int,"
+            "  sum(CASE WHEN length(bits) = 8192 THEN bit_count(bits) ELSE length(bits) / 2 END)::bigint,"
+            "  NULL::bytea, NULL::bigint,"
             "  NULL::boolean, 0::bigint AS seq"
             " FROM tagging_tagbitmap WHERE key NOT IN (SELECT key FROM pending) GROUP BY key"
             " UNION ALL"
@@ -111,9 +118,42 @@ def sizes(using: str = "default") -> dict[int, int]:
 def _from_chunks(chunks: dict[int, bytes]) -> int:
     if not chunks:
         return 0
-    top = max(chunks)
-    zero = bytes(CHUNK_BYTES)
-    return int.from_bytes(b"".join(chunks.get(i, zero) for i in range(top + 1)), "little")
+    data = bytearray((max(chunks) + 1) * CHUNK_BYTES)
+    for chunk, blob in chunks.items():
+        base = chunk * CHUNK_BYTES
+        if len(blob) == CHUNK_BYTES:
+            data[base : base + CHUNK_BYTES] = blob
+        else:
+            for offset in _offsets(blob):
+                data[base + (offset >> 3)] |= 1 << (offset & 7)
+    return int.from_bytes(data, "little")
+
+
+def _offsets(blob: bytes) -> memoryview:
+    return memoryview(blob).cast("H")  # little-endian uint16 on every platform we run on
+
+
+def _decode(blob: bytes | None) -> bytearray:
+    """A stored chunk (bitmap or array container) as an 8 KiB bitmap."""
+    if blob is None:
+        return bytearray(CHUNK_BYTES)
+    if len(blob) == CHUNK_BYTES:
+        return bytearray(blob)
+    bits = bytearray(CHUNK_BYTES)
+    for offset in _offsets(blob):
+        bits[offset >> 3] |= 1 << (offset & 7)
+    return bits
+
+
+def _encode(bits: bytearray | bytes) -> bytes:
+    """An 8 KiB bitmap in its stored form: an array container when it is sparse."""
+    value = int.from_bytes(bits, "little")
+    if value.bit_count() >= ARRAY_MAX:
+        return bytes(bits)
+    offsets = array(
+        "H", (i * 8 + b for i, byte in enumerate(bits) if byte for b in range(8) if byte >> b & 1)
+    )
+    return offsets.tobytes()
 
 
 def _apply(value: int, changes: dict[int, bool]) -> int:
@@ -131,26 +171,30 @@ def to_bytes(value: int) -> bytes:
 
 
 def ids_descending(value: int, offset: int = 0, limit: int | None = None) -> list[int]:
-    """Customer ids in the bitmap, largest first, skipping ``offset``; at most ``limit``."""
+    """Customer ids in the bitmap, largest first, skipping ``offset``; at most ``limit``.
+
+    Walks 8 KiB blocks from the top, skipping whole blocks by popcount, so a first page costs
+    the same for a sparse or a dense bitmap."""
     data = to_bytes(value)
     out: list[int] = []
     skip = offset
-    for index in range(len(data) - 1, -1, -1):
-        byte = data[index]
-        if not byte:
-            continue
-        ones = byte.bit_count()
+    for end in range(len(data), 0, -CHUNK_BYTES):
+        start = max(0, end - CHUNK_BYTES)
+        block = int.from_bytes(data[start:end], "little")
+        ones = block.bit_count()
         if skip >= ones:
             skip -= ones
             continue
-        for bit in range(7, -1, -1):
-            if byte >> bit & 1:
-                if skip:
-                    skip -= 1
-                    continue
-                out.append(index * 8 + bit)
-                if limit is not None and len(out) >= limit:
-                    return out
+        base = start * 8
+        while block:
+            top = block.bit_length() - 1
+            block ^= 1 << top
+            if skip:
+                skip -= 1
+                continue
+            out.append(base + top)
+            if limit is not None and len(out) >= limit:
+                return out
     return out
 
 
@@ -185,17 +229,17 @@ def compact_index(limit: int = 500_000, using: str = "default", wait: bool = Tru
             changes[(key, customer_id // CHUNK_BITS)][customer_id % CHUNK_BITS] = present
         keys = sorted({key for key, _chunk in changes})
         cursor.execute("SELECT key, chunk, bits FROM tagging_tagbitmap WHERE key = ANY(%s)", [keys])
-        current = {(key, chunk): bytearray(bits) for key, chunk, bits in cursor.fetchall()}
+        current = {(key, chunk): bytes(bits) for key, chunk, bits in cursor.fetchall()}
         upserts, empty = [], []
         for (key, chunk), bits_changes in sorted(changes.items()):
-            bits = current.get((key, chunk)) or bytearray(CHUNK_BYTES)
+            bits = _decode(current.get((key, chunk)))
             for offset, present in bits_changes.items():
                 if present:
                     bits[offset >> 3] |= 1 << (offset & 7)
                 else:
                     bits[offset >> 3] &= ~(1 << (offset & 7)) & 0xFF
             if any(bits):
-                upserts.append((key, chunk, bytes(bits)))
+                upserts.append((key, chunk, _encode(bits)))
             else:
                 empty.append((key, chunk))
         cursor.executemany(
@@ -238,10 +282,14 @@ def rebuild_index(using: str = "default") -> dict[str, int]:
             cursor.execute(sql)
             batch = []
             for key, chunk, offsets in cursor.fetchall():
-                bits = bytearray(CHUNK_BYTES)
-                for offset in offsets:
-                    bits[offset >> 3] |= 1 << (offset & 7)
-                batch.append((key, chunk, bytes(bits)))
+                if len(offsets) < ARRAY_MAX:
+                    blob = array("H", sorted(offsets)).tobytes()
+                else:
+                    bits = bytearray(CHUNK_BYTES)
+                    for offset in offsets:
+                        bits[offset >> 3] |= 1 << (offset & 7)
+                    blob = bytes(bits)
+                batch.append((key, chunk, blob))
                 counts[label] += len(offsets)
             with connections[using].cursor() as writer:
                 writer.executemany(

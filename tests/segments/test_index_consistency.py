@@ -42,9 +42,13 @@ def segment_ids(superuser, t) -> set[int]:
     return set(segments.customer_ids({"tag": t.pk}, superuser))
 
 
+@pytest.mark.parametrize(
+    "array_max", [bitmaps.ARRAY_MAX, 1], ids=["array-containers", "bitmap-containers"]
+)
 def test_every_service_writer_keeps_the_index_exact(
-    superuser, intent_group, source_group, customers, index_consistent
+    superuser, intent_group, source_group, customers, index_consistent, monkeypatch, array_max
 ):
+    monkeypatch.setattr(bitmaps, "ARRAY_MAX", array_max)
     high, mid = tag(intent_group, "高"), tag(intent_group, "中")
     web, fair = tag(source_group, "官网"), tag(source_group, "展会")
     assign_tags(customers, [high, web], actor=superuser, source="manual")
@@ -121,7 +125,11 @@ def test_rebuild_after_a_bulk_load_with_triggers_off(superuser, source_group, cu
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK events before ALTER
         cursor.execute("ALTER TABLE tagging_tagassignment ENABLE TRIGGER USER")
     assert bitmaps.verify_index()  # the loader skipped the triggers: the index is behind
-    counts = bitmaps.rebuild_index()
+    bitmaps.ARRAY_MAX, saved = 2, bitmaps.ARRAY_MAX  # every chunk a bitmap container
+    try:
+        counts = bitmaps.rebuild_index()
+    finally:
+        bitmaps.ARRAY_MAX = saved
     assert counts["assignments"] == len(customers)
     assert bitmaps.verify_index() == []
     assert segment_ids(superuser, web) == {c.pk for c in customers}
