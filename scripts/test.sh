@@ -6,48 +6,56 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 #   REDIS_URL=redis://127.0.0.1:6379/0 ./scripts/test.sh      # what .ci/run does
 #
-# Extra arguments go to pytest (e.g. ./scripts/test.sh tests/tagging -x).
-set -euo pipefail
+# Extra arguments go to pytest (e.g. ./scripts/test.sh tests/tagging -x). Every step runs even
+# when an earlier one failed; the exit status is non-zero if any failed.
+set -uo pipefail
 # shellcheck source=scripts/_venv.sh
-. "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" || exit 2
 
-step() { printf '\n==> %s\n' "$*"; }
+failed=()
+step() {
+    local name="$1"
+    shift
+    printf '\n==> %s\n' "$name"
+    "$@" || failed+=("$name")
+}
 
-step "ruff check"
-ruff check .
-step "ruff format --check"
-ruff format --check .
-step "manage.py check"
-python manage.py check --fail-level WARNING
-step "manage.py check --deploy (production-like settings)"
-DEBUG=0 SECRET_KEY="ci-only-$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+step "ruff check" ruff check .
+step "ruff format --check" ruff format --check .
+step "manage.py check" python manage.py check --fail-level WARNING
+step "manage.py check --deploy (production-like settings)" \
+    env DEBUG=0 SECRET_KEY="ci-only-$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
     ALLOWED_HOSTS=tagdesk.example.com python manage.py check --deploy --fail-level WARNING
-step "manage.py makemigrations --check --dry-run"
-python manage.py makemigrations --check --dry-run
+step "manage.py makemigrations --check --dry-run" python manage.py makemigrations --check --dry-run
 
 # Tests marked `worker` start a real Celery worker on REDIS_URL; they run first, one at a time,
 # so two workers never consume each other's tasks. Then the rest, in parallel: each xdist worker
 # gets its own test database (test_<name>_gw0, _gw1, ...).
 if [ $# -eq 0 ] && python -m pytest -m worker --collect-only -q >/dev/null 2>&1; then
-    step "pytest -m worker (real Celery worker on ${REDIS_URL:-<REDIS_URL unset: tests skip>})"
-    python -m pytest -m worker -q
+    step "pytest -m worker (real Celery worker on ${REDIS_URL:-<REDIS_URL unset: they skip>})" \
+        python -m pytest -m worker -q -p no:cacheprovider
 fi
 
+pytest_all() {
+    python -m pytest "$@"
+    local rc=$?
+    if [ "$rc" -eq 5 ]; then
+        echo "pytest collected no tests: that is a failure" >&2
+        return 1
+    fi
+    return "$rc"
+}
 WORKERS="${PYTEST_WORKERS:-2}"
 XDIST=()
 if [ "$WORKERS" != "0" ] && [ "$WORKERS" != "1" ]; then
     XDIST=(-n "$WORKERS")
 fi
-step "pytest ${XDIST[*]} -m 'not worker' (database: ${DATABASE_URL:-SQLite in memory})"
-set +e
-python -m pytest "${XDIST[@]}" -m "not worker" -q "$@"
-rc=$?
-set -e
-if [ "$rc" -eq 5 ]; then
-    echo "pytest collected no tests: that is a failure" >&2
-    exit 1
-elif [ "$rc" -ne 0 ]; then
-    exit "$rc"
-fi
+step "pytest ${XDIST[*]} -m 'not worker' (database: ${DATABASE_URL:-SQLite in memory})" \
+    pytest_all "${XDIST[@]}" -m "not worker" -q -p no:cacheprovider "$@"
+
 echo
+if [ ${#failed[@]} -ne 0 ]; then
+    printf '==> FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
 echo "==> all checks passed"
