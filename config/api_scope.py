@@ -1,8 +1,9 @@
 """The policy's scope querysets as precompiled SQL, for the API's hot paths.
 
 ``permissions.policy`` resolves everything about a user inside one SQL statement (grants,
-departments, shares, global powers); only ``is_superuser``/``is_active`` steer its Python. So
-the SQL text for a given user is the same on every request, and compiling Django's nested
+departments, shares); only the user's flags and global powers (``policy.global_powers``: tag
+admin, sees all customers) steer its Python, and they are part of the cache key. So the SQL
+text for a given user and powers is the same on every request, and compiling Django's nested
 ``Exists``/``OuterRef`` expressions costs more than running them (a customer detail spent most
 of its time there). This module compiles each scope once per user and process and hands it out
 as ``RawSQL`` for ``pk__in`` / ``tag_id__in`` filters. The decisions stay the policy's and are
@@ -37,6 +38,7 @@ def _compiled(name: str, user: Any, build: Callable[[], QuerySet], *args: Any) -
         bool(getattr(user, "is_superuser", False)),
         bool(getattr(user, "is_active", False)),
         bool(getattr(user, "is_authenticated", False)),
+        policy.global_powers(user),
         *args,
     )
     with _lock:

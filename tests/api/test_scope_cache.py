@@ -25,3 +25,14 @@ def test_leaving_a_department_hides_its_customers_at_once(sales_api, world, sale
     DepartmentMembership.objects.get(user=sales_operator, department=world.sales).delete()
     assert sales_api.get(f"/api/v1/customers/{customer.pk}").status_code == 404
     assert sales_api.get("/api/v1/customers").json()["results"] == []
+
+
+def test_becoming_tag_admin_widens_the_scope_at_once(sales_api, world, sales_operator):
+    from tests.api.conftest import give_permission
+
+    foreign = world.finance_customers[0]
+    assert sales_api.get(f"/api/v1/customers/{foreign.pk}").status_code == 404
+    give_permission(sales_operator, "manage_tags")
+    assert sales_api.get(f"/api/v1/customers/{foreign.pk}").status_code == 200
+    sales_operator.user_permissions.clear()
+    assert sales_api.get(f"/api/v1/customers/{foreign.pk}").status_code == 404
