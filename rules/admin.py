@@ -359,3 +359,19 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+def rule_link(tag: Tag) -> str:
+    """For the tag admin: the rule that owns an auto tag, linked, with its summary."""
+    if tag.group.kind != TagKind.AUTO:
+        return "—"
+    rule = Rule.objects.filter(tag=tag).first()
+    if rule is None:
+        return _("No rule yet: this auto tag is never applied.")
+    return format_html(
+        '<a href="{}">{}</a>{} — {}',
+        reverse("admin:rules_rule_change", args=[rule.pk]),
+        rule.name,
+        "" if rule.enabled else " " + _("(disabled)"),
+        describe_tree(rule.tree, rule.tree_version),
+    )

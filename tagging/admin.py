@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from permissions import policy
+from rules.admin import rule_link
 from tagging import services
 from tagging.admin_base import (
     ServiceFormAdmin,
@@ -462,6 +463,7 @@ class TagAdmin(ServiceFormAdmin):
         "status",
         "customer_count",
         "merged_into_display",
+        "owning_rule",
         "created_by",
         "reviewed_by",
         "review_note",
@@ -525,6 +527,8 @@ class TagAdmin(ServiceFormAdmin):
     @admin.display(description=gettext_lazy("merged into"))
     def merged_into_display(self, tag):
         return str(getattr(tag, "td_merged_into", None) or "—")
+
+    owning_rule = admin.display(description=gettext_lazy("rule"))(lambda self, tag: rule_link(tag))
 
     def get_object(self, request, object_id, from_field=None):
         tag = super().get_object(request, object_id, from_field)

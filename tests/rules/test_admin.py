@@ -210,3 +210,17 @@ def test_delete_removes_the_rules_assignments(client, make_rule, auto_tag):
     response = client.post(reverse("admin:rules_rule_delete", args=[rule.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not TagAssignment.objects.exists() and not Rule.objects.exists()
+
+
+def test_auto_tag_page_shows_its_rule(superuser, make_rule, auto_tag, auto_group):
+    from tests.factories import TagFactory
+
+    rule = make_rule(RICH, tag=auto_tag, name="高消费规则")
+    orphan = TagFactory(group=auto_group, name="无规则")
+    c = Client()
+    c.force_login(superuser)
+    page = c.get(reverse("admin:tagging_tag_change", args=[auto_tag.pk])).content.decode()
+    assert reverse("admin:rules_rule_change", args=[rule.pk]) in page
+    assert "高消费规则" in page and "total spend &gt; 1000" in page
+    page = c.get(reverse("admin:tagging_tag_change", args=[orphan.pk])).content.decode()
+    assert "No rule yet" in page
