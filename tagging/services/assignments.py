@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -128,42 +128,29 @@ def assign_tags(
         result.replaced = [(c, t) for _pk, c, t in to_replace]
 
     rule_id = getattr(rule, "pk", None)
-    actor_id = _actor_id(actor)
-    TagAssignment.objects.bulk_create(
-        [
-            TagAssignment(
-                customer_id=c,
-                tag_id=t,
-                source=source,
-                actor_id=actor_id,
-                rule_id=rule_id,
-                created_at=now,
-                expires_at=expires_at,
-            )
-            for c, t in to_add
-        ]
+    AuditEntry.objects.bulk_create(
+        _assignment_audits(
+            result.replaced,
+            AuditAction.ASSIGNMENT_REMOVED,
+            tags=tags_by_id,
+            actor=actor,
+            source=source,
+            rule_id=rule_id,
+            reason=reason or _("replaced in an exclusive group"),
+            now=now,
+        )
     )
-    result.added = to_add
-    audits = _assignment_audits(
-        result.replaced,
-        AuditAction.ASSIGNMENT_REMOVED,
-        tags=tags_by_id,
-        actor=actor,
-        source=source,
-        rule_id=rule_id,
-        reason=reason or _("replaced in an exclusive group"),
-        now=now,
-    ) + _assignment_audits(
+    _insert_assignments(
         to_add,
-        AuditAction.ASSIGNMENT_ADDED,
         tags=tags_by_id,
         actor=actor,
         source=source,
         rule_id=rule_id,
+        expires_at=expires_at,
         reason=reason,
         now=now,
     )
-    AuditEntry.objects.bulk_create(audits)
+    result.added = to_add
     return result
 
 
@@ -306,12 +293,41 @@ def bulk_assign(
         error = assignable_error(tag, actor=actor, source=source)
         if error is not None:
             raise error
-    now = timezone.now()
-    from django.db import connection
+    return _insert_assignments(
+        pairs, tags=tags, actor=actor, source=source, reason=reason, now=timezone.now()
+    )
 
+
+def _insert_assignments(
+    pairs: Sequence[tuple[int, int]],
+    *,
+    tags: dict[int, Tag],
+    actor: Any,
+    source: str,
+    now: datetime,
+    rule_id: int | None = None,
+    expires_at: datetime | None = None,
+    reason: str = "",
+) -> int:
+    """Insert (customer_id, tag_id) pairs with one audit entry per pair actually added; pairs
+    that exist already are skipped. Returns how many were added. The one writer behind
+    :func:`assign_tags` and :func:`bulk_assign`.
+
+    PostgreSQL: the pairs are COPied into a temporary table, then one ``INSERT … ON CONFLICT DO
+    NOTHING RETURNING`` feeds the audit insert in the same statement (no Python objects per
+    row). Elsewhere: chunked bulk_create of both."""
+    if not pairs:
+        return 0
+    actor_id = _actor_id(actor)
     if connection.vendor == "postgresql":
-        return _bulk_assign_postgresql(
-            pairs, actor_id=_actor_id(actor), source=source, reason=reason, now=now
+        return _insert_assignments_postgresql(
+            pairs,
+            actor_id=actor_id,
+            source=source,
+            rule_id=rule_id,
+            expires_at=expires_at,
+            reason=reason,
+            now=now,
         )
     existing: set[tuple[int, int]] = set()
     customer_ids = sorted({c for c, _t in pairs})
@@ -322,10 +338,17 @@ def bulk_assign(
             ).values_list("customer_id", "tag_id")
         )
     to_add = [p for p in dict.fromkeys(pairs) if p not in existing]
-    actor_id = _actor_id(actor)
     TagAssignment.objects.bulk_create(
         [
-            TagAssignment(customer_id=c, tag_id=t, source=source, actor_id=actor_id, created_at=now)
+            TagAssignment(
+                customer_id=c,
+                tag_id=t,
+                source=source,
+                actor_id=actor_id,
+                rule_id=rule_id,
+                created_at=now,
+                expires_at=expires_at,
+            )
             for c, t in to_add
         ],
         batch_size=2000,
@@ -337,6 +360,7 @@ def bulk_assign(
             tags=tags,
             actor=actor,
             source=source,
+            rule_id=rule_id,
             reason=reason,
             now=now,
         ),
@@ -345,9 +369,9 @@ def bulk_assign(
     return len(to_add)
 
 
-def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
-    from django.db import connection
-
+def _insert_assignments_postgresql(
+    pairs, *, actor_id, source, rule_id, expires_at, reason, now
+) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS tagdesk_assign_stage"
@@ -360,16 +384,19 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
         cursor.execute(
             """
             WITH added AS (
-                INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
-                SELECT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(now)s::timestamptz
+                INSERT INTO tagging_tagassignment
+                    (customer_id, tag_id, source, actor_id, rule_id, created_at, expires_at)
+                SELECT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(rule)s::bigint,
+                       %(now)s::timestamptz, %(expires)s::timestamptz
                 FROM tagdesk_assign_stage
                 ON CONFLICT (customer_id, tag_id) DO NOTHING
                 RETURNING customer_id, tag_id
             )
             INSERT INTO tagging_auditentry
-                (created_at, actor_id, action, source, customer_id, tag_id, group_id,
+                (created_at, actor_id, action, source, customer_id, tag_id, group_id, rule_id,
                  object_repr, reason)
-            SELECT %(now)s::timestamptz, %(actor)s::bigint, %(action)s, %(source)s, a.customer_id, a.tag_id, t.group_id,
+            SELECT %(now)s::timestamptz, %(actor)s::bigint, %(action)s, %(source)s,
+                   a.customer_id, a.tag_id, t.group_id, %(rule)s::bigint,
                    left(g.name || ':' || t.name, 255), %(reason)s
             FROM added a
             JOIN tagging_tag t ON t.id = a.tag_id
@@ -378,7 +405,9 @@ def _bulk_assign_postgresql(pairs, *, actor_id, source, reason, now) -> int:
             {
                 "source": source,
                 "actor": actor_id,
+                "rule": rule_id,
                 "now": now,
+                "expires": expires_at,
                 "action": AuditAction.ASSIGNMENT_ADDED,
                 "reason": reason[:255],
             },
