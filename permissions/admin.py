@@ -140,6 +140,17 @@ class DepartmentAdmin(admin.ModelAdmin):
 
         return super().get_queryset(request).annotate(n_members=Count("memberships"))
 
+    def delete_model(self, request, obj):
+        try:
+            services.delete_department(obj, actor=request.user)
+        except TaggingError as exc:
+            raise PermissionDenied(str(exc)) from exc
+
+    def delete_queryset(self, request, queryset):
+        # Leaves first, so a selected parent goes after its selected children.
+        for obj in sorted(queryset, key=lambda d: -d.path.count("/")):
+            self.delete_model(request, obj)
+
     @admin.display(description=gettext_lazy("name"), ordering="path")
     def tree_name(self, obj):
         depth = max(obj.path.count("/") - 2, 0)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -47,6 +47,7 @@ from tagging.models import (
 __all__ = [
     "GrantSpec",
     "apply_template",
+    "delete_department",
     "grant",
     "propose_tag",
     "review_tag",
@@ -379,6 +380,38 @@ def unshare_customers(department: Department, *, with_department: Department, ac
     if deleted:
         _share_audit(AuditAction.PERMISSION_REVOKED, department, with_department, actor)
     return bool(deleted)
+
+
+# --- departments --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delete_department(department: Department, *, actor: Any) -> None:
+    """Delete a department without sub-departments: its grants are revoked and its customer
+    shares removed (each audited), its members leave it, its customers keep no department, and
+    its auth group goes too (so no guardian row outlives it)."""
+    if department.children.exists():
+        raise TaggingError(
+            _("“%(d)s” has sub-departments; move or delete them first.") % {"d": department},
+            code="has_children",
+        )
+    for grant_row in DepartmentGrant.objects.filter(
+        group_id=department.auth_group_id
+    ).select_related("content_object"):
+        revoke(grant_row.content_object, actor=actor, department=department)
+    for share in CustomerShare.objects.filter(content_object=department).select_related(
+        "group__department"
+    ):
+        unshare_customers(department, with_department=share.group.department, actor=actor)
+    for share in CustomerShare.objects.filter(group_id=department.auth_group_id).select_related(
+        "content_object"
+    ):
+        unshare_customers(share.content_object, with_department=department, actor=actor)
+    auth_group_id = department.auth_group_id
+    department.memberships.all().delete()
+    department.delete()
+    if auth_group_id:
+        Group.objects.filter(pk=auth_group_id).delete()
 
 
 # --- tags through the policy --------------------------------------------------------------------

@@ -293,3 +293,26 @@ def test_permission_pages_render_for_tag_admin(tag_admin, departments, intent_gr
         client.get(reverse("admin:permissions_departmentgrant_change", args=[grant.pk])).status_code
         == 200
     )
+
+
+def test_deleting_a_department_revokes_its_grants_and_shares(superuser, departments, intent_group):
+    from django.contrib.auth.models import Group
+
+    from permissions.models import Department
+
+    sales = departments["销售部"]
+    auth_group_id = sales.auth_group_id
+    services.grant(intent_group, actor=superuser, level=Level.EDIT, department=sales)
+    services.share_customers(departments["市场部"], with_department=sales, actor=superuser)
+    child = Department.objects.create(name="华东", parent=sales)
+    with pytest.raises(TaggingError):
+        services.delete_department(sales, actor=superuser)
+    services.delete_department(child, actor=superuser)
+    response = client_for(superuser).post(
+        reverse("admin:permissions_department_delete", args=[sales.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Department.objects.filter(pk=sales.pk).exists()
+    assert not Group.objects.filter(pk=auth_group_id).exists()
+    assert not DepartmentGrant.objects.exists() and not CustomerShare.objects.exists()
+    assert grant_audits(AuditAction.PERMISSION_REVOKED).count() == 2
