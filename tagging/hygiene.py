@@ -52,26 +52,40 @@ def unused_tags(days: int = UNUSED_DAYS, tags: QuerySet[Tag] | None = None, now=
         tag=OuterRef("pk"), action=AuditAction.ASSIGNMENT_ADDED, created_at__gte=cutoff
     )
     recent_row = TagAssignment.objects.filter(tag=OuterRef("pk"), created_at__gte=cutoff)
-    return list(
+    found = list(
         _candidates(tags)
         .filter(created_at__lt=cutoff)
         .exclude(Exists(recent_audit))
         .exclude(Exists(recent_row))
         .select_related("group")
-        .annotate(customer_count=Count("assignments"))
-        .order_by("customer_count", "pk")
     )
+    return _with_counts(found)
+
+
+def _with_counts(tag_list: list[Tag]) -> list[Tag]:
+    """Set ``customer_count`` on each tag (from the segment index on PostgreSQL: no scan of the
+    assignment table) and order by it, smallest first."""
+    if bitmaps.available():
+        counts = bitmaps.sizes()
+    else:
+        counts = dict(
+            TagAssignment.objects.filter(tag_id__in=[t.pk for t in tag_list])
+            .values_list("tag_id")
+            .annotate(n=Count("pk"))
+            .values_list("tag_id", "n")
+        )
+    for t in tag_list:
+        t.customer_count = counts.get(t.pk, 0)
+    return sorted(tag_list, key=lambda t: (t.customer_count, t.pk))
 
 
 def small_tags(minimum: int = SMALL_TAG_CUSTOMERS, tags: QuerySet[Tag] | None = None) -> list[Tag]:
     """Active, non-auto tags carried by fewer than ``minimum`` customers (zero included)."""
-    return list(
-        _candidates(tags)
-        .select_related("group")
-        .annotate(customer_count=Count("assignments"))
-        .filter(customer_count__lt=minimum)
-        .order_by("customer_count", "pk")
-    )
+    return [
+        t
+        for t in _with_counts(list(_candidates(tags).select_related("group")))
+        if t.customer_count < minimum
+    ]
 
 
 @dataclass
