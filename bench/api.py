@@ -279,49 +279,53 @@ BATCH_SQL = [
 ]
 
 
-def baselines(user, detail_ids, batch_tags, batches, queries):
-    import psycopg
+class Baseline:
+    """The same reads and writes in hand-written SQL over one psycopg connection."""
 
-    departments = list(
-        policy.visible_customers(user).values_list("department_id", flat=True).order_by().distinct()
-    )
-    groups = list(policy.visible_groups(user).values_list("pk", flat=True))
-    results = {}
-    dsn = f"host={ARGS.db_host} dbname={ARGS.database} user=postgres"
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+    def __init__(self, user, batch_tags):
+        import psycopg
 
-        def detail(customer_id):
-            cursor.execute(
-                DETAIL_SQL, {"id": customer_id, "user": user.pk, "departments": departments}
-            )
-            assert cursor.fetchone() is not None
+        self.user = user
+        self.batch_tags = batch_tags
+        self.departments = list(
+            policy.visible_customers(user)
+            .values_list("department_id", flat=True)
+            .order_by()
+            .distinct()
+        )
+        self.groups = list(
+            policy.visible_groups(user, policy.Level.EDIT).values_list("pk", flat=True)
+        )
+        self.conn = psycopg.connect(f"host={ARGS.db_host} dbname={ARGS.database} user=postgres")
+        self.cursor = self.conn.cursor()
 
-        def search(query):
-            folded = query.casefold()
-            cursor.execute(
-                SEARCH_SQL,
-                {"groups": groups, "pattern": f"%{folded}%", "prefix": f"{folded}%"},
-            )
-            cursor.fetchall()
+    def detail(self, customer_id):
+        params = {"id": customer_id, "user": self.user.pk, "departments": self.departments}
+        self.cursor.execute(DETAIL_SQL, params)
+        assert self.cursor.fetchone() is not None
 
-        def batch(customers):
-            params = {"customers": customers, "tags": batch_tags, "user": user.pk}
-            for sql in BATCH_SQL:
-                cursor.execute(sql, params)
-            conn.rollback()
+    def search(self, query):
+        folded = query.casefold()
+        params = {"groups": self.groups, "pattern": f"%{folded}%", "prefix": f"{folded}%"}
+        self.cursor.execute(SEARCH_SQL, params)
+        self.cursor.fetchall()
 
-        for fn, items, label in (
-            (detail, detail_ids[:50], None),
-            (search, queries[:50], None),
-            (detail, detail_ids, "detail"),
-            (search, queries * 5, "search"),
-            (batch, batches[ARGS.batches :], "batch"),
-        ):
-            latencies, elapsed = sql_load(fn, items)
-            conn.rollback()
-            if label:
-                results[label] = summary(latencies, elapsed)
-    return results
+    def batch(self, customers):
+        params = {"customers": customers, "tags": self.batch_tags, "user": self.user.pk}
+        for sql in BATCH_SQL:
+            self.cursor.execute(sql, params)
+        self.conn.rollback()
+
+    def measure(self, name, items) -> dict[str, float]:
+        fn = getattr(self, name)
+        sql_load(fn, items[:20])  # warm up
+        self.conn.rollback()
+        latencies, elapsed = sql_load(fn, items)
+        self.conn.rollback()
+        return summary(latencies, elapsed)
+
+    def close(self):
+        self.conn.close()
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -341,6 +345,8 @@ def main() -> None:
     port = ARGS.port or free_port()
     server = start_gunicorn(port)
     api: dict[str, dict] = {}
+    sql: dict[str, dict] = {}
+    baseline = Baseline(user, batch_tags)
     try:
         warm = [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids[:20]]
         warm += [("GET", f"/api/v1/tags/search?q={q}", None) for q in queries[:20]]
@@ -370,7 +376,14 @@ def main() -> None:
                 1,
             ),
         }
+        baseline_items = {
+            "detail": detail_ids,
+            "search": queries * 5,
+            "batch": batches[ARGS.batches :],
+        }
         for name, (requests, concurrency) in loads.items():
+            # The SQL baseline right before its API load, so both see the same machine.
+            sql[name] = baseline.measure(name, baseline_items[name])
             latencies, elapsed, failures = http_load(
                 port, token.key, requests[: ARGS.requests], concurrency
             )
@@ -379,10 +392,10 @@ def main() -> None:
             api[name] = summary(latencies, elapsed)
             print(f"# {name} done", flush=True)
     finally:
+        baseline.close()
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         cleanup(user, batch_tags, started_at, token if token_created else None)
-    sql = baselines(user, detail_ids, batch_tags, batches, queries)
     report(api, sql)
 
 

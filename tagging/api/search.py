@@ -67,29 +67,30 @@ def tag_usage() -> dict[int, int]:
 
 @dataclass(frozen=True)
 class Hit:
-    tag: object
+    tag: dict
     match: str
 
 
-def search_tags(tags, query: str) -> list[Hit]:
-    """Rank ``tags`` (objects with pk, name, name_key, sort_order, group.sort_order) for ``query``."""
+def search_tags(rows, query: str) -> list[Hit]:
+    """Rank tag rows (dicts with id, name, name_key, sort_order and group_sort_order) for
+    ``query``; plain rows rather than model instances, as a picker searches on every keystroke."""
     folded = fold_name(query)
     if not folded:
         return []
     usage = tag_usage()
     hits = []
-    for tag in tags:
-        kind = match_kind(folded, tag.name_key, tag.name)
+    for row in rows:
+        kind = match_kind(folded, row["name_key"], row["name"])
         if kind:
-            hits.append(Hit(tag, kind))
+            hits.append(Hit(row, kind))
     hits.sort(
         key=lambda h: (
             h.match != "exact",
-            -usage.get(h.tag.pk, 0),
+            -usage.get(h.tag["id"], 0),
             _QUALITY[h.match],
-            h.tag.group.sort_order,
-            h.tag.sort_order,
-            h.tag.pk,
+            h.tag["group_sort_order"],
+            h.tag["sort_order"],
+            h.tag["id"],
         )
     )
     return hits

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -223,36 +223,33 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def search(self, request):
         query = self.validated(TagSearchQuerySerializer, request.query_params)
         level = policy.Level.EDIT if query["level"] == "edit" else policy.Level.VIEW
-        candidates = Tag.objects.filter(pk__in=scope.tag_ids(request.user, level)).select_related(
-            "group"
-        )
+        candidates = Tag.objects.filter(pk__in=scope.tag_ids(request.user, level)).order_by()
         if level == policy.Level.EDIT:
             candidates = candidates.exclude(group__kind=TagKind.AUTO)
         if "group" in query:
             get_object_or_404(policy.visible_groups(request.user), pk=query["group"])
             candidates = candidates.filter(group_id=query["group"])
-        candidates = candidates.only(
+        rows = candidates.values(
             "id",
             "name",
             "name_key",
-            "colour",
             "sort_order",
-            "group__id",
-            "group__name",
-            "group__kind",
-            "group__colour",
-            "group__sort_order",
+            "group_id",
+            colour_own=F("colour"),
+            group_name=F("group__name"),
+            kind=F("group__kind"),
+            group_colour=F("group__colour"),
+            group_sort_order=F("group__sort_order"),
         )
-        hits = search_tags(candidates, query["q"])
-        page = self.paginate_queryset(hits)
+        page = self.paginate_queryset(search_tags(rows, query["q"]))
         rows = [
             {
-                "id": hit.tag.pk,
-                "name": hit.tag.name,
-                "group": hit.tag.group_id,
-                "group_name": hit.tag.group.name,
-                "kind": hit.tag.group.kind,
-                "colour": hit.tag.colour or hit.tag.group.colour,
+                "id": hit.tag["id"],
+                "name": hit.tag["name"],
+                "group": hit.tag["group_id"],
+                "group_name": hit.tag["group_name"],
+                "kind": hit.tag["kind"],
+                "colour": hit.tag["colour_own"] or hit.tag["group_colour"],
                 "match": hit.match,
             }
             for hit in page
