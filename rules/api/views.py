@@ -24,9 +24,12 @@ _RULE = {
     "tag_name": "高价值",
     "enabled": True,
     "tree": {
-        "all": [
-            {"event": "purchase", "within_days": 30, "sum": "amount", "op": ">=", "value": 1000}
-        ]
+        "event": "purchase",
+        "agg": "sum",
+        "measure": "amount",
+        "window": {"days": 30},
+        "op": "gte",
+        "value": 1000,
     },
     "tree_version": 1,
     "description": "",
@@ -46,7 +49,7 @@ _RUN = {
     "added": 120,
     "removed": 31,
     "error": "",
-    "timings": {"match": 0.81, "diff": 0.12, "write": 0.05, "total": 1.02},
+    "timings": {"match": 0.81, "write": 0.05, "total": 0.86},
 }
 
 
