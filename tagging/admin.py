@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
@@ -25,14 +24,15 @@ from permissions import policy
 from rules.admin import rule_link
 from tagging import services
 from tagging.admin_base import (
+    CountedChangeList,
     ServiceFormAdmin,
     ServiceRejected,
     StaffAdmin,
+    TreeChangeList,
     copy_saved,
+    customer_counts,
     group_levels,
-    may_manage,
     rejected,
-    scoped_customer_count,
     tag_chip,
     visible_group_ids,
 )
@@ -52,39 +52,6 @@ Level = policy.Level
 # --- tag groups ------------------------------------------------------------------------------
 
 
-class TreeChangeList(ChangeList):
-    """Shows the groups as a tree (children under their parent, indented) unless the user sorts
-    by a column or searches, which gives a flat list."""
-
-    def get_results(self, request):
-        super().get_results(request)
-        groups = list(self.result_list)
-        for group in groups:
-            group.td_manageable = may_manage(request, group.pk)
-        if ORDER_VAR not in self.params and not self.query:
-            self.result_list = tree_order(groups)
-
-
-def tree_order(groups: list[TagGroup]) -> list[TagGroup]:
-    by_parent: dict[int | None, list[TagGroup]] = {}
-    present = {g.pk for g in groups}
-    for group in groups:
-        parent = group.parent_id if group.parent_id in present else None
-        by_parent.setdefault(parent, []).append(group)
-    ordered: list[TagGroup] = []
-
-    def walk(parent: int | None, depth: int) -> None:
-        siblings = by_parent.get(parent, [])
-        # Shared groups first, then personal ones (a tag admin sees everyone's).
-        for group in sorted(siblings, key=lambda g: (g.owner_id is not None, g.sort_order, g.pk)):
-            group.tree_depth = depth
-            ordered.append(group)
-            walk(group.pk, depth + 1)
-
-    walk(None, 0)
-    return ordered
-
-
 class TagInline(admin.TabularInline):
     model = Tag
     form = TagInlineForm
@@ -97,11 +64,7 @@ class TagInline(admin.TabularInline):
     verbose_name_plural = gettext_lazy("tags (drag ⠿ to reorder)")
 
     def get_queryset(self, request):
-        return (
-            Tag.objects.select_related("group")
-            .annotate(customer_count=scoped_customer_count(request.user))
-            .order_by("sort_order", "id")
-        )
+        return Tag.objects.select_related("group").order_by("sort_order", "id")
 
     def has_view_permission(self, request, obj=None):
         return True  # the parent group is visible (its admin's queryset is scoped)
@@ -132,7 +95,7 @@ class TagInline(admin.TabularInline):
 
     @admin.display(description=gettext_lazy("customers"))
     def customer_count(self, tag):
-        count = getattr(tag, "customer_count", None)
+        count = getattr(self, "_counts", {}).get(tag.pk)
         if count is None:
             return "—"
         url = reverse("admin:customers_customer_changelist") + f"?tag={tag.pk}"
@@ -142,6 +105,8 @@ class TagInline(admin.TabularInline):
         self._manageable = obj is not None and policy.can_manage_group(request.user, obj)
         if obj is not None:  # an empty tag colour means the group's: show it as the hint
             kwargs["widgets"] = {"colour": ColourInput(attrs={"placeholder": obj.colour})}
+            # Inline instances live for one request: count this group's tags once.
+            self._counts = customer_counts(request.user, obj.tags.values_list("pk", flat=True))
         return super().get_formset(request, obj, **kwargs)
 
 
@@ -474,11 +439,12 @@ class TagAdmin(ServiceFormAdmin):
 
     def get_queryset(self, request):
         visible = policy.visible_tags(request.user, include_inactive=True).values("pk")
-        return (
-            Tag.objects.filter(pk__in=visible)
-            .select_related("group", "created_by", "reviewed_by")
-            .annotate(customer_count=scoped_customer_count(request.user))
+        return Tag.objects.filter(pk__in=visible).select_related(
+            "group", "created_by", "reviewed_by"
         )
+
+    def get_changelist(self, request, **kwargs):
+        return CountedChangeList
 
     def get_fields(self, request, obj=None):
         fields = ["group", "name", "colour", "description"]
@@ -519,10 +485,13 @@ class TagAdmin(ServiceFormAdmin):
     def chip(self, tag):
         return tag_chip(tag)
 
-    @admin.display(description=gettext_lazy("customers"), ordering="customer_count")
+    @admin.display(description=gettext_lazy("customers"))
     def customer_count(self, tag):
+        count = getattr(tag, "customer_count", None)
+        if count is None:
+            return "—"
         url = reverse("admin:customers_customer_changelist") + f"?tag={tag.pk}"
-        return format_html('<a href="{}">{}</a>', url, getattr(tag, "customer_count", 0))
+        return format_html('<a href="{}">{}</a>', url, count)
 
     @admin.display(description=gettext_lazy("merged into"))
     def merged_into_display(self, tag):
@@ -532,6 +501,8 @@ class TagAdmin(ServiceFormAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         tag = super().get_object(request, object_id, from_field)
+        if tag is not None:
+            tag.customer_count = customer_counts(request.user, [tag.pk])[tag.pk]
         if tag is not None and tag.merged_into_id:
             # Name the merge target only when the user may see it.
             tag.td_merged_into = self.get_queryset(request).filter(pk=tag.merged_into_id).first()

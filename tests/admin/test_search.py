@@ -44,3 +44,15 @@ def test_search_spellings(root_client, known, term):
 def test_nothing_found(root_client, known):
     assert found(root_client, "13700000000") == []
     assert found(root_client, "wmzhang3") == []  # external_userid is case-sensitive
+
+
+def test_counts_are_capped_on_large_lists(root_client, settings, known):
+    from customers.admin import CappedCountPaginator
+
+    CappedCountPaginator.cap, previous = 1, CappedCountPaginator.cap
+    try:
+        response = root_client.get(reverse("admin:customers_customer_changelist"))
+    finally:
+        CappedCountPaginator.cap = previous
+    assert response.context["cl"].result_count == 2
+    assert "more than 1" in response.content.decode()
