@@ -233,12 +233,6 @@ def _has_attr(expression: dict) -> bool:
     return any(_has_attr(c) for c in expression.get("and") or expression.get("or"))
 
 
-def _has_not(expression: dict) -> bool:
-    if "not" in expression:
-        return True
-    return any(_has_not(c) for c in expression.get("and") or expression.get("or") or [])
-
-
 def _unknown_tag(ref: str) -> InvalidSegment:
     # Same message for tags that do not exist and tags the user may not view (SPEC §5).
     return InvalidSegment(_("Unknown tag “%(tag)s”.") % {"tag": ref}, code="unknown_tag")
@@ -527,7 +521,30 @@ def _bitmap(expression: dict, maps: dict[int, int]) -> int:
         return maps[bitmaps.ALL_CUSTOMERS] & ~_bitmap(expression["not"], maps)
     if "or" in expression:
         return reduce(lambda a, b: a | b, (_bitmap(c, maps) for c in expression["or"]))
-    return reduce(lambda a, b: a & b, (_bitmap(c, maps) for c in expression["and"]))
+    positives = [c for c in expression["and"] if "not" not in c]
+    negatives = [c["not"] for c in expression["and"] if "not" in c]
+    if not positives:
+        return reduce(lambda a, b: a & b, (_bitmap(c, maps) for c in expression["and"]))
+    # "A and not B" is A minus B: no need for the every-customer bitmap.
+    result = reduce(lambda a, b: a & b, (_bitmap(c, maps) for c in positives))
+    for negative in negatives:
+        result &= ~_bitmap(negative, maps)
+    return result
+
+
+def _needs_all_customers(expression: dict) -> bool:
+    """Whether :func:`_bitmap` will read the every-customer bitmap (a NOT with nothing positive
+    beside it)."""
+    if "tag" in expression:
+        return False
+    if "not" in expression:
+        return True
+    if "or" in expression:
+        return any(_needs_all_customers(c) for c in expression["or"])
+    children = expression["and"]
+    if all("not" in c for c in children):
+        return True
+    return any(_needs_all_customers(c.get("not", c)) for c in children)
 
 
 class _GetBit(Func):
@@ -553,7 +570,7 @@ def _plan(expression: dict, user: Any, sees_all: bool | None = None) -> _Plan:
     bitmap = None
     if indexed:
         part = indexed[0] if len(indexed) == 1 else {"and": indexed}
-        keys = tag_ids(part) | ({bitmaps.ALL_CUSTOMERS} if _has_not(part) else set())
+        keys = tag_ids(part) | ({bitmaps.ALL_CUSTOMERS} if _needs_all_customers(part) else set())
         bitmap = _bitmap(part, bitmaps.load(keys))
     q = reduce(lambda a, b: a & b, map(compile_q, rest)) if rest else None
     return _Plan(bitmap, q, sees_all)
