@@ -113,7 +113,10 @@ class ImportReport:
     @property
     def rejected_work(self) -> bool:
         """True when the import was refused as a whole (command exit status non-zero)."""
-        return self.file_error or (bool(self.errors) and not self.applied and not self.dry_run)
+        if self.file_error:
+            return True
+        # strict with errors, or lenient with no good row: nothing was applied
+        return bool(self.errors) and not self.dry_run and (not self.applied or self.valid == 0)
 
     def merge(self, other: ImportReport) -> None:
         for key in ("rows", "valid", "invalid", "customers_created", "customers_updated"):

@@ -101,3 +101,10 @@ def test_export_command_segment(good_file, intent_group, tmp_path):
         "export_customers", "--segment", json.dumps({"tag": tag_id}), "--output", str(out), "--json"
     )
     assert summary["rows"] == 1
+
+
+def test_lenient_with_no_valid_row_is_a_rejection(tmp_path):
+    path = tmp_path / "all-bad.csv"
+    path.write_text("external_userid,name\nwm 1,x\n", "utf-8")
+    code, summary = call("import_customers", str(path), "--skip-invalid", "--json")
+    assert code == 1 and summary["valid"] == 0 and Customer.objects.count() == 0
