@@ -241,11 +241,15 @@ def write(cursor, tag: Tag, rule: Rule, now: dt.datetime, outcome: Outcome) -> N
     )
 
 
-def setup(cursor) -> _Diff:
-    """Session settings and empty diff tables for one evaluation (one round trip on PG)."""
+def setup(cursor, *, tables: bool = True) -> _Diff:
+    """Session settings and (``tables``) empty diff tables for one evaluation; one round trip on
+    PostgreSQL."""
     diff = _Diff(cursor)
     if diff.pg:
         statements = [f"SET LOCAL work_mem = '{PG_WORK_MEM}'"]
+        if not tables:
+            cursor.execute(statements[0])
+            return diff
         statements += [
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} "
             "(customer_id bigint PRIMARY KEY) ON COMMIT DELETE ROWS"
@@ -258,7 +262,8 @@ def setup(cursor) -> _Diff:
 
 
 _PG_APPLY = f"""
-WITH to_remove AS (
+WITH rules_match(customer_id) AS MATERIALIZED ({{match}}),
+to_remove AS (
     SELECT a.customer_id FROM tagging_tagassignment a
     WHERE a.tag_id = %(tag)s AND a.rule_id = %(rule)s
       AND NOT EXISTS (SELECT 1 FROM rules_match m WHERE m.customer_id = a.customer_id)),
@@ -295,14 +300,32 @@ added_audit AS (
     SELECT %(now)s, NULL, %(added_action)s, %(source)s, customer_id, %(tag)s, %(group)s, %(rule)s,
            %(repr)s, ''
     FROM added)
-SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM removed),
-       (SELECT count(*) FROM replaced)
+SELECT (SELECT count(*) FROM rules_match), (SELECT count(*) FROM added),
+       (SELECT count(*) FROM removed), (SELECT count(*) FROM replaced)
 """
+_NO_MATCH = "SELECT NULL::bigint WHERE false"
+
+
+def _named(sql: str, params: tuple) -> tuple[str, dict[str, Any]]:
+    """Django's positional ``%s`` placeholders as named ``%(m0)s`` ones (``%%`` kept)."""
+    out, named, i, n = [], {}, 0, 0
+    while i < len(sql):
+        if sql.startswith("%%", i):
+            out.append("%%")
+            i += 2
+        elif sql.startswith("%s", i):
+            out.append(f"%(m{n})s")
+            named[f"m{n}"] = params[n]
+            n += 1
+            i += 2
+        else:
+            out.append(sql[i])
+            i += 1
+    return "".join(out), named
 
 
 def evaluate_and_write_pg(
     cursor,
-    diff: _Diff,
     node: dsl.Node,
     *,
     tag: Tag,
@@ -310,19 +333,15 @@ def evaluate_and_write_pg(
     now: dt.datetime,
     timings: dict[str, float],
 ) -> Outcome:
-    """PostgreSQL: fill rules_match, then diff + writes + audit in one statement."""
-    outcome = Outcome()
-    started = time.perf_counter()
+    """PostgreSQL: match, diff, writes and audit in ONE statement (the match is a materialised
+    CTE hashed by the anti-joins, so it needs no temporary table)."""
     match = _match_sql(node, now)
-    if match is not None:
-        sql, params = match
-        cursor.execute(f"INSERT INTO rules_match (customer_id) {sql}", params)
-        outcome.matched = cursor.rowcount
-    timings["match"] = round(time.perf_counter() - started, 4)
+    match_sql, match_params = _named(*match) if match is not None else (_NO_MATCH, {})
     started = time.perf_counter()
     cursor.execute(
-        _PG_APPLY,
+        _PG_APPLY.format(match=match_sql),
         {
+            **match_params,
             "tag": tag.pk,
             "rule": rule.pk,
             "group": tag.group_id,
@@ -337,6 +356,7 @@ def evaluate_and_write_pg(
             "reason_replaced": _("replaced in an exclusive group")[:255],
         },
     )
-    outcome.added, outcome.removed, outcome.replaced = cursor.fetchone()
-    timings["write"] = round(time.perf_counter() - started, 4)
+    outcome = Outcome()
+    outcome.matched, outcome.added, outcome.removed, outcome.replaced = cursor.fetchone()
+    timings["match_and_write"] = round(time.perf_counter() - started, 4)
     return outcome

@@ -126,15 +126,16 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
     node = validate_rule(rule.tree, tag=tag, rule_id=rule.pk, version=rule.tree_version)
     now = now or timezone.now()
     timings: dict[str, float] = {}
+    fast = connection.vendor == "postgresql" and not dry_run and tag.status == TagStatus.ACTIVE
     with connection.cursor() as cursor:
-        tables = diff.setup(cursor)
+        tables = diff.setup(cursor, tables=not fast)
         if not dry_run and tag.group.exclusive:
             # Rules of one exclusive group write one at a time, so exclusivity holds.
             list(TagGroup.objects.select_for_update().filter(pk=tag.group_id).values("pk"))
-        if tables.pg and not dry_run and tag.status == TagStatus.ACTIVE:
+        if fast:
             _check(tag, rule, adding=True)
             outcome = diff.evaluate_and_write_pg(
-                cursor, tables, node, tag=tag, rule=rule, now=now, timings=timings
+                cursor, node, tag=tag, rule=rule, now=now, timings=timings
             )
         else:
             outcome = diff.evaluate(
@@ -152,8 +153,8 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
                 write_started = time.perf_counter()
                 diff.write(cursor, tag, rule, now, outcome)
                 timings["write"] = round(time.perf_counter() - write_started, 4)
+            tables.drop()
         outcome.dry_run = dry_run
-        tables.drop()
     timings["total"] = round(time.perf_counter() - started, 4)
     outcome.timings = timings
     return outcome

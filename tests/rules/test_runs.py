@@ -34,7 +34,7 @@ def test_run_is_recorded(make_rule, auto_tag, superuser):
     assert run.status == RunStatus.SUCCEEDED
     assert (run.matched, run.added, run.removed) == (1, 1, 0)
     assert run.finished_at >= run.started_at
-    assert {"match", "write", "total"} <= set(run.timings)
+    assert "total" in run.timings and len(run.timings) >= 2
     assert run.triggered_by == superuser and run.trigger == "manual"
 
 
