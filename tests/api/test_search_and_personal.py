@@ -122,3 +122,30 @@ def test_personal_tag_name_rules(sales_api, world):
         400,
         "invalid",
     )
+
+
+def test_usage_on_big_postgresql_tables_comes_from_planner_statistics(world, monkeypatch):
+    from django.db import connection
+
+    from tagging.api import search
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner statistics exist on PostgreSQL only")
+    services.assign_tags(
+        world.sales_customers + world.finance_customers,
+        [tag(world.prefs, "不吃香菜")],
+        actor=None,
+        source=AssignmentSource.IMPORT,
+    )
+    services.assign_tags(
+        world.sales_customers[:1],
+        [tag(world.intent, "高")],
+        actor=None,
+        source=AssignmentSource.IMPORT,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tagging_tagassignment")
+    monkeypatch.setattr(search, "ESTIMATE_ABOVE_ROWS", 0)
+    estimates = search._planner_estimates()
+    assert estimates is not None
+    assert max(estimates, key=estimates.get) == tag(world.prefs, "不吃香菜").pk
