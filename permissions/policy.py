@@ -255,6 +255,10 @@ def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int,
         ids = _int_ids(group_ids)
         if not ids:
             return {}
+    if ids is not None:
+        ids = _storable(ids)
+        if not ids:
+            return {}
     groups = TagGroup.objects.all() if ids is None else TagGroup.objects.filter(pk__in=ids)
     if is_tag_admin(user):
         return {
@@ -305,7 +309,7 @@ def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Ta
     rows = {
         tag.pk: tag
         for tag in Tag.objects.select_related("group")
-        .filter(pk__in=wanted)
+        .filter(pk__in=_storable(wanted))
         .annotate(user_level=_level_case(user, "group__"))
     }
     missing = [pk for pk in wanted if pk not in rows or rows[pk].user_level == Level.NONE]
@@ -457,7 +461,7 @@ def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return []
-    found = set(visible_customers(user).filter(pk__in=ids).values_list("pk", flat=True))
+    found = set(visible_customers(user).filter(pk__in=_storable(ids)).values_list("pk", flat=True))
     missing = [pk for pk in ids if pk not in found]
     if missing:
         raise NotVisible(
@@ -468,6 +472,15 @@ def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:
             details={"customers": missing},
         )
     return ids
+
+
+_MAX_ID = 2**63 - 1
+
+
+def _storable(ids: list[int]) -> list[int]:
+    """The ids a row could have (1..2**63-1); others cannot exist, and some databases refuse
+    to compare with them, so they are reported missing without asking."""
+    return [pk for pk in ids if 0 < pk <= _MAX_ID]
 
 
 def _int_ids(values: Iterable[Any]) -> list[int] | None:

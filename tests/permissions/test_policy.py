@@ -254,10 +254,20 @@ def test_model_conveniences_delegate_to_the_policy(
     CustomerFactory(department=departments["财务部"], name="甲")
     policy.sees_all_customers(sales_operator)  # permission cache, as in a request
     with django_assert_num_queries(1):
-        assert list(TagGroup.objects.filter(name="意向").visible_to(sales_operator, Level.EDIT)) == [
-            intent_group
-        ]
+        assert list(
+            TagGroup.objects.filter(name="意向").visible_to(sales_operator, Level.EDIT)
+        ) == [intent_group]
     assert not TagGroup.objects.visible_to(sales_operator, Level.CREATE).exists()
     assert set(Tag.objects.visible_to(sales_operator)) == set(intent_group.tags.all())
     with django_assert_num_queries(1):
         assert list(Customer.objects.filter(name="甲").visible_to(sales_operator)) == [mine]
+
+
+@pytest.mark.parametrize("huge", [2**63, 2**80, -1, 0])
+def test_ids_no_row_can_have_are_not_found(granted, sales_operator, huge):
+    with pytest.raises(policy.NotVisible) as caught:
+        policy.require_customers(sales_operator, [huge])
+    assert caught.value.details == {"customers": [huge]}
+    with pytest.raises(policy.NotVisible):
+        policy.require_tags(sales_operator, [huge], Level.VIEW)
+    assert policy.group_levels(sales_operator, [huge]) == {}
