@@ -295,8 +295,6 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             tokens.append((_KEYWORDS[value.lower()], value))
         else:
             tokens.append((kind, value))
-        if pos < len(text) and text[pos:].strip() == "":
-            break
     return tokens
 
 
