@@ -246,11 +246,13 @@ class Importer:
             tag.group = self.groups_by_id[tag.group_id]
             self.tags_by_key[(tag.group_id, tag.name_key)] = tag
         # Exclusivity and the corporate limit count held tags of every group, visible or not.
-        self.group_facts = {
-            pk: (kind, exclusive)
-            for pk, kind, exclusive in TagGroup.objects.values_list("pk", "kind", "exclusive")
+        # {tag id: (group id, corporate, exclusive)} for every tag, visible or not.
+        self.held_tag_facts = {
+            pk: (group_id, kind == TagKind.CORPORATE, exclusive)
+            for pk, group_id, kind, exclusive in Tag.objects.values_list(
+                "pk", "group_id", "group__kind", "group__exclusive"
+            )
         }
-        self.tag_groups = dict(Tag.objects.values_list("pk", "group_id"))
         self.tag_names = {t.pk: t.name for t in self.tags_by_key.values()}
         # What assign_tags would refuse (kind, ownership, status), judged once per tag.
         self.tag_errors: dict[int, tuple[str, str]] = {}
@@ -657,13 +659,12 @@ class _StateIndex:
                 )
             for pk, customer in found.items():
                 customer.visible = pk in visible
-        facts, tag_groups = importer.group_facts, importer.tag_groups
+        facts = importer.held_tag_facts
         for customer_id, tag_id in _held_tags(list(found)):
             customer = found[customer_id]
             customer.tags.add(tag_id)
-            group_id = tag_groups.get(tag_id)
-            kind, exclusive = facts.get(group_id, (None, False))
-            if kind == TagKind.CORPORATE:
+            group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
+            if corporate:
                 customer.corporate += 1
             if exclusive:
                 customer.exclusive[group_id] = tag_id
@@ -773,7 +774,8 @@ def import_file(
         report.errors = exc.errors
         return report
     report = importer.run(rows, dry_run=dry_run)
-    if connection.vendor == "postgresql" and report.applied and report.rows >= 10_000:
+    changed = report.customers_created + report.customers_updated + report.assignments_added
+    if connection.vendor == "postgresql" and report.applied and changed >= 10_000:
         with connection.cursor() as cursor:  # fresh planner statistics after a bulk load
             cursor.execute("ANALYZE customers_customer; ANALYZE tagging_tagassignment")
     return report
