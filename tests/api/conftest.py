@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
+import uuid
 from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -24,11 +24,15 @@ from tests.factories import CustomerFactory, TagFactory, TagGroupFactory, UserFa
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Throttle counters and tag usage live in the cache; each test starts from zero."""
-    cache.clear()
-    yield
-    cache.clear()
+def _private_cache(settings):
+    """Throttle counters and tag usage live in the cache: each test gets an empty one of its
+    own (never clearing a shared Redis database that other tests or a worker use)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"api-tests-{uuid.uuid4()}",
+        }
+    }
 
 
 def give_permission(user, codename: str):
