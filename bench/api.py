@@ -443,6 +443,8 @@ LABELS = {
 
 def report(api, sql) -> None:
     print()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# machine: {os.cpu_count()} CPUs, load average {load} (other work shares them)")
     print(f"{'workload':44} {'':>4} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}  target")
     for name, label in LABELS.items():
         if name not in api:
