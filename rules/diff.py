@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
@@ -92,8 +93,21 @@ def prepare_connection() -> None:
         _Diff(cursor).create()
 
 
+def matching_ids(node: dsl.Node, now: dt.datetime) -> QuerySet:
+    """The distinct ids of the customers matching ``node``: the compiled condition over customers,
+    or — when the whole rule is one "customer is in this set" condition (an event aggregate, a
+    ratio, "has tag") — that set itself, which spares a scan of every customer. Events and
+    assignments cascade with their customer, so their customer ids always exist."""
+    q = compile_node(node, now=now)
+    if len(q.children) == 1 and not q.negated and isinstance(q.children[0], tuple):
+        lookup, value = q.children[0]
+        if lookup == "pk__in" and isinstance(value, QuerySet):
+            return value.order_by() if value.query.group_by else value.order_by().distinct()
+    return Customer.objects.filter(q).order_by().values_list("pk")
+
+
 def _match_sql(node: dsl.Node, now: dt.datetime) -> tuple[str, tuple] | None:
-    queryset = Customer.objects.filter(compile_node(node, now=now)).order_by().values_list("pk")
+    queryset = matching_ids(node, now)
     try:
         return queryset.query.sql_with_params()
     except EmptyResultSet:

@@ -229,3 +229,23 @@ def test_events_drive_rules(make_rule, auto_tag):
     )
     assert apply_rule(rule, now=NOW).added == 1
     assert apply_rule(rule, now=NOW + dt.timedelta(days=25)).removed == 1
+
+
+def test_set_shaped_rules_select_from_the_set_directly(make_rule, auto_tag, superuser):
+    """A rule that is one "in this set" condition skips the scan of all customers; the result
+    is the same (distinct customers, whatever the number of events)."""
+    from rules import dsl
+    from rules.diff import matching_ids
+
+    buyer, other = customer(), customer()
+    for _ in range(3):
+        event(buyer, days_ago=2)
+    any_purchase = {"event": "purchase", "op": "gte", "value": 1}
+    query = matching_ids(dsl.parse_tree(any_purchase), NOW)
+    assert '"customers_customer"' not in str(query.query)
+    assert sorted(query.values_list("customer_id", flat=True)) == [buyer.pk]
+    rule = make_rule(any_purchase, tag=auto_tag)
+    assert (apply_rule(rule, now=NOW).matched, apply_rule(rule, now=NOW).added) == (1, 0)
+    # A negated set is not one: it goes through the customers.
+    negated = matching_ids(dsl.parse_tree({"not": any_purchase}), NOW)
+    assert sorted(negated.values_list("pk", flat=True)) == [other.pk]
