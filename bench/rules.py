@@ -12,8 +12,8 @@ were *yesterday* (the matching set at now − 1 day, bulk-inserted). The timed s
 daily run at *now*: customers newly matching get the tag and those no longer matching lose it,
 with provenance and one audit row per change.
 
-- ``tagdesk``: ``rules.services.apply_rule`` (compiled tree → keyed temp tables → a handful of
-  set-based statements, audit included).
+- ``tagdesk``: ``rules.services.apply_rule`` — the compiled tree, then (PostgreSQL) match, diff,
+  writes and audit rows in one data-modifying statement (``rules.diff``).
 - ``hand SQL``: a hand-written query for the same rule inside ONE data-modifying statement
   (match CTE → DELETE … RETURNING, INSERT … SELECT … RETURNING, INSERT audit rows), i.e. what a
   DBA would write for that one rule. Both run with the same session settings.
