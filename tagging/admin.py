@@ -29,9 +29,11 @@ from tagging.admin_base import (
     ServiceRejected,
     StaffAdmin,
     TreeChangeList,
+    WindowedCountMixin,
     copy_saved,
     customer_counts,
     group_levels,
+    in_customer_scope,
     rejected,
     tag_chip,
     visible_group_ids,
@@ -687,7 +689,7 @@ def merge_preview(user, sources: list[Tag], target: Tag) -> dict[str, Any]:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(StaffAdmin):
+class AuditEntryAdmin(WindowedCountMixin, StaffAdmin):
     list_display = (
         "created_at",
         "actor",
@@ -720,11 +722,9 @@ class AuditEntryAdmin(StaffAdmin):
         user = request.user
         if policy.is_tag_admin(user):
             return qs
-        in_scope = Q(customer__isnull=True)
-        if policy.sees_all_customers(user):
-            in_scope = Q()
-        else:
-            in_scope |= Q(customer_id__in=policy.visible_customers(user).values("pk"))
+        in_scope = Q()
+        if not policy.sees_all_customers(user):
+            in_scope = Q(customer__isnull=True) | Q(in_customer_scope(user))
         about_visible = Q(group_id__in=visible_group_ids(user)) | Q(
             group__isnull=True, tag__isnull=True, customer__isnull=False
         )

@@ -96,3 +96,17 @@ def test_group_change_page_inline_counts(root_client, superuser, intent_group):
         TagFactory(group=intent_group, name=f"新{i}")
     assign(CustomerFactory.create_batch(3), [tag(intent_group, "新1")], superuser)
     assert count_queries(root_client, url) == few
+
+
+def test_event_log_counts_only_a_window_past_the_page(root_client, customers, monkeypatch):
+    from customers.admin import CustomerEventAdmin
+    from tests.factories import EventFactory
+
+    EventFactory.create_batch(5, customer=customers[0])
+    monkeypatch.setattr(CustomerEventAdmin, "list_per_page", 1)
+    monkeypatch.setattr(CustomerEventAdmin, "count_window_pages", 1)
+    response = root_client.get(reverse("admin:customers_customerevent_changelist"))
+    assert response.context["cl"].result_count == 3  # page 1 + one page + 1: "more than 2"
+    assert "more than 2" in response.content.decode()
+    response = root_client.get(reverse("admin:customers_customerevent_changelist"), {"p": "3"})
+    assert response.context["cl"].result_count == 5
