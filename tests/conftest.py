@@ -92,3 +92,14 @@ def _celery_eager_by_default():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _english_messages(settings):
+    """Tests assert the English msgids; the product's default UI language is zh-hans, which
+    tests/test_i18n.py checks by opting back in."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

@@ -13,6 +13,14 @@ pytestmark = pytest.mark.django_db
 LOCALE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
 
 
+@pytest.fixture(autouse=True)
+def _product_default_language(settings):
+    """The suite runs in English (tests/conftest.py); these tests check the real default."""
+    settings.LANGUAGE_CODE = "zh-hans"
+    with translation.override("zh-hans"):
+        yield
+
+
 @pytest.fixture
 def admin_client_zh(client, superuser):
     client.force_login(superuser)
