@@ -30,9 +30,3 @@ def assign(customers, tags, actor, **kwargs):
     return services.assign_tags(
         customers, tags, actor=actor, source=AssignmentSource.MANUAL, **kwargs
     )
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    """Assertions read English messages (the msgids), whatever translations exist."""
-    settings.LANGUAGE_CODE = "en"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.db.models import Count
-from django.utils import translation
 
 from customers.models import Customer
 from permissions import services as grants
@@ -14,14 +13,6 @@ from permissions.policy import Level
 from tagging import bitmaps
 from tagging.models import TagAssignment
 from tests.factories import UserFactory
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    """Messages are asserted in English (the msgids); the UI defaults to zh-hans."""
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture
