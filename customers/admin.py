@@ -26,7 +26,7 @@ from customers.admin_import import CustomerImportExportMixin
 from customers.forms import BulkTagForm, CustomerForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import try_normalize_phone
-from customers.services import search_customers
+from customers.services import save_customer, search_customers
 from permissions import policy
 from tagging import services
 from tagging.admin_analytics import SegmentListFilter
@@ -156,6 +156,10 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return policy.visible_customers(request.user).prefetch_related(
             Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
         )
+
+    def save_model(self, request, obj, form, change):
+        # Through the service so that every edit lands in the audit log (SPEC §4).
+        save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -95,11 +95,32 @@ def upsert_customer(
         if key not in _EDITABLE:
             raise CustomerError(_("Unknown customer field “%(field)s”.") % {"field": key})
         setattr(customer, key, value)
+    _save_audited(customer, before=before, actor=actor, via=via)
+    return customer, created
+
+
+@transaction.atomic
+def save_customer(
+    customer: Customer, *, actor: Any, via: str = AssignmentSource.MANUAL
+) -> Customer:
+    """Save a customer edited in a form (the admin) and audit what changed, before and after.
+    The form has already validated and normalised the fields."""
+    before = None
+    if customer.pk is not None:
+        stored = Customer.objects.select_for_update().filter(pk=customer.pk).first()
+        before = _snapshot(stored) if stored is not None else None
+    _save_audited(customer, before=before, actor=actor, via=via)
+    return customer
+
+
+def _save_audited(
+    customer: Customer, *, before: dict[str, Any] | None, actor: Any, via: str
+) -> None:
     customer.save()
     after = _snapshot(customer)
     if after != before:
         AuditEntry.objects.create(
-            action=AuditAction.CUSTOMER_CREATED if created else AuditAction.CUSTOMER_UPDATED,
+            action=AuditAction.CUSTOMER_CREATED if before is None else AuditAction.CUSTOMER_UPDATED,
             actor_id=getattr(actor, "pk", None),
             source=via,
             customer=customer,
@@ -107,7 +128,6 @@ def upsert_customer(
             before=before,
             after=after,
         )
-    return customer, created
 
 
 _EDITABLE = {
