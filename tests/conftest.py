@@ -103,3 +103,31 @@ def _english_messages(settings):
     settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
+
+
+def wait_for(condition, timeout: float = 90) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass (for real-worker tests)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def celery_worker(settings, tmp_path):
+    """A real Celery worker thread consuming from the Redis broker (tests marked ``worker``,
+    with ``django_db(transaction=True)`` so the worker sees committed rows)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    settings.MEDIA_ROOT = tmp_path
+    assert settings.CELERY_BROKER_URL.startswith("redis"), "settings must use the Redis broker"
+    app.conf.task_always_eager = False
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        yield app
+    app.conf.task_always_eager = True

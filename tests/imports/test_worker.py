@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 
 from customers.models import Customer, ImportJob
 from tagging.models import TagAssignment
+from tests.conftest import wait_for
 
 pytestmark = [
     pytest.mark.worker,
@@ -23,30 +24,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def worker(settings, tmp_path):
-    from celery.contrib.testing.worker import start_worker
-
-    from config.celery import app
-
-    settings.MEDIA_ROOT = tmp_path
-    assert settings.CELERY_BROKER_URL.startswith("redis"), "settings must use the Redis broker"
-    app.conf.task_always_eager = False
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        yield app
-    app.conf.task_always_eager = True
-
-
-def wait_for(condition, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_worker_runs_an_import_job_in_batches(worker, importer, intent_group, monkeypatch):
+def test_worker_runs_an_import_job_in_batches(celery_worker, importer, intent_group, monkeypatch):
     from customers import tasks
 
     monkeypatch.setattr(tasks, "BATCH_ROWS", 50)

@@ -73,13 +73,3 @@ def tag_admin(db):
     return give_permission(
         UserFactory(username="rules_admin", display_name="规则管理员"), "manage_tags"
     )
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    """Assertions read the English msgids, whatever translations exist."""
-    from django.utils import translation
-
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
-from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
 from rules.models import RuleRun, RunStatus
 from tagging.models import TagAssignment
+from tests.conftest import wait_for
 from tests.rules.conftest import customer
 
 pytestmark = [
@@ -27,29 +26,7 @@ pytestmark = [
 RICH = {"attribute": "total_spend", "op": "gt", "value": 1000}
 
 
-@pytest.fixture
-def worker():
-    from celery.contrib.testing.worker import start_worker
-
-    from config.celery import app
-
-    assert settings.CELERY_BROKER_URL.startswith("redis"), "settings must use the Redis broker"
-    app.conf.task_always_eager = False
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        yield app
-    app.conf.task_always_eager = True
-
-
-def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_worker_runs_a_rule(worker, make_rule, auto_tag):
+def test_worker_runs_a_rule(celery_worker, make_rule, auto_tag):
     from rules.tasks import run_rule_task
 
     rich = customer(total_spend=5000)
@@ -64,11 +41,13 @@ def test_worker_runs_a_rule(worker, make_rule, auto_tag):
     ) == [rich.pk]
 
 
-def test_worker_runs_the_nightly_beat_entry(worker, make_rule, auto_tag):
+def test_worker_runs_the_nightly_beat_entry(celery_worker, make_rule, auto_tag):
     customer(total_spend=5000)
     rule = make_rule(RICH, tag=auto_tag)
     entry = PeriodicTask.objects.get(task="rules.run_all_rules")
     # What django-celery-beat sends at 00:00: the entry's task name with its kwargs.
-    worker.send_task(entry.task, args=json.loads(entry.args), kwargs=json.loads(entry.kwargs))
+    celery_worker.send_task(
+        entry.task, args=json.loads(entry.args), kwargs=json.loads(entry.kwargs)
+    )
     assert wait_for(lambda: RuleRun.objects.filter(rule=rule, status=RunStatus.SUCCEEDED).exists())
     assert RuleRun.objects.get(rule=rule).trigger == "schedule"
