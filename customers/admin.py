@@ -32,6 +32,7 @@ from tagging import services
 from tagging.admin_analytics import SegmentListFilter
 from tagging.admin_base import (
     CappedCountPaginator,
+    ReadOnlyAdminMixin,
     StaffAdmin,
     WindowedCountMixin,
     in_customer_scope,
@@ -321,7 +322,7 @@ def _admin_url(name: str) -> str:
 
 
 @admin.register(CustomerEvent)
-class CustomerEventAdmin(WindowedCountMixin, StaffAdmin):
+class CustomerEventAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
     list_display = ["occurred_at", "customer", "kind", "amount", "category", "target"]
     list_filter = ["kind", ("occurred_at", admin.DateFieldListFilter)]
     list_select_related = ["customer"]
@@ -352,12 +353,3 @@ class CustomerEventAdmin(WindowedCountMixin, StaffAdmin):
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup == "customer__id__exact" or super().lookup_allowed(lookup, value, request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -35,6 +35,7 @@ from permissions.models import (
     TagProposal,
     User,
 )
+from tagging.admin_base import ReadOnlyAdminMixin
 from tagging.errors import TaggingError
 from tagging.models import TagGroup, TagKind, TagStatus
 
@@ -581,7 +582,7 @@ class ProposalStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(TagProposal)
-class TagProposalAdmin(admin.ModelAdmin):
+class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Tag admins: every pending tag of a group they may manage, to approve or reject.
     Everyone else: their own proposals, pending or rejected with the reviewer's reason."""
 
@@ -598,15 +599,6 @@ class TagProposalAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_permission(self, request):
         return policy.is_tag_admin(request.user)

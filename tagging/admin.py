@@ -25,6 +25,7 @@ from rules.admin import rule_link
 from tagging import services
 from tagging.admin_base import (
     CountedChangeList,
+    ReadOnlyAdminMixin,
     ServiceFormAdmin,
     ServiceRejected,
     StaffAdmin,
@@ -689,7 +690,7 @@ def merge_preview(user, sources: list[Tag], target: Tag) -> dict[str, Any]:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(WindowedCountMixin, StaffAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
     list_display = (
         "created_at",
         "actor",
@@ -734,15 +735,6 @@ class AuditEntryAdmin(WindowedCountMixin, StaffAdmin):
         if lookup in ("tag__id__exact", "customer__id__exact", "group__id__exact"):
             return True
         return super().lookup_allowed(lookup, value, request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=gettext_lazy("customer"))
     def customer_link(self, entry):

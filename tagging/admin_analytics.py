@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy
 from permissions import policy
 from permissions.models import Department
 from tagging import analytics, charts, hygiene, segments
+from tagging.admin_base import ReadOnlyAdminMixin
 from tagging.errors import TaggingError
 from tagging.models import HygieneReport, Segment, Tag, TagAnalytics, TagHygiene, TagStatus
 from tagging.services import archive_tag, merge_tags
@@ -363,21 +364,12 @@ TABLES = ("tags", "groups", "by_source", "by_employee", "by_department", "rules"
 
 
 @admin.register(TagAnalytics)
-class TagAnalyticsAdmin(admin.ModelAdmin):
+class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
@@ -502,7 +494,7 @@ class TagAnalyticsAdmin(admin.ModelAdmin):
 
 
 @admin.register(TagHygiene)
-class TagHygieneAdmin(admin.ModelAdmin):
+class TagHygieneAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_module_permission(self, request):
         return (
             request.user.is_active and request.user.is_staff and policy.is_tag_admin(request.user)
@@ -510,15 +502,6 @@ class TagHygieneAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

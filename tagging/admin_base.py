@@ -57,6 +57,20 @@ class StaffAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_staff
 
 
+class ReadOnlyAdminMixin:
+    """Pages that show records or reports and never let anyone add, change or delete through
+    Django's forms (audit log, events, analytics, the approval queue)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ServiceFormAdmin(StaffAdmin):
     """A change form whose save goes through a service. If ``save_model``/``save_formset`` raise
     :class:`ServiceRejected`, the whole save is rolled back (Django runs the change form in a
