@@ -1,7 +1,7 @@
 """Shared fixtures: named personas and a small taxonomy resembling the demo's.
 
 Personas (extended by tests/permissions for grants):
-- ``tag_admin``: superuser-free tag administrator (permission, not is_superuser) — see permissions
+- ``tag_admin``: a tag administrator by permission (not a superuser)
 - ``superuser``: the Django superuser
 - ``sales_operator``: an operator in 销售部
 - ``finance_operator``: an operator in 财务部
@@ -45,6 +45,27 @@ def finance_operator(departments):
     user = UserFactory(username="finance_op", display_name="李财务")
     member(user, departments["财务部"])
     return user
+
+
+def give_permission(user, codename: str):
+    """Grant one of TagDesk's global powers (``manage_tags``, ``view_all_customers``) and drop
+    Django's cached permissions on the user object."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="permissions", codename=codename)
+    )
+    for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(attr, None)
+    return user
+
+
+@pytest.fixture
+def tag_admin(db):
+    """A tag administrator by permission (``permissions.manage_tags``), not a superuser."""
+    return give_permission(
+        UserFactory(username="tag_admin", display_name="标签管理员"), "manage_tags"
+    )
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from permissions import services as grants
 from permissions.policy import Level
 from tagging.models import TagKind
-from tests.factories import CustomerFactory, TagFactory, TagGroupFactory, UserFactory
+from tests.factories import CustomerFactory, TagFactory, TagGroupFactory
 
 
 @pytest.fixture(autouse=True)
@@ -33,22 +32,6 @@ def _private_cache(settings):
             "LOCATION": f"api-tests-{uuid.uuid4()}",
         }
     }
-
-
-def give_permission(user, codename: str):
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="permissions", codename=codename)
-    )
-    for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(attr, None)
-    return user
-
-
-@pytest.fixture
-def tag_admin(db):
-    return give_permission(
-        UserFactory(username="tag_admin", display_name="标签管理员"), "manage_tags"
-    )
 
 
 @pytest.fixture

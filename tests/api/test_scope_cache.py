@@ -28,7 +28,7 @@ def test_leaving_a_department_hides_its_customers_at_once(sales_api, world, sale
 
 
 def test_becoming_tag_admin_widens_the_scope_at_once(sales_api, world, sales_operator):
-    from tests.api.conftest import give_permission
+    from tests.conftest import give_permission
 
     foreign = world.finance_customers[0]
     assert sales_api.get(f"/api/v1/customers/{foreign.pk}").status_code == 404

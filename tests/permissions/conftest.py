@@ -10,29 +10,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from permissions import services
 from permissions.policy import Level
 from tagging.models import TagKind
 from tests.factories import TagFactory, TagGroupFactory, UserFactory
-
-
-def give_permission(user, codename: str):
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="permissions", codename=codename)
-    )
-    # Drop Django's per-object permission cache.
-    for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(attr, None)
-    return user
-
-
-@pytest.fixture
-def tag_admin(db):
-    return give_permission(
-        UserFactory(username="tag_admin", display_name="标签管理员"), "manage_tags"
-    )
 
 
 @pytest.fixture

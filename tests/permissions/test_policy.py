@@ -11,8 +11,8 @@ from permissions import policy, services
 from permissions.models import Department
 from permissions.policy import Level
 from tagging.models import TagKind
+from tests.conftest import give_permission
 from tests.factories import CustomerFactory, TagFactory, TagGroupFactory, UserFactory, member
-from tests.permissions.conftest import give_permission
 
 pytestmark = pytest.mark.django_db
 

@@ -63,13 +63,3 @@ def ids(queryset):
 
 
 __all__ = ["NOW", "customer", "event", "ids", "timezone"]
-
-
-@pytest.fixture
-def tag_admin(db):
-    from tests.factories import UserFactory
-    from tests.permissions.conftest import give_permission
-
-    return give_permission(
-        UserFactory(username="rules_admin", display_name="规则管理员"), "manage_tags"
-    )

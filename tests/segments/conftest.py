@@ -4,7 +4,6 @@ assignment table (on PostgreSQL; elsewhere there is no index and the check is tr
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db.models import Count
 
 from customers.models import Customer
@@ -12,7 +11,6 @@ from permissions import services as grants
 from permissions.policy import Level
 from tagging import bitmaps
 from tagging.models import TagAssignment
-from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -40,15 +38,6 @@ def index_consistent():
         }
 
     return check
-
-
-@pytest.fixture
-def tag_admin(db):
-    user = UserFactory(username="seg_tag_admin", display_name="标签管理员")
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="permissions", codename="manage_tags")
-    )
-    return user
 
 
 @pytest.fixture
