@@ -352,7 +352,7 @@ def main() -> None:
     baseline = Baseline(user, batch_tags)
     try:
         warm = [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids[:20]]
-        warm += [("GET", f"/api/v1/tags/search?q={q}", None) for q in queries[:20]]
+        warm += [("GET", "/api/v1/tags/search?" + _qs(q), None) for q in queries[:20]]
         http_load(port, token.key, warm, 2)
         loads = {
             "detail": (
