@@ -342,6 +342,7 @@ def main() -> None:
         f"{policy.visible_customers(user).count():,} customers",
         flush=True,
     )
+    vacuum_written_tables()
     detail_ids, batch_tags, batches, queries = pick_world(user)
     token, token_created = Token.objects.get_or_create(user=user)
     started_at = timezone.now()
@@ -410,6 +411,19 @@ def _qs(query: str) -> str:
     return urlencode({"q": query, "level": "edit"})
 
 
+def vacuum_written_tables() -> None:
+    """VACUUM ANALYZE the tables the batch load writes and the cleanup deletes from. Dead index
+    entries left by an earlier run's cleanup make the planner's index-endpoint probes walk
+    them: measured here, customer-detail planning went from about 1 ms to 30 ms."""
+    import psycopg
+
+    with psycopg.connect(
+        f"host={ARGS.db_host} dbname={ARGS.database} user=postgres", autocommit=True
+    ) as conn:
+        for table in ("tagging_tagassignment", "tagging_auditentry"):
+            conn.execute(f"VACUUM ANALYZE {table}")
+
+
 def cleanup(user, batch_tags, started_at, token) -> None:
     """Undo the batch marks (assignments deleted normally so index triggers see it; their audit
     rows with triggers off, the audit log refusing DELETE otherwise) and a token we created."""
@@ -428,6 +442,7 @@ def cleanup(user, batch_tags, started_at, token) -> None:
         if token is not None:
             token.delete()
     print(f"# cleanup: {removed:,} assignments and {audits:,} audit rows removed", flush=True)
+    vacuum_written_tables()
     assert not AuditEntry.objects.filter(
         actor=user, created_at__gte=started_at, tag_id__in=batch_tags
     ).exists()
