@@ -148,6 +148,18 @@ def create_group(
     return group
 
 
+def _save_changes(obj, changes, *, before, snapshot, action, actor, source, audit_fields) -> None:
+    """Apply validated ``changes`` to a group or tag, save it, and audit before/after when
+    anything changed (``audit_fields`` names the audited objects after the change)."""
+    for key, value in changes.items():
+        setattr(obj, key, value)
+    obj.full_clean(exclude=["name_key"], validate_constraints=False)
+    obj.save()
+    after = snapshot(obj)
+    if after != before:
+        _audit(action, actor=actor, source=source, before=before, after=after, **audit_fields(obj))
+
+
 _GROUP_FIELDS = {"name", "colour", "parent", "exclusive", "sort_order", "description"}
 
 
@@ -193,21 +205,16 @@ def update_group(
                 )
                 % {"count": doubled}
             )
-    for key, value in changes.items():
-        setattr(group, key, value)
-    group.full_clean(exclude=["name_key"], validate_constraints=False)
-    group.save()
-    after = _group_snapshot(group)
-    if after != before:
-        _audit(
-            AuditAction.GROUP_UPDATED,
-            actor=actor,
-            source=source,
-            group=group,
-            object_repr=group.name,
-            before=before,
-            after=after,
-        )
+    _save_changes(
+        group,
+        changes,
+        before=before,
+        snapshot=_group_snapshot,
+        action=AuditAction.GROUP_UPDATED,
+        actor=actor,
+        source=source,
+        audit_fields=lambda g: {"group": g, "object_repr": g.name},
+    )
     return group
 
 
@@ -389,22 +396,16 @@ def update_tag(
         changes["name"] = _valid_name(changes["name"])
     if "name" in changes or target_group.pk != tag.group_id:
         _check_tag_name_free(target_group, changes.get("name", tag.name), exclude_pk=tag.pk)
-    for key, value in changes.items():
-        setattr(tag, key, value)
-    tag.full_clean(exclude=["name_key"], validate_constraints=False)
-    tag.save()
-    after = _tag_snapshot(tag)
-    if after != before:
-        _audit(
-            AuditAction.TAG_UPDATED,
-            actor=actor,
-            source=source,
-            tag=tag,
-            group=tag.group,
-            object_repr=str(tag),
-            before=before,
-            after=after,
-        )
+    _save_changes(
+        tag,
+        changes,
+        before=before,
+        snapshot=_tag_snapshot,
+        action=AuditAction.TAG_UPDATED,
+        actor=actor,
+        source=source,
+        audit_fields=lambda t: {"tag": t, "group": t.group, "object_repr": str(t)},
+    )
     return tag
 
 
