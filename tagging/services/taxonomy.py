@@ -24,6 +24,7 @@ from tagging.errors import (
     TagNotAssignable,
 )
 from tagging.models import (
+    DEFAULT_COLOURS,
     AssignmentSource,
     AuditAction,
     AuditEntry,
@@ -112,7 +113,8 @@ def create_group(
     if parent is not None and (parent.kind != kind or parent.owner_id != owner_id):
         raise TaggingError(_("A sub-group must have the same kind and owner as its parent."))
     scope = TagGroup.objects.filter(owner_id=owner_id)
-    if scope.count() >= settings.TAGDESK_MAX_GROUPS:
+    existing = scope.count()
+    if existing >= settings.TAGDESK_MAX_GROUPS:
         raise LimitExceeded(
             _("The limit of %(limit)d tag groups is reached.")
             % {"limit": settings.TAGDESK_MAX_GROUPS}
@@ -121,9 +123,7 @@ def create_group(
     if sort_order is None:
         sort_order = (scope.aggregate(m=Max("sort_order"))["m"] or 0) + 1
     if colour is None:
-        from tagging.models import DEFAULT_COLOURS
-
-        colour = DEFAULT_COLOURS[scope.count() % len(DEFAULT_COLOURS)]
+        colour = DEFAULT_COLOURS[existing % len(DEFAULT_COLOURS)]
     group = TagGroup(
         name=name,
         kind=kind,
