@@ -1,7 +1,7 @@
 """Customers, their tags and timeline, upsert and event ingest (SPEC §9).
 
 Adapters only: every customer comes from ``policy.visible_customers`` (precompiled per user by
-``config.api_scope``); another department's
+``api.scope``); another department's
 customer is a 404 on every endpoint. Writes go through ``customers.services`` and
 ``tagging.services``.
 """
@@ -15,9 +15,10 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config import api_scope as scope
-from config.api import ErrorSerializer, IdCursorPagination
-from config.api_viewsets import ScopedViewSet
+from api import scope
+from api.errors import ErrorSerializer
+from api.pagination import IdCursorPagination
+from api.viewsets import ScopedViewSet
 from customers import services
 from customers.api import examples as ex
 from customers.api.serializers import (

@@ -9,8 +9,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, IsTagAdmin
-from config.api_viewsets import ScopedViewSet
+from api.errors import ErrorSerializer
+from api.permissions import IsTagAdmin
+from api.viewsets import ScopedViewSet
 from permissions import policy
 from rules import services
 from rules.api.serializers import DryRunSerializer, RuleRunSerializer, RuleSerializer

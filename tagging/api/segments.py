@@ -21,8 +21,8 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api import PagePagination
-from config.api_viewsets import ScopedViewSet
+from api.pagination import PagePagination
+from api.viewsets import ScopedViewSet
 from customers.api.serializers import CustomerSerializer
 from customers.api.views import visible_assignments
 from customers.models import Customer

@@ -17,9 +17,9 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config import api_scope as scope
-from config.api import ScopedThrottle, UserThrottle
-from config.api_viewsets import ScopedViewSet
+from api import scope
+from api.throttling import ScopedThrottle, UserThrottle
+from api.viewsets import ScopedViewSet
 from permissions import policy
 from tagging import services
 from tagging.api import examples as ex

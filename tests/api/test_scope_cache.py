@@ -1,4 +1,4 @@
-"""config.api_scope caches the policy's compiled SQL, never its answers: a revoked grant or a
+"""api.scope caches the policy's compiled SQL, never its answers: a revoked grant or a
 membership change applies to the very next request."""
 
 from __future__ import annotations

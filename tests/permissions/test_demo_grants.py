@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from customers.demo import seed_demo
+from demo.seed import seed_demo
 from permissions import policy
 from permissions.policy import Level
 

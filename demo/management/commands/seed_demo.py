@@ -1,6 +1,6 @@
 """``python manage.py seed_demo [--customers N] [--events-per-customer K] [--reset] [--json]``.
 
-An adapter: parses options, calls :func:`customers.demo.seed_demo`, prints logins and the summary
+An adapter: parses options, calls :func:`demo.seed.seed_demo`, prints logins and the summary
 (with ``--json``, one JSON line, always the last line; exit status 1 when nothing was written).
 """
 
@@ -13,7 +13,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from customers import demo
+from demo import seed as demo
 
 
 def _non_negative(value: str) -> int:

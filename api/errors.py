@@ -1,7 +1,6 @@
-"""What every `/api/v1/` endpoint shares and settings.REST_FRAMEWORK names: the error shape,
-pagination, throttling and the tag-admin permission (the schema class is in
-``config.api_schema``, the scoped base viewset in ``config.api_viewsets``: DRF imports this
-module while it defines its views, so it must not import them).
+"""The API's one error shape and the exception handler settings.REST_FRAMEWORK names (the
+pagination, throttling and permission classes are beside it in ``api``; DRF imports these
+modules while it defines its views, so they must not import the views).
 
 Every error leaves the API as ``{"error": {"code", "message", "details"}}`` (SPEC §9): DRF's
 own exceptions, Django's 404/permission errors, the policy's ``NotVisible``/``Denied`` and the
@@ -18,11 +17,8 @@ from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
 from permissions import policy
 from tagging.errors import TaggingError
@@ -124,57 +120,3 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
-
-
-# --- pagination -------------------------------------------------------------------------------
-
-
-class PagePagination(PageNumberPagination):
-    """``?page=2&page_size=50``; the page size is capped at 200."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-class IdCursorPagination(CursorPagination):
-    """For large tables (customers, timelines): no COUNT over a million rows; ``?cursor=``."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-    ordering = "-id"
-
-
-# --- throttling -------------------------------------------------------------------------------
-
-
-class _LiveRates:
-    """Read rates at request time, so settings changes (tests, env) apply without a restart."""
-
-    def get_rate(self):
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-
-class UserThrottle(_LiveRates, UserRateThrottle):
-    """Per employee (per IP when anonymous), counted in the cache: Redis when REDIS_URL is set."""
-
-
-class AnonThrottle(_LiveRates, AnonRateThrottle):
-    pass
-
-
-class ScopedThrottle(_LiveRates, ScopedRateThrottle):
-    """Stricter per-user limits for heavy endpoints that set ``throttle_scope``."""
-
-
-# --- permissions ------------------------------------------------------------------------------
-
-
-class IsTagAdmin(BasePermission):
-    message = "Only tag administrators may use this endpoint."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated) and policy.is_tag_admin(
-            request.user
-        )

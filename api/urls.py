@@ -3,8 +3,8 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from config.api import not_found_view
-from config.api_auth import TokenView
+from api.auth import TokenView
+from api.errors import not_found_view
 
 v1 = [
     path("auth/token", TokenView.as_view(), name="api-token"),

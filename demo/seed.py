@@ -8,7 +8,7 @@ their audit entries (:func:`seed_customers`, set-based) → statistics.
 One row generator (:func:`generate_rows`, seeded, so the same arguments give the same data) feeds
 two writers: PostgreSQL ``COPY`` (:class:`CopyWriter`, secondary indexes and foreign keys of the
 bulk tables dropped during the load and rebuilt in the same transaction) and ``bulk_create`` on
-other databases (:class:`OrmWriter`), both in ``customers.demo_writers``. Everything happens in one transaction: a failed run leaves
+other databases (:class:`OrmWriter`), both in ``demo.writers``. Everything happens in one transaction: a failed run leaves
 the database as it was. One million customers with twenty events each load in minutes.
 """
 
@@ -31,12 +31,12 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers import demo_data as data
-from customers.demo_writers import CopyWriter, OrmWriter
 from customers.models import AddWay, Customer, CustomerEvent, EventKind, Follower
-from permissions.demo import seed_grants
+from demo import data
+from demo.grants import seed_grants
+from demo.rules import seed_rules
+from demo.writers import CopyWriter, OrmWriter
 from permissions.models import Department, DepartmentMembership
-from rules.demo import seed_rules
 from tagging import services as tagging_services
 from tagging.models import (
     AssignmentSource,

@@ -1,4 +1,4 @@
-"""Demo grants for ``seed_demo`` (a step of ``customers.demo.SEED_STEPS``): each demo login
+"""Demo grants for ``seed_demo`` (a step of ``demo.seed.SEED_STEPS``): each demo login
 sees a different admin.
 
 - 销售部 (and 华东/华南销售组): edits 意向 and the profile groups, sees 消费等级 and the auto

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
 
-from config.api import ErrorSerializer
+from api.errors import ErrorSerializer
 
 _ERROR_RESPONSES = {
     "400": "The request is not valid (see `error.details`).",

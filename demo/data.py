@@ -1,6 +1,6 @@
 """Static material for the demo data set (``python manage.py seed_demo``).
 
-Kept apart from ``customers.demo`` so the generator reads as steps, not as word lists. Every name
+Kept apart from ``demo.seed`` so the generator reads as steps, not as word lists. Every name
 here is realistic Chinese business data; nothing in it is used outside the demo.
 """
 

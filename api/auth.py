@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import AnonThrottle, UserThrottle
+from api.throttling import AnonThrottle, UserThrottle
 
 TokenResponse = inline_serializer(
     "TokenResponse",

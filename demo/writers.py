@@ -1,4 +1,4 @@
-"""The two writers behind ``seed_demo`` (see ``customers.demo``): chunks of row tuples, keyed by
+"""The two writers behind ``seed_demo`` (see ``demo.seed``): chunks of row tuples, keyed by
 table, in the column order that ``tables`` gives.
 
 - :class:`CopyWriter`, PostgreSQL: binary ``COPY``, with the target tables' secondary indexes,

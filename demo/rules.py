@@ -1,4 +1,4 @@
-"""Demo rules for ``seed_demo`` (a step in ``customers.demo.SEED_STEPS``): one rule per demo auto
+"""Demo rules for ``seed_demo`` (a step in ``demo.seed.SEED_STEPS``): one rule per demo auto
 tag, filled from the templates where one fits, then run once so the demo shows auto tags."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def _after_first_month(*conditions: dict) -> dict:
 
 
 def demo_rules() -> list[tuple[str, str, str, dict]]:
-    """(group, tag, rule name, tree) for the demo taxonomy (customers/demo_data.TAXONOMY)."""
+    """(group, tag, rule name, tree) for the demo taxonomy (demo/data.TAXONOMY)."""
     last_order = "days_since_last_order"
     return [
         (
