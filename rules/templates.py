@@ -81,9 +81,11 @@ class PurchaseFrequencyTemplate(RuleTemplate):
 class PurchasePreferenceTemplate(RuleTemplate):
     key = "purchase_preference"
     title = _("Purchase preference: share of orders in a category")
+    # xgettext:no-python-format
     description = _("e.g. ≥ 70% of orders in category 儿童玩具 → 品类-儿童玩具")
     suggested_tag = "品类-儿童玩具"
     category = forms.CharField(label=_("category"), max_length=64, initial="儿童玩具")
+    # xgettext:no-python-format
     percent = _percent(70, _("at least … % of orders"))
     min_orders = _count(1, _("only customers with at least … orders"))
 
@@ -139,6 +141,7 @@ class SilentTemplate(RuleTemplate):
 class EngagementTemplate(RuleTemplate):
     key = "broadcast_engagement"
     title = _("Follow-up priority: broadcast reply rate")
+    # xgettext:no-python-format
     description = _("e.g. replies to more than 25% of broadcasts → 高互动客户")
     suggested_tag = "高互动客户"
     percent = _percent(25, _("reply rate above … %"))
