@@ -11,6 +11,7 @@ from tagging.api.serializers import CustomerTagResultSerializer
 from tagging.models import AssignmentSource, AuditAction, TagKind
 
 MAX_EVENTS_PER_CALL = 1000
+EVENT_YEARS = (1900, 2199)
 
 
 def storable_json(value):
@@ -155,10 +156,33 @@ class UpsertResultSerializer(CustomerDetailSerializer):
     created = serializers.BooleanField(read_only=True)
 
 
+class EventTimeField(serializers.DateTimeField):
+    """A timestamp between 1900 and 2199. Date arithmetic on far-away ones overflows (time
+    zones, rule windows; DRF itself raises OverflowError on 0001-01-01 east of UTC), and no
+    behaviour event is from before 1900 or after 2199."""
+
+    def to_internal_value(self, value):
+        message = _("The time must lie between the years %(low)d and %(high)d.") % {
+            "low": EVENT_YEARS[0],
+            "high": EVENT_YEARS[1],
+        }
+        try:
+            parsed = super().to_internal_value(value)
+        except OverflowError:
+            raise serializers.ValidationError(message) from None
+        except serializers.ValidationError as exc:
+            if exc.get_codes() == ["overflow"]:
+                raise serializers.ValidationError(message) from None
+            raise
+        if not EVENT_YEARS[0] <= parsed.year <= EVENT_YEARS[1]:
+            raise serializers.ValidationError(message)
+        return parsed
+
+
 class EventSerializer(serializers.Serializer):
     customer = serializers.IntegerField(min_value=1)
     kind = serializers.ChoiceField(choices=EventKind.choices)
-    occurred_at = serializers.DateTimeField()
+    occurred_at = EventTimeField()
     client_event_id = serializers.CharField(
         max_length=64, help_text="Your id for the event; sending it again changes nothing."
     )
@@ -172,6 +196,7 @@ class EventSerializer(serializers.Serializer):
     target = serializers.CharField(required=False, allow_blank=True, max_length=128)
     text = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     payload = serializers.DictField(required=False, validators=[storable_json])
+
 
 
 class EventBatchSerializer(serializers.Serializer):
