@@ -199,7 +199,10 @@ class CustomerImportExportMixin(ImportExportMixin):
         """Confirm a dry run: the same file, applied (strict or lenient as chosen)."""
         if request.method != "POST" or not self.has_import_permission(request):
             raise PermissionDenied
-        preview = self._job_for(request, int(request.POST.get("job", 0) or 0))
+        job_id = request.POST.get("job", "")
+        if not job_id.isdigit() or int(job_id) > 2**63 - 1:
+            raise Http404  # a forged or garbled form: no such import
+        preview = self._job_for(request, int(job_id))
         if not preview.dry_run or preview.status != ImportJob.Status.DONE:
             raise PermissionDenied
         errors = (preview.result or {}).get("errors", [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from config import safe_json
 from customers.models import Customer
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
@@ -14,6 +15,7 @@ from tagging.models import Tag, TagKind, TagStatus
 class CustomerForm(forms.ModelForm):
     class Meta:
         model = Customer
+        field_classes = {"attributes": safe_json.FormField}
         fields = [
             "name",
             "external_userid",
@@ -35,6 +37,17 @@ class CustomerForm(forms.ModelForm):
             return normalize_phone(raw)
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+
+    def clean_added_at(self):
+        added = self.cleaned_data.get("added_at")
+        # PostgreSQL and date arithmetic (rules' "days since added") overflow near year 1.
+        if added is not None and not 1900 <= added.year <= 2199:
+            raise forms.ValidationError(
+                _("The date must lie between the years %(low)d and %(high)d.")
+                % {"low": 1900, "high": 2199},
+                code="out_of_range",
+            )
+        return added
 
     def clean_external_userid(self) -> str | None:
         return (self.cleaned_data.get("external_userid") or "").strip() or None

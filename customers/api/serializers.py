@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config import safe_json
 from customers.models import AddWay, EventKind, ImportJob
 from tagging.api.serializers import CustomerTagResultSerializer
 from tagging.models import AssignmentSource, AuditAction, TagKind
@@ -15,26 +16,12 @@ EVENT_YEARS = (1900, 2199)
 
 
 def storable_json(value):
-    """Refuse what PostgreSQL's jsonb cannot store: NUL characters and lone surrogates."""
-
-    def walk(item, path):
-        if isinstance(item, dict):
-            for key, child in item.items():
-                walk(key, path)
-                walk(child, f"{path}.{key}" if path else str(key))
-        elif isinstance(item, list):
-            for index, child in enumerate(item):
-                walk(child, f"{path}.{index}")
-        elif isinstance(item, str) and (
-            "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item)
-        ):
-            raise serializers.ValidationError(
-                _("Text may not contain NUL or unpaired surrogate characters (%(path)s).")
-                % {"path": path or "-"}
-            )
-
-    walk(value, "")
-    return value
+    """Refuse what PostgreSQL's jsonb cannot store (config.safe_json): NUL characters, lone
+    surrogates, non-finite numbers, absurd nesting."""
+    try:
+        return safe_json.check(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class CustomerTagSerializer(serializers.Serializer):
