@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from api.parsers import body_too_large
+from config.cache import is_service_down
 from permissions import policy
 from tagging.errors import TaggingError
 
@@ -119,15 +120,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         return None  # a bug: let Django log it and answer 500
     return Response(error_body(code, message, details), status=http, headers=headers)
-
-
-def is_service_down(exc: BaseException) -> bool:
-    """The broker or the cache cannot be reached (Redis down): a 503, not a bug."""
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    return isinstance(exc, OperationalError | RedisConnectionError | RedisTimeoutError)
 
 
 SERVICE_DOWN_MESSAGE = gettext_lazy(

@@ -87,11 +87,15 @@ def count_records(data: bytes, filename: str) -> int:
         return 0
 
 
-def start_job(job: ImportJob, rows: int) -> None:
-    """Small files inline (the page shows the result at once), big ones on a worker."""
+def start_job(request, job: ImportJob, rows: int) -> None:
+    """Small files inline (the page shows the result at once), big ones on a worker. With the
+    broker down the job is marked failed (its page says why) and the user is told."""
     ImportJob.objects.filter(pk=job.pk).update(rows_total=rows)
     if rows > settings.TAGDESK_IMPORT_ASYNC_THRESHOLD:
-        tasks.enqueue(job)
+        try:
+            tasks.enqueue(job)
+        except tasks.QueueUnavailable as exc:
+            messages.error(request, str(exc))
     else:
         tasks.process_job(job.pk)
 
@@ -179,7 +183,7 @@ class CustomerImportExportMixin(ImportExportMixin):
             )
             job.file.save(upload.name, ContentFile(data), save=False)
             job.save()
-            start_job(job, count_records(data, upload.name))
+            start_job(request, job, count_records(data, upload.name))
             return HttpResponseRedirect(self._job_url(job))
         jobs = ImportJob.objects.filter(user=request.user).order_by("-created_at")[:10]
         return TemplateResponse(
@@ -217,7 +221,7 @@ class CustomerImportExportMixin(ImportExportMixin):
             dry_run=False,
             skip_invalid=preview.skip_invalid,
         )
-        start_job(job, preview.rows_total or 0)
+        start_job(request, job, preview.rows_total or 0)
         return HttpResponseRedirect(self._job_url(job))
 
     def _job_url(self, job: ImportJob) -> str:

@@ -24,6 +24,9 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from config.cache import is_service_down
 
 from customers.import_readers import UnreadableFile
 from customers.importing import (
@@ -53,9 +56,34 @@ def run_import_job(self, job_id: int) -> str:
     return process_job(job_id, task_id=self.request.id or "")
 
 
+class QueueUnavailable(Exception):
+    """The broker could not take the job's task; the job is marked failed (never orphaned)."""
+
+
+QUEUE_DOWN_MESSAGE = gettext_lazy(
+    "The task queue is unavailable, so the import could not start. Nothing was imported; "
+    "upload the file again in a few minutes."
+)
+
+
 def enqueue(job: ImportJob) -> None:
-    """Queue the job's task once the job row is committed."""
-    transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    """Queue the job's task once the job row is committed. If the broker cannot be reached the
+    job is marked failed with a clear message and :class:`QueueUnavailable` is raised, so the
+    entry point can say so (admin message, API 503) instead of leaving a job queued forever."""
+
+    def send() -> None:
+        try:
+            run_import_job.delay(job.pk)
+        except Exception as exc:
+            if not is_service_down(exc):
+                raise
+            logger.warning("import job %s not queued, broker unavailable: %s", job.pk, exc)
+            ImportJob.objects.filter(pk=job.pk, status=S.QUEUED).update(
+                status=S.FAILED, finished_at=timezone.now(), error_message=str(QUEUE_DOWN_MESSAGE)
+            )
+            raise QueueUnavailable(str(QUEUE_DOWN_MESSAGE)) from exc
+
+    transaction.on_commit(send)
 
 
 def process_job(job_id: int, task_id: str = "") -> str:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config import safe_json
+from config.cache import is_service_down
 from permissions import policy
 from rules import services
 from rules.describe import describe_tree
@@ -197,11 +198,27 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
 
     # -- actions --
 
-    def _enqueue(self, request, queryset, *, dry_run: bool) -> None:
-        for rule in queryset:
+    def _queue(self, request, rule, *, dry_run: bool) -> bool:
+        """Queue one run; False (with a message, never a 500) when the broker is down."""
+        try:
             run_rule_task.delay(
                 rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
             )
+        except Exception as exc:
+            if not is_service_down(exc):
+                raise
+            self.message_user(
+                request,
+                _("The task queue is unavailable; nothing was run. Try again in a few minutes."),
+                messages.ERROR,
+            )
+            return False
+        return True
+
+    def _enqueue(self, request, queryset, *, dry_run: bool) -> None:
+        for rule in queryset:
+            if not self._queue(request, rule, dry_run=dry_run):
+                return
         self.message_user(
             request,
             _("%(n)d rule(s) queued; see their run history for the results.")
@@ -270,12 +287,10 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
             raise PermissionDenied
         rule = get_object_or_404(Rule, pk=rule_id)
         dry_run = request.POST.get("dry_run") == "1"
-        run_rule_task.delay(
-            rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
-        )
-        self.message_user(
-            request, _("“%(rule)s” queued to run.") % {"rule": rule}, messages.SUCCESS
-        )
+        if self._queue(request, rule, dry_run=dry_run):
+            self.message_user(
+                request, _("“%(rule)s” queued to run.") % {"rule": rule}, messages.SUCCESS
+            )
         return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
 
     def templates_view(self, request: HttpRequest):
