@@ -89,7 +89,7 @@ class FormField(forms.JSONField):
                 loads(value)
             except ValueError as exc:
                 raise forms.ValidationError(
-                    _("Enter valid JSON: %(error)s") % {"error": exc}, code="invalid"
+                    _("Enter a valid JSON: %(error)s") % {"error": exc}, code="invalid"
                 ) from None
         return super().to_python(value)
 

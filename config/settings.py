@@ -208,6 +208,13 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 )
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
+# Only files expanding to at most this many KB are counted (and run) in the upload request; all
+# others go to a worker at once, which counts and validates them (customers/import_readers.py).
+TAGDESK_IMPORT_INLINE_MAX_KB = env_int("TAGDESK_IMPORT_INLINE_MAX_KB", 1024, minimum=1)
+# Caps of one import file: data rows, expanded XLSX size, reading time.
+TAGDESK_IMPORT_MAX_ROWS = env_int("TAGDESK_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
+TAGDESK_IMPORT_MAX_SHEET_MB = env_int("TAGDESK_IMPORT_MAX_SHEET_MB", 512, minimum=1)
+TAGDESK_IMPORT_MAX_SECONDS = env_int("TAGDESK_IMPORT_MAX_SECONDS", 300, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------

@@ -33,7 +33,7 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from customers import tasks
 from customers.exporting import HEADERS, export_customers, group_queryset, neutralise
-from customers.import_readers import UnreadableFile, read_records
+from customers.import_readers import UnreadableFile, expanded_size, read_records
 from customers.importing import Mode
 from customers.models import ImportJob
 from customers.resources import CustomerResource, TagAssignmentResource
@@ -78,8 +78,12 @@ class ImportUploadForm(forms.Form):
         return upload
 
 
-def count_records(data: bytes, filename: str) -> int:
-    """Data records of a file (header excluded); 0 when unreadable (the job reports why)."""
+def count_records(data: bytes | None, filename: str) -> int | None:
+    """Data records of a small file (header excluded; 0 when unreadable: the job reports why),
+    or None for a file that expands beyond TAGDESK_IMPORT_INLINE_MAX_KB: that one is counted on
+    a worker, so that no upload request reads a big file (or a decompression bomb)."""
+    if data is None or expanded_size(data) > settings.TAGDESK_IMPORT_INLINE_MAX_KB * 1024:
+        return None
     try:
         _fmt, records = read_records(data, filename)
         return max(sum(1 for _record in records) - 1, 0)
@@ -87,11 +91,12 @@ def count_records(data: bytes, filename: str) -> int:
         return 0
 
 
-def start_job(request, job: ImportJob, rows: int) -> None:
-    """Small files inline (the page shows the result at once), big ones on a worker. With the
-    broker down the job is marked failed (its page says why) and the user is told."""
+def start_job(request, job: ImportJob, rows: int | None) -> None:
+    """Small files inline (the page shows the result at once); big ones, and files not counted
+    (``rows`` None), on a worker. With the broker down the job is marked failed (its page says
+    why) and the user is told."""
     ImportJob.objects.filter(pk=job.pk).update(rows_total=rows)
-    if rows > settings.TAGDESK_IMPORT_ASYNC_THRESHOLD:
+    if rows is None or rows > settings.TAGDESK_IMPORT_ASYNC_THRESHOLD:
         try:
             tasks.enqueue(job)
         except tasks.QueueUnavailable as exc:
@@ -221,7 +226,9 @@ class CustomerImportExportMixin(ImportExportMixin):
             dry_run=False,
             skip_invalid=preview.skip_invalid,
         )
-        start_job(request, job, preview.rows_total or 0)
+        with preview.file.open("rb") as handle:
+            small = expanded_size(handle) <= settings.TAGDESK_IMPORT_INLINE_MAX_KB * 1024
+        start_job(request, job, preview.rows_total if small else None)
         return HttpResponseRedirect(self._job_url(job))
 
     def _job_url(self, job: ImportJob) -> str:

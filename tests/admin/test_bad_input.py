@@ -165,7 +165,7 @@ def test_rule_preview_and_form_with_unparsable_tree(admin_client, auto_tag, tree
         {"name": "r", "tag": auto_tag.pk, "enabled": "on", "description": "", "tree": tree},
     )
     assert save.status_code == 200
-    assert "Enter valid JSON" in save.content.decode()
+    assert "Enter a valid JSON" in save.content.decode()
 
 
 @pytest.mark.parametrize("job", ["abc", "", "-1", str(10**20), "1.5"])
