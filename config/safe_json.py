@@ -57,7 +57,9 @@ def check(data: Any, max_depth: int = MAX_DEPTH) -> Any:
                 raise _too_deep()
             for key, value in item.items():
                 if isinstance(key, str) and _bad_text(key):
-                    raise ValueError(_("Text may not contain NUL or unpaired surrogate characters."))
+                    raise ValueError(
+                        _("Text may not contain NUL or unpaired surrogate characters.")
+                    )
                 stack.append((value, depth + 1))
         elif isinstance(item, list | tuple):
             if depth > max_depth:

@@ -105,3 +105,22 @@ class BulkTagForm(forms.Form):
         field = self.fields["tags"]
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)
+
+
+class EraseCustomersForm(forms.Form):
+    """Confirmation of an erasure (PIPL right to deletion): a reason, and an explicit tick."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_(
+            "Shown in the audit log, e.g. the deletion request's reference. Do not write the "
+            "customer's name or number here."
+        ),
+    )
+    confirm = forms.BooleanField(
+        label=_(
+            "I understand that the customers, their tags, events and followers are deleted "
+            "for good and their audit entries are anonymised."
+        ),
+    )

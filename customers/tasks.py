@@ -27,7 +27,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.cache import is_service_down
-
 from customers.import_readers import UnreadableFile
 from customers.importing import (
     HeaderError,

@@ -308,9 +308,7 @@ class _Parser:
             self.fail(loc, _("RFM thresholds are four increasing numbers ≥ 0."))
             return None
         if metric == "recency" and nums[-1] > MAX_DAYS:  # type: ignore[operator]
-            self.fail(
-                loc, _("Recency thresholds are at most %(n)s days.") % {"n": f"{MAX_DAYS:,}"}
-            )
+            self.fail(loc, _("Recency thresholds are at most %(n)s days.") % {"n": f"{MAX_DAYS:,}"})
             return None
         cmp = self.comparison(raw, F.NUMBER, loc)
         if cmp is None:
@@ -436,9 +434,7 @@ class _Parser:
             self.fail(loc, _("Expected a number, got %(got)r.") % {"got": value})
             return None
         if value_type == F.DAYS and (number < 0 or number != int(number) or number > MAX_DAYS):
-            self.fail(
-                loc, _("Days are a whole number from 0 to %(n)s.") % {"n": f"{MAX_DAYS:,}"}
-            )
+            self.fail(loc, _("Days are a whole number from 0 to %(n)s.") % {"n": f"{MAX_DAYS:,}"})
             return None
         return int(number) if value_type == F.DAYS else number
 

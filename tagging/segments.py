@@ -359,9 +359,7 @@ class _TextParser:
     def nest(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise InvalidSegment(
-_TOO_DEEP % {"n": MAX_DEPTH}
-            )
+            raise InvalidSegment(_TOO_DEEP % {"n": MAX_DEPTH})
 
     def parse_unary(self) -> dict:
         kind = self.peek()

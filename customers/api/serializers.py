@@ -185,7 +185,6 @@ class EventSerializer(serializers.Serializer):
     payload = serializers.DictField(required=False, validators=[storable_json])
 
 
-
 class EventBatchSerializer(serializers.Serializer):
     events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)
 

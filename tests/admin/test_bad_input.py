@@ -87,7 +87,14 @@ def test_customer_form_far_away_dates(root, day, time):
 
 @pytest.mark.parametrize(
     "query",
-    [{"q": "\x00"}, {"q": "a\x00b"}, {"p": str(10**20)}, {"p": "-1"}, {"o": "999"}, {"q": "x" * 5000}],
+    [
+        {"q": "\x00"},
+        {"q": "a\x00b"},
+        {"p": str(10**20)},
+        {"p": "-1"},
+        {"o": "999"},
+        {"q": "x" * 5000},
+    ],
 )
 def test_changelists_with_absurd_queries(root, query):
     CustomerFactory()
@@ -149,7 +156,13 @@ def test_rule_preview_and_form_refuse_overflowing_values(admin_client, auto_tag,
     assert any(message in m for m in preview.json()["errors"]), preview.json()
     save = admin_client.post(
         reverse("admin:rules_rule_add"),
-        {"name": "r", "tag": auto_tag.pk, "enabled": "on", "description": "", "tree": json.dumps(tree)},
+        {
+            "name": "r",
+            "tag": auto_tag.pk,
+            "enabled": "on",
+            "description": "",
+            "tree": json.dumps(tree),
+        },
     )
     assert save.status_code == 200
     assert message in save.content.decode()

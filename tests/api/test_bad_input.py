@@ -92,7 +92,7 @@ def test_nesting_within_the_limit_is_parsed(api, world):
     "literal", ["9.9e999999", "-9.9e999999", "1e400", "NaN", "Infinity", "-Infinity"]
 )
 def test_numbers_beyond_float_are_refused_by_the_parser(api, world, literal):
-    body = '{"external_userid": "wm1", "attributes": {"score": %s}}' % literal
+    body = '{"external_userid": "wm1", "attributes": {"score": @}}'.replace("@", literal)
     error = assert_error(_post(api, "/api/v1/customers/upsert", body), 400, "parse_error")
     assert "number" in error["message"].lower()
 
@@ -102,18 +102,18 @@ def test_numbers_beyond_float_are_refused_by_the_parser(api, world, literal):
 )
 def test_nul_and_lone_surrogates_are_refused_in_any_string(api, world, text):
     customer = world.sales_customers[0].pk
-    bodies = {
-        "/api/v1/customers/upsert": '{"external_userid": "wm1", "name": "%s"}' % text,
-        "/api/v1/events": '{"events": [{"customer": %d, "kind": "message", '
-        '"occurred_at": "2026-01-01T00:00:00Z", "client_event_id": "e1", "text": "%s"}]}'
-        % (customer, text),
-        "/api/v1/segments/count": '{"expression": "%s"}' % text,
-        "/api/v1/personal-tag-groups": '{"name": "%s"}' % text,
-        f"/api/v1/customers/{customer}/tags": '{"add": [], "reason": "%s"}' % text,
+    bodies = {  # raw JSON text: "@" stands for the escaped text (json.dumps would re-escape)
+        "/api/v1/customers/upsert": '{"external_userid": "wm1", "name": "@"}',
+        "/api/v1/events": '{"events": [{"customer": ' + str(customer) + ', "kind": "message", '
+        '"occurred_at": "2026-01-01T00:00:00Z", "client_event_id": "e1", "text": "@"}]}',
+        "/api/v1/segments/count": '{"expression": "@"}',
+        "/api/v1/personal-tag-groups": '{"name": "@"}',
+        f"/api/v1/customers/{customer}/tags": '{"add": [], "reason": "@"}',
         # In a key too.
-        "/api/v1/tags/batch": '{"customers": [], "add": [], "%s": 1}' % text,
+        "/api/v1/tags/batch": '{"customers": [], "add": [], "@": 1}',
     }
-    for path, body in bodies.items():
+    for path, template in bodies.items():
+        body = template.replace("@", text)
         error = assert_error(_post(api, path, body), 400, "parse_error")
         assert "NUL" in error["message"], (path, error)
 

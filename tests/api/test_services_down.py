@@ -17,7 +17,6 @@ from rest_framework.test import APIRequestFactory
 
 from api.errors import exception_handler
 from customers.models import ImportJob
-from tests.api.conftest import assert_error
 
 
 def _closed_port() -> int:

@@ -103,20 +103,12 @@ def test_reading_time_cap(importer, settings):
 def test_row_cap(importer, settings, filename):
     settings.TAGDESK_IMPORT_MAX_ROWS = 3
     rows = [["external_userid"], *[[f"wm{n}"] for n in range(4)]]
-    data = (
-        xlsx_bytes(rows)
-        if filename.endswith("xlsx")
-        else "\n".join(r[0] for r in rows).encode()
-    )
+    data = xlsx_bytes(rows) if filename.endswith("xlsx") else "\n".join(r[0] for r in rows).encode()
     error = file_error(run(data, importer, filename=filename))
     assert error.code == "file_too_large"
     assert "more than 3 data rows" in error.message
     rows.pop()
-    data = (
-        xlsx_bytes(rows)
-        if filename.endswith("xlsx")
-        else "\n".join(r[0] for r in rows).encode()
-    )
+    data = xlsx_bytes(rows) if filename.endswith("xlsx") else "\n".join(r[0] for r in rows).encode()
     assert run(data, importer, filename=filename).errors == []
 
 
@@ -159,5 +151,7 @@ def test_small_files_still_run_inline(importer, settings, tmp_path):
 
 
 def test_error_codes_of_file_errors(importer):
-    report = run(with_sheet(HEAD + b"<row", compression=zipfile.ZIP_DEFLATED), importer, filename="x.xlsx")
+    report = run(
+        with_sheet(HEAD + b"<row", compression=zipfile.ZIP_DEFLATED), importer, filename="x.xlsx"
+    )
     assert codes(report) == [(None, "unreadable_file")]
