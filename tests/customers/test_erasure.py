@@ -136,11 +136,14 @@ def test_the_trigger_still_refuses_any_other_change(people, tag_admin):
         ("DELETE FROM tagging_auditentry WHERE id = %s", True),
     ]
     for sql, flag in statements:
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                if flag:
-                    cursor.execute("SET LOCAL tagdesk.audit_redaction = 'on'")
-                cursor.execute(sql, [entry.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            if flag:
+                cursor.execute("SET LOCAL tagdesk.audit_redaction = 'on'")
+            cursor.execute(sql, [entry.pk])
     # The flag is scoped to the redaction function's call: not left on for the session.
     with connection.cursor() as cursor:
         services.erase_customers([gone.pk], actor=tag_admin, reason="r")
