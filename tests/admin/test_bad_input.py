@@ -97,13 +97,11 @@ def test_customer_form_far_away_dates(root, day, time):
     ],
 )
 def test_changelists_with_absurd_queries(root, query):
+    from django.contrib import admin
+
     CustomerFactory()
-    for name in [
-        "admin:customers_customer_changelist",
-        "admin:tagging_tag_changelist",
-        "admin:tagging_auditentry_changelist",
-        "admin:customers_customerevent_changelist",
-    ]:
+    for model in admin.site._registry:
+        name = f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
         response = root.get(reverse(name), query)
         assert response.status_code < 500, (name, query, response.status_code)
 
