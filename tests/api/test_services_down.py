@@ -116,3 +116,28 @@ def importer_user(transactional_db):
     from tests.factories import UserFactory
 
     return UserFactory(username="root2", is_superuser=True)
+
+
+def test_rule_run_now_with_the_broker_down_says_so(tag_admin, dead_redis):
+    from rules.models import Rule, RuleRun
+    from tagging.models import TagKind
+    from tests.factories import TagFactory, TagGroupFactory
+
+    rule = Rule.objects.create(
+        name="r",
+        tag=TagFactory(group=TagGroupFactory(name="自动", kind=TagKind.AUTO)),
+        tree={"attribute": "total_spend", "op": "gt", "value": 1},
+    )
+    client = Client(raise_request_exception=False)
+    client.force_login(tag_admin)
+    response = client.post(reverse("admin:rules_rule_run", args=[rule.pk]), follow=True)
+    assert response.status_code == 200
+    assert "task queue is unavailable" in response.content.decode()
+    changelist = client.post(
+        reverse("admin:rules_rule_changelist"),
+        {"action": "run_now", "_selected_action": [rule.pk]},
+        follow=True,
+    )
+    assert changelist.status_code == 200
+    assert "task queue is unavailable" in changelist.content.decode()
+    assert not RuleRun.objects.exists()
