@@ -158,6 +158,17 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
             Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
         )
 
+    def has_change_permission(self, request, obj=None):
+        # A customer shared with the user read-only (a view share) opens as a read-only page.
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None or obj.pk is None:
+            return True
+        cache = request.__dict__.setdefault("_tagdesk_editable_customers", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = policy.editable_customers(request.user).filter(pk=obj.pk).exists()
+        return cache[obj.pk]
+
     def save_model(self, request, obj, form, change):
         # Through the service so that every edit lands in the audit log (SPEC §4).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
@@ -283,6 +294,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return TemplateResponse(request, "admin/customers/customer/bulk_tags.html", context)
 
     def _apply_bulk(self, request, ids, data, mode: str) -> str:
+        policy.require_customers(request.user, ids, policy.Level.EDIT)
         tags = policy.require_tags(request.user, data["tags"], policy.Level.EDIT)
         if mode == "add":
             result = services.assign_tags(

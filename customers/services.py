@@ -27,6 +27,19 @@ class CustomerError(TaggingError):
     code = "invalid_customer"
 
 
+def identifier_conflict_message(identifier: str) -> str:
+    """The one message of ``identifier_conflict`` (services, API, import): it names no customer,
+    so it reads the same whether the holder is a customer the caller sees or one outside their
+    scope (no oracle either way)."""
+    if identifier == "phone":
+        return _("This phone belongs to another customer.")
+    return _("This external userid belongs to another customer.")
+
+
+def identifier_conflict(identifier: str) -> CustomerError:
+    return CustomerError(identifier_conflict_message(identifier), code="identifier_conflict")
+
+
 @transaction.atomic
 def upsert_customer(
     *,
@@ -71,18 +84,14 @@ def upsert_customer(
     )
     by_phone = Customer.objects.select_for_update().filter(phone=phone).first() if phone else None
     if by_ext and by_phone and by_ext.pk != by_phone.pk:
-        raise CustomerError(
-            _("This phone belongs to another customer."), code="identifier_conflict"
-        )
+        raise identifier_conflict("phone")
     if (
         by_phone
         and external_userid
         and by_phone.external_userid
         and by_phone.external_userid != external_userid
     ):
-        raise CustomerError(
-            _("This phone belongs to another customer."), code="identifier_conflict"
-        )
+        raise identifier_conflict("phone")
     customer = by_ext or by_phone
     created = customer is None
     before = None if created else _snapshot(customer)

@@ -410,7 +410,7 @@ class CustomerShareForm(forms.ModelForm):
 
     class Meta:
         model = CustomerShare
-        fields = ["content_object"]
+        fields = ["content_object", "level"]
 
     def clean(self):
         data = super().clean()
@@ -419,25 +419,48 @@ class CustomerShareForm(forms.ModelForm):
         return data
 
 
+class CustomerShareLevelForm(forms.ModelForm):
+    """Changing a share: only its level."""
+
+    class Meta:
+        model = CustomerShare
+        fields = ["level"]
+
+
 @admin.register(CustomerShare)
 class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
     form = CustomerShareForm
-    list_display = ["content_object", "shared_with", "created_at"]
+    list_display = ["content_object", "shared_with", "level", "created_at"]
+    list_filter = ["level"]
     list_select_related = ["content_object", "group__department"]
     search_fields = ["content_object__name", "group__department__name"]
-    fields = ["content_object", "shared_with"]
+    fields = ["content_object", "shared_with", "level"]
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        # The departments of a share are its identity; only its level changes.
+        return ["content_object", "shared_with"] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = CustomerShareLevelForm
+        return super().get_form(request, obj, change=change, **kwargs)
 
     @admin.display(description=gettext_lazy("shared with"))
     def shared_with(self, obj):
         return obj.group.department
 
     def save_model(self, request, obj, form, change):
-        department = form.cleaned_data["content_object"]
-        with_department = form.cleaned_data["shared_with"]
-        services.share_customers(department, with_department=with_department, actor=request.user)
+        if change:
+            department, with_department = obj.content_object, obj.group.department
+        else:
+            department = form.cleaned_data["content_object"]
+            with_department = form.cleaned_data["shared_with"]
+        services.share_customers(
+            department,
+            with_department=with_department,
+            actor=request.user,
+            level=form.cleaned_data["level"],
+        )
         saved = CustomerShare.objects.get(
             content_object=department, group_id=with_department.auth_group_id
         )

@@ -216,11 +216,14 @@ class SegmentAdmin(admin.ModelAdmin):
             except TaggingError as exc:
                 messages.error(request, exc.message)
             else:
-                messages.success(
-                    request,
-                    _("“%(tag)s” added to %(added)d customers (%(unchanged)d had it already).")
-                    % {"tag": tag, "added": result.added, "unchanged": result.unchanged},
-                )
+                message = _(
+                    "“%(tag)s” added to %(added)d customers (%(unchanged)d had it already)."
+                ) % {"tag": tag, "added": result.added, "unchanged": result.unchanged}
+                if result.read_only:
+                    message += " " + _(
+                        "%(n)d customers shared with you read-only were left unchanged."
+                    ) % {"n": result.read_only}
+                messages.success(request, message)
             return HttpResponseRedirect(request.path)
         try:
             number = max(1, int(request.GET.get("p", 1)))

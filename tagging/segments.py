@@ -660,20 +660,30 @@ class BatchTagResult:
     added: int
     unchanged: int
     replaced: int
+    read_only: int = 0  # customers of the segment shared with the user read-only: left alone
 
 
 def tag_segment(expression: dict, tag: Any, *, user: Any, reason: str = "") -> BatchTagResult:
     """ "Add tag to everyone in this segment": requires EDIT on the tag's group; goes through
     ``tagging.services.assign_tags`` in batches of ``TAGDESK_MAX_BATCH_CUSTOMERS`` (each batch
-    atomic and audited, source ``manual``). Raises before writing anything on permission or
-    segment errors; a service error in a later batch leaves earlier batches applied and is
+    atomic and audited, source ``manual``). Only the customers the user may change are tagged
+    (``policy.editable_customers``); those shared with them read-only are counted in
+    ``read_only`` and left alone. Raises before writing anything on permission or segment errors; a service error in a later batch leaves earlier batches applied and is
     raised with the number already added in ``details``."""
     from tagging.services import assign_tags
 
     (tag,) = policy.require_tags(user, [tag], policy.Level.EDIT)
-    ids = customer_ids(expression, user)
+    read_only = 0
+    if policy.is_tag_admin(user):  # tag admins change every customer
+        ids = customer_ids(expression, user)
+    else:
+        in_segment = customers(expression, user)
+        ids = list(
+            policy.editable_customers(user, queryset=in_segment).values_list("pk", flat=True)
+        )
+        read_only = in_segment.count() - len(ids)
     size = settings.TAGDESK_MAX_BATCH_CUSTOMERS
-    result = BatchTagResult(len(ids), 0, 0, 0)
+    result = BatchTagResult(len(ids), 0, 0, 0, read_only)
     for start in range(0, len(ids), size):
         try:
             with transaction.atomic():
