@@ -256,6 +256,10 @@ def visible_tags(
     return tags
 
 
+def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
+    return group.kind == TagKind.PERSONAL and group.owner_id != user.pk
+
+
 def customer_tags(
     user: Any, include_inactive: bool = True, *, queryset: QuerySet | None = None
 ) -> QuerySet[Tag]:
@@ -319,10 +323,14 @@ def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int,
     return levels
 
 
-def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Tag]:
+def require_tags(
+    user: Any, tags_or_ids: Iterable[Any], level: Level, *, on_customers: bool = False
+) -> list[Tag]:
     """Load the tags (with their group) in the order given, checking the user holds ``level`` on
     each tag's group. One query. Raises NotVisible for unknown or invisible tags (the message
-    gives only the ids the caller sent) and Denied for visible tags below ``level``."""
+    gives only the ids the caller sent) and Denied for visible tags below ``level``.
+    ``on_customers``: the tags are used to find customers (filters), so only tags of
+    :func:`customer_tags` count as visible."""
     level = _level(level)
     wanted = _int_ids(getattr(t, "pk", t) for t in tags_or_ids)
     if wanted is None:
@@ -338,7 +346,13 @@ def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Ta
         .filter(pk__in=_storable(wanted))
         .annotate(user_level=_level_case(user, "group__"))
     }
-    missing = [pk for pk in wanted if pk not in rows or rows[pk].user_level == Level.NONE]
+    missing = [
+        pk
+        for pk in wanted
+        if pk not in rows
+        or rows[pk].user_level == Level.NONE
+        or (on_customers and _someone_elses_personal(rows[pk].group, user))
+    ]
     if missing:
         raise NotVisible(_tags_missing_message(missing), details={"tags": missing})
     below = [rows[pk] for pk in wanted if rows[pk].user_level < level]

@@ -26,6 +26,7 @@ from tagging import services
 from tagging.admin_base import (
     CountedChangeList,
     ReadOnlyAdminMixin,
+    RenderedAuditChangeList,
     ServiceFormAdmin,
     ServiceRejected,
     StaffAdmin,
@@ -39,6 +40,7 @@ from tagging.admin_base import (
     tag_chip,
     visible_group_ids,
 )
+from tagging.audit_view import render_entries
 from tagging.errors import TaggingError
 from tagging.forms import ColourInput, MergeTagsForm, TagForm, TagGroupForm, TagInlineForm
 from tagging.models import (
@@ -513,10 +515,11 @@ class TagAdmin(ServiceFormAdmin):
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         if obj is not None:
-            context["change_log"] = (
+            context["change_log"] = render_entries(
                 AuditEntry.objects.filter(tag_id=obj.pk)
                 .exclude(action__startswith="assignment.")
-                .select_related("actor")[:50]
+                .select_related("actor")[:50],
+                request.user,
             )
             context["change_log_url"] = (
                 reverse("admin:tagging_auditentry_changelist") + f"?tag__id__exact={obj.pk}"
@@ -735,6 +738,15 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
         if lookup in ("tag__id__exact", "customer__id__exact", "group__id__exact"):
             return True
         return super().lookup_allowed(lookup, value, request)
+
+    def get_changelist(self, request, **kwargs):
+        return RenderedAuditChangeList
+
+    def get_object(self, request, object_id, from_field=None):
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            render_entries([entry], request.user)
+        return entry
 
     @admin.display(description=gettext_lazy("customer"))
     def customer_link(self, entry):

@@ -73,7 +73,7 @@ class SegmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         if self.instance.pk:
-            self.fields["text"].initial = segments.to_text(self.instance.expression)
+            self.fields["text"].initial = segments.to_text(self.instance.expression, user)
 
     def clean_text(self):
         try:
@@ -141,7 +141,10 @@ class SegmentAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("expression"))
     def expression_text(self, segment):
-        return segments.to_text(segment.expression)
+        user = _changelist_user.get(None)
+        if user is None:
+            return "—"
+        return segments.to_text(segment.expression, user)
 
     @admin.display(description=gettext_lazy("customers"))
     def customer_count(self, segment):
@@ -235,7 +238,7 @@ class SegmentAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": segment.name,
             "segment": segment,
-            "text": segments.to_text(expression),
+            "text": segments.to_text(expression, user),
             "result": result,
             "previous_page": number - 1 if number > 1 else None,
             "next_page": number + 1 if number < result.num_pages else None,
@@ -313,7 +316,9 @@ class SegmentListFilter(admin.ListFilter):
         return narrowed
 
     def choices(self, changelist):
-        tags = list(policy.visible_tags(self.request.user).select_related("group"))
+        tags = list(
+            policy.customer_tags(self.request.user, include_inactive=False).select_related("group")
+        )
         chosen = {
             name: set(self._ids(name)) if not self.error else set()
             for name in ("seg_any", "seg_all", "seg_none")
@@ -324,7 +329,7 @@ class SegmentListFilter(admin.ListFilter):
             "segments": list(segments.visible_segments(self.request.user)),
             "segment": self.values.get("segment", ""),
             "count": self.count,
-            "text": segments.to_text(self.expression) if self.expression else "",
+            "text": segments.to_text(self.expression, self.request.user) if self.expression else "",
             "error": self.error,
             "clear_url": changelist.get_query_string(remove=list(self.parameters)),
             "hidden": [

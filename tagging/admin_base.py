@@ -18,7 +18,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from permissions import policy
-from tagging import bitmaps
+from tagging import audit_view, bitmaps
 from tagging.errors import TaggingError
 from tagging.models import Tag, TagAssignment, TagGroup, TagStatus
 
@@ -266,3 +266,11 @@ class CountedChangeList(ChangeList):
         for tag in tags:
             tag.customer_count = counts.get(tag.pk, 0)
         self.result_list = tags
+
+
+class RenderedAuditChangeList(ChangeList):
+    """The page's entries rendered for the reader (``tagging.audit_view``) after pagination."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = audit_view.render_entries(self.result_list, request.user)

@@ -41,7 +41,8 @@ from permissions import policy
 from tagging.api.examples import CUSTOMER_TAGS_REQUEST
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.views import change_customer_tags
-from tagging.models import AssignmentSource, AuditEntry, TagAssignment
+from tagging.audit_view import customer_timeline, render_entries
+from tagging.models import AssignmentSource, TagAssignment
 
 
 def visible_assignments(user) -> Prefetch:
@@ -98,7 +99,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             queryset = services.search_customers(queryset, query["search"])
         tag_ids = list(dict.fromkeys(query.get("tag", [])))
         if tag_ids:
-            policy.require_tags(self.request.user, tag_ids, policy.Level.VIEW)
+            policy.require_tags(self.request.user, tag_ids, policy.Level.VIEW, on_customers=True)
             for tag_id in tag_ids:
                 queryset = queryset.filter(
                     pk__in=TagAssignment.objects.filter(tag_id=tag_id).values("customer_id")
@@ -154,12 +155,10 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     @action(detail=True, methods=["get"], url_path="timeline", pagination_class=TimelinePagination)
     def timeline(self, request, pk=None):
         customer = self._customer(pk)
-        entries = (
-            AuditEntry.objects.filter(customer_id=customer.pk)
-            .filter(Q(tag__isnull=True) | Q(tag_id__in=scope.customer_tag_ids(request.user)))
-            .select_related("actor")
+        entries = customer_timeline(
+            request.user, customer.pk, tag_ids=scope.customer_tag_ids(request.user)
         )
-        page = self.paginate_queryset(entries)
+        page = render_entries(self.paginate_queryset(entries), request.user)
         return self.get_paginated_response(TimelineEntrySerializer(page, many=True).data)
 
     @extend_schema(
@@ -203,9 +202,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
                 # Refused like an identifier held by another customer, naming no customer
                 # (the import's rule, customers.importing): no oracle for who holds it.
                 raise services.identifier_conflict(
-                    "external_userid"
-                    if external_userid and external_userid in hidden
-                    else "phone"
+                    "external_userid" if external_userid and external_userid in hidden else "phone"
                 )
             policy.require_customers(user, existing_ids, policy.Level.EDIT)
         else:
