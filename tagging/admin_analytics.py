@@ -95,7 +95,8 @@ class TagSegmentForm(forms.Form):
         )
 
 
-# The user whose changelist is being rendered (list_display callables get only the object).
+# The user whose changelist or page is being rendered (list_display and read-only field
+# callables get only the object).
 _changelist_user: contextvars.ContextVar = contextvars.ContextVar("segment_changelist_user")
 
 
@@ -138,6 +139,19 @@ class SegmentAdmin(admin.ModelAdmin):
         return obj.owner_id == request.user.pk or policy.is_tag_admin(request.user)
 
     has_delete_permission = has_change_permission
+
+    _READ_ONLY_FIELDS = ["name", "description", "expression_text", "shared", "owner"]
+
+    def get_fields(self, request, obj=None):
+        # Someone else's shared segment: its text rendered for the reader, read-only.
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self._READ_ONLY_FIELDS
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self._READ_ONLY_FIELDS
+        return super().get_readonly_fields(request, obj)
 
     @admin.display(description=gettext_lazy("expression"))
     def expression_text(self, segment):
@@ -183,7 +197,14 @@ class SegmentAdmin(admin.ModelAdmin):
             if str(object_id).isdigit()
             else None,
         }
-        return super().change_view(request, object_id, form_url, extra_context)
+        token = _changelist_user.set(request.user)
+        try:
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # read-only fields render now: keep the reader set
+            return response
+        finally:
+            _changelist_user.reset(token)
 
     def customers_view(self, request, pk):
         segment = get_object_or_404(self.get_queryset(request), pk=pk)
