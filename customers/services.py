@@ -168,26 +168,30 @@ def _snapshot(customer: Customer) -> dict[str, Any]:
 
 @transaction.atomic
 def record_events(events: Iterable[Mapping[str, Any]]) -> int:
-    """Append behaviour events (dicts of CustomerEvent fields with ``customer_id``); events whose
-    ``client_event_id`` is already stored are skipped. Refreshes the customers' aggregates.
-    Returns how many were new."""
+    """Append behaviour events (dicts of CustomerEvent fields with ``customer_id``); an event
+    whose ``client_event_id`` its customer already has (stored, or earlier in ``events``) is
+    skipped. Ids are unique per customer: the same id on another customer is another event
+    (two departments' clients may number their events alike). Refreshes the customers'
+    aggregates. Returns how many were new."""
     rows = [CustomerEvent(**event) for event in events]
     if not rows:
         return 0
-    ids = [r.client_event_id for r in rows if r.client_event_id]
-    known = set(
-        CustomerEvent.objects.filter(client_event_id__in=ids).values_list(
-            "client_event_id", flat=True
+    keyed = [r for r in rows if r.client_event_id]
+    known: set[tuple[int, str]] = set()
+    if keyed:
+        known = set(
+            CustomerEvent.objects.filter(
+                customer_id__in={r.customer_id for r in keyed},
+                client_event_id__in={r.client_event_id for r in keyed},
+            ).values_list("customer_id", "client_event_id")
         )
-    )
-    seen: set[str] = set()
     fresh = []
     for row in rows:
-        key = row.client_event_id
-        if key and (key in known or key in seen):
-            continue
-        if key:
-            seen.add(key)
+        if row.client_event_id:
+            key = (row.customer_id, row.client_event_id)
+            if key in known:
+                continue
+            known.add(key)
         fresh.append(row)
     CustomerEvent.objects.bulk_create(fresh, batch_size=2000, ignore_conflicts=True)
     refresh_aggregates({r.customer_id for r in fresh})

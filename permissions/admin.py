@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -36,6 +36,7 @@ from permissions.models import (
     User,
 )
 from tagging.admin_base import ReadOnlyAdminMixin
+from tagging.audit_view import HIDDEN_GROUP
 from tagging.errors import TaggingError
 from tagging.models import TagGroup, TagKind, TagStatus
 
@@ -634,11 +635,21 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 Q(status=TagStatus.PENDING)
                 & Q(group__in=policy.visible_groups(request.user, policy.Level.CREATE))
             )
-        return qs.filter(Q(status=TagStatus.PENDING) | rejected, created_by=request.user.pk)
+        # A proposer who lost access to the group still sees their proposal and its review,
+        # never the group's name.
+        return qs.filter(
+            Q(status=TagStatus.PENDING) | rejected, created_by=request.user.pk
+        ).annotate(
+            td_group_visible=Exists(
+                policy.visible_groups(request.user).filter(pk=OuterRef("group_id"))
+            )
+        )
 
     @admin.display(description=gettext_lazy("group"), ordering="group__name")
     def group_name(self, obj):
-        return obj.group.name
+        if getattr(obj, "td_group_visible", True):
+            return obj.group.name
+        return str(HIDDEN_GROUP)
 
     @admin.action(description=gettext_lazy("Approve selected tags"), permissions=["review"])
     def approve(self, request, queryset):

@@ -226,7 +226,7 @@ class TagGroupAdmin(ServiceFormAdmin):
             '<span class="td-drag" draggable="true" data-id="{}" data-parent="{}" data-depth="{}"'
             ' data-url="{}" title="{}">⠿</span>',
             group.pk,
-            group.parent_id or "",
+            getattr(group, "td_parent_id", None) or "",
             getattr(group, "tree_depth", 0),
             reverse("admin:tagging_taggroup_reorder"),
             _("Drag to reorder"),

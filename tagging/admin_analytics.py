@@ -453,7 +453,7 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     r["day"].isoformat(),
                     r["rule"],
                     r["status"],
-                    r["matched"],
+                    "—" if r["matched"] is None else r["matched"],
                     r["added"],
                     r["removed"],
                 ]

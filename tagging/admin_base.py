@@ -230,8 +230,11 @@ class TreeChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         groups = list(self.result_list)
+        levels = group_levels(request)
         for group in groups:
             group.td_manageable = may_manage(request, group.pk)
+            # A parent the user may not view is no parent for them (its id is never shown).
+            group.td_parent_id = group.parent_id if group.parent_id in levels else None
         if ORDER_VAR not in self.params and not self.query:
             self.result_list = tree_order(groups)
 

@@ -10,8 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Now, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -151,7 +151,12 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
 
 def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
     """Per day and rule (rules whose tag the user may view): customers matched, added, removed
-    by finished runs (not dry runs) in the date range."""
+    by finished runs (not dry runs) in the date range.
+
+    A run's own counts are company-wide; a reader with a narrower customer scope (or a
+    department filter) gets the added and removed customers counted within that scope instead,
+    from the audit rows the run wrote, and no ``matched`` (None: a run does not record whom it
+    matched, so it cannot be narrowed)."""
     from rules.models import RuleRun
 
     start, end = filters.range()
@@ -166,15 +171,39 @@ def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
         .select_related("rule")
         .order_by("started_at", "pk")
     )
+    restricted = _restricted(user, filters)
+    if restricted:
+        written = AuditEntry.objects.filter(
+            source=AssignmentSource.RULE,
+            rule_id=OuterRef("rule_id"),
+            created_at__gte=OuterRef("started_at"),
+            created_at__lte=Coalesce(OuterRef("finished_at"), Now()),
+            customer__in=customer_scope(user, filters).values("pk"),
+        )
+
+        def scoped(action: str) -> Coalesce:
+            counted = (
+                written.filter(action=action)
+                .order_by()
+                .values("rule_id")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            return Coalesce(Subquery(counted), 0)
+
+        runs = runs.annotate(
+            scoped_added=scoped(AuditAction.ASSIGNMENT_ADDED),
+            scoped_removed=scoped(AuditAction.ASSIGNMENT_REMOVED),
+        )
     tz = timezone.get_current_timezone()
     return [
         {
             "day": run.started_at.astimezone(tz).date(),
             "rule": run.rule.name,
             "status": run.status,
-            "matched": run.matched or 0,
-            "added": run.added or 0,
-            "removed": run.removed or 0,
+            "matched": None if restricted else run.matched or 0,
+            "added": run.scoped_added if restricted else run.added or 0,
+            "removed": run.scoped_removed if restricted else run.removed or 0,
         }
         for run in runs
     ]

@@ -243,7 +243,7 @@ class EventViewSet(ScopedViewSet):
     @extend_schema(
         summary="Ingest behaviour events",
         description="Up to 1000 events per call, all for customers you may change (404 for "
-        "one you cannot see, 403 for one shared with you read-only; nothing stored). Idempotent: an event whose `client_event_id` is known is skipped.",
+        "one you cannot see, 403 for one shared with you read-only; nothing stored). Idempotent: an event whose `client_event_id` its customer already has is skipped (ids are unique per customer).",
         request=EventBatchSerializer,
         responses={200: EventResultSerializer},
         examples=[ex.EVENTS_REQUEST, ex.EVENTS_RESPONSE],
