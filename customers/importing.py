@@ -17,9 +17,16 @@ Contract
   ``assign_tags`` would refuse is a row error. Tags only in groups where the importer holds
   EDIT (``permissions.policy``); a group the importer may not view is reported exactly like an
   unknown one; unknown tags are never created.
-- Customers outside the importer's scope (``policy.visible_customers``) are not touched:
-  ``permission_denied``. New customers join the importer's first department so that the
-  importer keeps seeing them.
+- A row whose external_userid or phone belongs to a customer outside the importer's scope
+  (``policy.visible_customers``) is ``identifier_conflict`` with exactly the code, column and
+  message of a phone held by another *visible* customer ("This phone belongs to another
+  customer." / "This external userid belongs to another customer."), and no message ever names
+  the other customer (no external userid, no id). Decision (issue 11): the row must fail, since
+  identifiers are unique, but the error says only what the importer already knows, that the
+  identifier is taken, so it is no oracle for who holds it nor whether that customer is in
+  another department; the invisible customer is never touched. A customer the importer sees
+  only through a view share (``policy.editable_customers``) is ``permission_denied``. New
+  customers join the importer's first department so that the importer keeps seeing them.
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
   in file order. Apply is one transaction: an exception writes nothing. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
