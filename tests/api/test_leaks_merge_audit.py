@@ -113,6 +113,15 @@ def test_entries_written_before_with_the_name_in_the_reason_are_rendered_too(
     )
     (rendered,) = render_entries([legacy], sales_operator)
     assert rendered.reason == "merged into “[hidden tag]”"
+    # nor does searching the audit log for the hidden name find the entry
+    sales_operator.user_permissions.add(
+        Permission.objects.get(content_type__app_label="tagging", codename="view_auditentry")
+    )
+    client = Client()
+    client.force_login(sales_operator)
+    listing = reverse("admin:tagging_auditentry_changelist")
+    assert list(client.get(listing + "?q=微信").context["cl"].result_list) == []
+    assert legacy in client.get(listing + "?q=减脂期").context["cl"].result_list
 
 
 def test_rendering_a_page_takes_two_queries(merged, sales_operator, django_assert_num_queries):
