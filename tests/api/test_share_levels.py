@@ -130,3 +130,27 @@ def test_segment_batch_tagging_leaves_read_only_customers(world, shared, sales_o
     assert result.read_only == len(world.finance_customers)
     assert result.added == len(world.sales_customers)
     assert not TagAssignment.objects.filter(customer__department=world.finance).exists()
+
+
+def test_see_all_customers_is_read_only_beyond_the_holders_own_scope(world, sales_operator):
+    from tests.conftest import give_permission
+
+    give_permission(sales_operator, "view_all_customers")
+    foreign = world.finance_customers[0]
+    assert policy.visible_customers(sales_operator).filter(pk=foreign.pk).exists()
+    assert not policy.editable_customers(sales_operator).filter(pk=foreign.pk).exists()
+    assert policy.editable_customers(sales_operator).filter(pk=world.sales_customers[0].pk).exists()
+
+
+def test_tag_admins_change_every_customer(world, tag_admin):
+    ids = [c.pk for c in world.finance_customers + world.sales_customers]
+    assert policy.require_customers(tag_admin, ids, policy.Level.EDIT) == ids
+
+
+def test_require_customers_edit_is_one_query(
+    world, shared, sales_operator, django_assert_num_queries
+):
+    ids = [c.pk for c in world.sales_customers]
+    policy.require_customers(sales_operator, ids, policy.Level.EDIT)  # permission cache
+    with django_assert_num_queries(1):
+        policy.require_customers(sales_operator, ids, policy.Level.EDIT)
