@@ -36,6 +36,7 @@ from tagging.admin_base import (
     customer_counts,
     group_levels,
     in_customer_scope,
+    may_manage,
     rejected,
     tag_chip,
     visible_group_ids,
@@ -177,7 +178,13 @@ class TagGroupAdmin(ServiceFormAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "parent", "kind", "colour", "exclusive", "description"]
-        parent = "parent" if self.has_change_permission(request, obj) else "parent_display"
+        # The parent is picked among groups the user manages; a current parent outside them
+        # (hidden, or only viewed) is shown read-only, else saving the form would silently
+        # move the group to the top level.
+        movable = obj.parent_id is None or may_manage(request, obj.parent_id)
+        parent = (
+            "parent" if movable and self.has_change_permission(request, obj) else "parent_display"
+        )
         fields = ["name", parent, "kind", "colour", "exclusive", "description"]
         return [*fields, "owner", "created_at", "updated_at", "matrix_link"]
 

@@ -129,3 +129,37 @@ def test_record_events_dedupes_within_one_call_per_customer(world):
         for c in (a, b, a)
     ]
     assert record_events(rows) == 2
+
+
+def test_admin_group_form_under_a_hidden_parent_neither_names_nor_drops_it(
+    world, sales_operator, superuser
+):
+    hidden_parent = TagGroupFactory(name="财务总类")
+    world.prefs.parent = hidden_parent
+    world.prefs.save()
+    grants.grant(world.prefs, actor=superuser, level=Level.CREATE, department=world.sales)
+    client = Client()
+    client.force_login(sales_operator)
+    url = reverse("admin:tagging_taggroup_change", args=[world.prefs.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "财务总类" not in body and 'name="parent"' not in body
+    assert (
+        f'data-parent="{hidden_parent.pk}"'
+        not in client.get(reverse("admin:tagging_taggroup_changelist")).content.decode()
+    )
+    data = {"name": "客户偏好2", "colour": world.prefs.colour, "description": ""}
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        count = len(formset.initial_forms)
+        data[f"{formset.prefix}-TOTAL_FORMS"] = data[f"{formset.prefix}-INITIAL_FORMS"] = count
+        for form in formset.initial_forms:
+            data[form.add_prefix("id")] = form.instance.pk
+            for name, value in form.initial.items():
+                if value not in (None, False) and name in form.fields:
+                    data[form.add_prefix(name)] = getattr(value, "pk", value)
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    world.prefs.refresh_from_db()
+    assert (world.prefs.name, world.prefs.parent_id) == ("客户偏好2", hidden_parent.pk)
