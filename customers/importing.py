@@ -542,7 +542,7 @@ class Importer:
                     row.line,
                     id_column,
                     "permission_denied",
-                    _("This customer is shared with you read-only; you may not change it."),
+                    _("You may view this customer but not change it."),
                 )
             )
             return
