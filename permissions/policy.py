@@ -78,6 +78,7 @@ __all__ = [
     "NotVisible",
     "can_create_tag",
     "can_manage_group",
+    "customer_groups",
     "customer_tags",
     "editable_customers",
     "global_powers",
@@ -272,7 +273,20 @@ def customer_tags(
     tags = visible_tags(user, include_inactive=include_inactive, queryset=queryset)
     if not _active_user(user):
         return tags
-    return tags.exclude(Q(group__kind=TagKind.PERSONAL) & ~Q(group__owner=user.pk))
+    return tags.exclude(_someone_elses_personal_q(user, "group__"))
+
+
+def customer_groups(user: Any) -> QuerySet[TagGroup]:
+    """The groups of :func:`customer_tags`: groups the user may view, of personal groups only
+    their own (per-group figures about customers, e.g. analytics coverage). One query."""
+    groups = visible_groups(user)
+    if not _active_user(user):
+        return groups
+    return groups.exclude(_someone_elses_personal_q(user))
+
+
+def _someone_elses_personal_q(user: Any, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}kind": TagKind.PERSONAL}) & ~Q(**{f"{prefix}owner": user.pk})
 
 
 def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int, Level]:

@@ -1,5 +1,6 @@
-"""Tag analytics for the admin pages (SPEC §8): every figure is for one user — only tags they
-may view, only customers in their scope (``permissions.policy``) — optionally narrowed to a
+"""Tag analytics for the admin pages (SPEC §8): every figure is for one user — only tags shown
+to them on customers (``policy.customer_tags``: never another employee's personal tags), only
+customers in their scope (``permissions.policy``) — optionally narrowed to a
 department subtree and a date range. Each function returns plain rows (dicts) that the page
 draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
 """
@@ -58,7 +59,7 @@ def _restricted(user: Any, filters: Filters) -> bool:
 
 def customers_per_tag(user: Any, filters: Filters) -> list[dict]:
     """Per visible tag: customers (in scope) carrying it, most used first."""
-    tags = policy.visible_tags(user, include_inactive=True)
+    tags = policy.customer_tags(user)
     if bitmaps.available() and not _restricted(user, filters):
         counts = bitmaps.sizes()  # company-wide counts straight from the segment index
     else:
@@ -87,7 +88,7 @@ def group_coverage(user: Any, filters: Filters) -> list[dict]:
     customers in scope ("coverage")."""
     scope = customer_scope(user, filters)
     total = scope.count()
-    groups = policy.visible_groups(user)
+    groups = policy.customer_groups(user)
     assignments = TagAssignment.objects.filter(tag__group__in=groups.values("pk"))
     if _restricted(user, filters):
         assignments = assignments.filter(customer__in=scope.values("pk"))
@@ -127,7 +128,7 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
         action=AuditAction.ASSIGNMENT_ADDED,
         created_at__gte=start,
         created_at__lt=end,
-        tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+        tag__in=policy.customer_tags(user).values("pk"),
     )
     if _restricted(user, filters):
         entries = entries.filter(customer__in=customer_scope(user, filters).values("pk"))
@@ -165,7 +166,7 @@ def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
             dry_run=False,
             started_at__gte=start,
             started_at__lt=end,
-            rule__tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+            rule__tag__in=policy.customer_tags(user).values("pk"),
         )
         .filter(~Q(status="running"))
         .select_related("rule")

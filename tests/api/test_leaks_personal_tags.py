@@ -89,3 +89,24 @@ def test_tag_admin_still_views_it_in_the_taxonomy_admin_read_only(world, admin_c
     page = admin_client.get(reverse("admin:tagging_tag_change", args=[world.finance_private.pk]))
     assert page.status_code == 200 and "财务私标" in page.content.decode()
     assert b'name="_save"' not in page.content
+
+
+def test_analytics_count_no_one_elses_personal_tags(world, marked, tag_admin, finance_operator):
+    from tagging import analytics
+
+    filters = analytics.Filters()
+    assert world.finance_private.pk not in {
+        r["tag_id"] for r in analytics.customers_per_tag(tag_admin, filters)
+    }
+    assert world.finance_personal.pk not in {
+        r["group_id"] for r in analytics.group_coverage(tag_admin, filters)
+    }
+    assert not any(
+        r["assignments"]
+        for r in analytics.assignments_over_time(tag_admin, filters, by="source")
+        if r["source"] == "manual"
+    )
+    mine = {
+        r["tag_id"]: r["customers"] for r in analytics.customers_per_tag(finance_operator, filters)
+    }
+    assert mine[world.finance_private.pk] == 1
