@@ -110,3 +110,25 @@ def test_customer_changelist_filter_with_a_hidden_segment(world, leaky, sales_op
     page = client.get(reverse("admin:customers_customer_changelist") + f"?segment={leaky.pk}")
     assert page.status_code == 200
     _no_hidden_names(page.content.decode())
+
+
+def test_segment_list_names_tags_in_one_query_whatever_the_page(
+    world, leaky, sales_api, finance_operator
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert sales_api.get("/api/v1/segments").status_code == 200
+        return len(captured)
+
+    one = queries()
+    for n in range(5):
+        Segment.objects.create(
+            name=f"更多{n}",
+            owner=finance_operator,
+            shared=True,
+            expression={"tag": tag(world.intent, "中").pk},
+        )
+    assert queries() == one
