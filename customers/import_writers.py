@@ -10,17 +10,15 @@ Audit entries match ``customers.services.upsert_customer``: one per created or c
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from customers.import_plan import CustomerState, Plan
 from customers.models import Customer
 from tagging.models import AssignmentSource, AuditAction, AuditEntry
 from tagging.services import bulk_assign
-
-if TYPE_CHECKING:
-    from customers.importing import CustomerState, Plan
 
 BATCH = 2000
 

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from customers.import_plan import CustomerState, Plan
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, Customer
@@ -124,59 +125,6 @@ class ImportReport:
         self.assignments_added += other.assignments_added
         self.errors.extend(other.errors)
         self.rejected.extend(other.rejected)
-
-
-# --- the in-memory picture of customers while validating ---------------------------------------
-
-
-class CustomerState:
-    """A customer as the file sees it: from the database and/or created by earlier good rows."""
-
-    __slots__ = (
-        "pk",
-        "external_userid",
-        "phone",
-        "name",
-        "orig_external_userid",
-        "orig_name",
-        "tags",
-        "corporate",
-        "exclusive",
-        "visible",
-        "pending_tags",
-    )
-
-    def __init__(self, pk, external_userid, phone, name, *, visible=True):
-        self.pk = pk
-        self.external_userid = external_userid
-        self.phone = phone
-        self.name = name
-        self.orig_external_userid = external_userid
-        self.orig_name = name
-        self.tags: set[int] = set()
-        self.corporate = 0
-        self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
-        self.visible = visible
-        self.pending_tags: list[int] = []  # added by this file, in order
-
-    @property
-    def is_new(self) -> bool:
-        return self.pk is None
-
-    @property
-    def changed(self) -> bool:
-        return not self.is_new and (
-            self.external_userid != self.orig_external_userid or self.name != self.orig_name
-        )
-
-
-@dataclass
-class Plan:
-    """What applying a batch writes; built by validation, consumed by the writer."""
-
-    new: list[CustomerState] = field(default_factory=list)
-    changed: list[CustomerState] = field(default_factory=list)
-    pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -26,12 +26,6 @@ class CustomerQuerySet(models.QuerySet):
         """Prefetch assignments with their tag and group: one extra query for a whole page."""
         return self.prefetch_related("assignments__tag__group")
 
-    def visible_to(self, user) -> CustomerQuerySet:
-        """The customers in ``user``'s scope (SPEC §5); see permissions.policy."""
-        from permissions import policy
-
-        return policy.visible_customers(user, queryset=self)
-
 
 class Customer(models.Model):
     external_userid = models.CharField(

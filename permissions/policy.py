@@ -217,7 +217,7 @@ def visible_groups(
     """Tag groups on which ``user`` holds at least ``level``: shared groups by grant, the user's
     own personal groups (any level); tag admins every shared group (up to CREATE) and others'
     personal groups at VIEW only. ``queryset`` (default: all groups) is the one
-    narrowed, as ``TagGroup.objects.visible_to`` does. One query."""
+    narrowed, e.g. ``visible_groups(user, queryset=TagGroup.objects.shared())``. One query."""
     level = max(_level(level), Level.VIEW)
     groups = TagGroup.objects.all() if queryset is None else queryset
     if not _active_user(user):

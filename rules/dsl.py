@@ -19,8 +19,9 @@ Format (``tree_version`` 1). A node is exactly one of::
 A window is ``{"days": N}`` (the last N days) or ``{"from": "2026-01-01", "to": "2026-03-31"}``
 (inclusive dates in the company time zone); without a window every event counts.
 
-``parse_tree`` is pure; :func:`check_references` adds the checks that need the database (the
-referenced tags exist; a rule never depends on its own tag, directly or through other rules).
+This module is pure (no database, no models: ``rules.models`` builds on it).
+``rules.models.check_references`` adds the checks that need the database (the referenced tags
+exist; a rule never depends on its own tag, directly or through other rules).
 """
 
 from __future__ import annotations
@@ -465,43 +466,3 @@ def walk(node: Node):
 
 def referenced_tags(node: Node) -> set[int]:
     return {n.tag_id for n in walk(node) if isinstance(n, HasTag)}
-
-
-def check_references(node: Node, *, tag_id: int | None, rule_id: int | None = None) -> None:
-    """Database checks: referenced tags exist; the rule's own tag is not reachable from the
-    tags it reads (directly or through other rules' tags), so rules never feed on themselves."""
-    from rules.models import Rule
-    from tagging.models import Tag
-
-    refs = referenced_tags(node)
-    errors: list[tuple[str, str]] = []
-    if refs:
-        found = set(Tag.objects.filter(pk__in=refs).values_list("pk", flat=True))
-        for missing in sorted(refs - found):
-            errors.append(("", _("Tag %(id)s does not exist.") % {"id": missing}))
-    if tag_id is not None and refs:
-        graph: dict[int, set[int]] = {}
-        others = Rule.objects.exclude(pk=rule_id).values_list("tag_id", "tree", "tree_version")
-        for other_tag, tree, version in others:
-            try:
-                graph.setdefault(other_tag, set()).update(
-                    referenced_tags(parse_tree(tree, version))
-                )
-            except RuleSyntaxError:
-                continue
-        seen, stack = set(), list(refs)
-        while stack:
-            current = stack.pop()
-            if current == tag_id:
-                errors.append(
-                    (
-                        "",
-                        _("The rule reads its own tag (directly or through other rules): a cycle."),
-                    )
-                )
-                break
-            if current not in seen:
-                seen.add(current)
-                stack.extend(graph.get(current, ()))
-    if errors:
-        raise RuleSyntaxError(errors)

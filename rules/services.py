@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from rules import diff, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
-from rules.models import Rule, RuleRun, RunStatus
+from rules.models import Rule, RuleRun, RunStatus, check_references
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -70,7 +70,7 @@ def validate_rule(
         messages.append(_("“%(tag)s” is not an auto tag.") % {"tag": tag})
     try:
         node = dsl.parse_tree(tree, version)
-        dsl.check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
+        check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
     except dsl.RuleSyntaxError as exc:
         raise RuleInvalid(messages + exc.messages()) from exc
     if messages:
@@ -378,7 +378,8 @@ def _replace_tag_refs(tree: Any, mapping: dict[int, int]) -> Any:
 
 
 def rewrite_rules_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: rules that read a merged tag ("has tag A") read
+    """Registered in ``tagging.hooks`` (``RulesConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: rules that read a merged tag ("has tag A") read
     the target from now on. Audited as rule.updated. Returns the number of rules changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0

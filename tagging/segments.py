@@ -58,6 +58,7 @@ from tagging import bitmaps
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, Segment, Tag, TagAssignment
 from tagging.names import fold_name
+from tagging.services import assign_tags
 
 MAX_NODES = 200
 MAX_DEPTH = 20
@@ -471,7 +472,8 @@ def rewrite_tags(expression: dict, mapping: dict[int, int]) -> dict:
 
 
 def rewrite_segments_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: saved segments that named a merged tag name
+    """Registered in ``tagging.hooks`` (``TaggingConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: saved segments that named a merged tag name
     the target instead (SPEC §2). Returns the number of segments changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0
@@ -668,8 +670,6 @@ def tag_segment(expression: dict, tag: Any, *, user: Any, reason: str = "") -> B
     atomic and audited, source ``manual``). Raises before writing anything on permission or
     segment errors; a service error in a later batch leaves earlier batches applied and is
     raised with the number already added in ``details``."""
-    from tagging.services import assign_tags
-
     (tag,) = policy.require_tags(user, [tag], policy.Level.EDIT)
     ids = customer_ids(expression, user)
     size = settings.TAGDESK_MAX_BATCH_CUSTOMERS

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
     InvalidTagName,
@@ -669,14 +670,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             after={**_tag_snapshot(tag), "merged_into": target.pk},
             reason=reason,
         )
-    _follow_merge(source_ids, target.pk)
+    # Saved segments and rules that named a merged tag name the target from now on (their
+    # modules register in tagging.hooks; they run in this transaction).
+    hooks.tags_merged(source_ids, target.pk)
     return len(to_add)
-
-
-def _follow_merge(source_ids: list[int], target_id: int) -> None:
-    """Saved segments (and rules) that named a merged tag name the target from now on."""
-    from rules.services import rewrite_rules_for_merge
-    from tagging.segments import rewrite_segments_for_merge
-
-    rewrite_segments_for_merge(source_ids, target_id)
-    rewrite_rules_for_merge(source_ids, target_id)
