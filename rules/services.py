@@ -185,7 +185,7 @@ def run_rule(
     """Run one rule and record it. Claims the rule first (one ``running`` RuleRun per rule); a
     run that finds the rule claimed is recorded as ``skipped`` and changes nothing. Invalid
     rules end ``rejected``. Unexpected errors end ``failed`` and are re-raised (tasks retry)."""
-    rule_id = getattr(rule, "pk", rule)
+    rule_id = rule.pk if isinstance(rule, Rule) else rule
     rule = Rule.objects.select_related("tag__group").get(pk=rule_id)
     started_at = timezone.now()
     RuleRun.objects.filter(
@@ -246,7 +246,7 @@ def dependency_order(rules: Iterable[Rule]) -> list[Rule]:
     ordered: list[Rule] = []
     done: set[int] = set()
 
-    def visit(r: Rule, trail: frozenset = frozenset()) -> None:
+    def visit(r: Rule, trail: frozenset[int] = frozenset()) -> None:
         if r.pk in done or r.pk in trail:
             return
         for dep in sorted(needs[r.pk]):
@@ -275,12 +275,14 @@ def run_rules(
         if rule_ids is not None
         else queryset.filter(enabled=True)
     )
-    runs = []
+    runs: list[RuleRun] = []
     for rule in dependency_order(queryset):
         try:
             runs.append(run_rule(rule, trigger=trigger, dry_run=dry_run, actor=actor, now=now))
         except Exception:  # recorded as failed by run_rule
-            runs.append(RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first())
+            failed = RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first()
+            if failed is not None:
+                runs.append(failed)
     return runs
 
 
@@ -298,7 +300,15 @@ def _rule_snapshot(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _audit_rule(rule: Rule, action: str, *, actor: Any, before=None, after=None, reason="") -> None:
+def _audit_rule(
+    rule: Rule,
+    action: str,
+    *,
+    actor: Any,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
     from tagging.models import AuditEntry
 
     AuditEntry.objects.create(

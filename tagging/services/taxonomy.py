@@ -4,8 +4,8 @@ Names follow tagging.names; limits come from settings; every change is audited."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -149,7 +149,20 @@ def create_group(
     return group
 
 
-def _save_changes(obj, changes, *, before, snapshot, action, actor, source, audit_fields) -> None:
+_Edited = TypeVar("_Edited", TagGroup, Tag)
+
+
+def _save_changes(
+    obj: _Edited,
+    changes: dict[str, Any],
+    *,
+    before: dict[str, Any],
+    snapshot: Callable[[_Edited], dict[str, Any]],
+    action: str,
+    actor: Any,
+    source: str,
+    audit_fields: Callable[[_Edited], dict[str, Any]],
+) -> None:
     """Apply validated ``changes`` to a group or tag, save it, and audit before/after when
     anything changed (``audit_fields`` names the audited objects after the change)."""
     for key, value in changes.items():
@@ -266,7 +279,7 @@ def reorder_tags(group: TagGroup, ordered_ids: Sequence[int], *, actor: Any) -> 
     )
 
 
-def _reorder(model, ordered_ids: Sequence[int]) -> None:
+def _reorder(model: type[TagGroup] | type[Tag], ordered_ids: Sequence[int]) -> None:
     from django.db.models import Case, IntegerField, Value, When
 
     ids = [int(i) for i in ordered_ids]
@@ -583,7 +596,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
         .order_by("customer_id", "created_at", "pk")
         .values_list("customer_id", "actor_id", "created_at", "expires_at")
     )
-    first_by_customer: dict[int, tuple] = {}
+    first_by_customer: dict[int, tuple[Any, ...]] = {}
     for customer_id, actor_id, created_at, expires_at in rows:
         first_by_customer.setdefault(customer_id, (actor_id, created_at, expires_at))
     already = set(
