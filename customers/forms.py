@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -89,6 +91,6 @@ class BulkTagForm(forms.Form):
         if mode == "remove":
             queryset = queryset.exclude(status=TagStatus.PENDING)
             del self.fields["replace_exclusive"]
-        field = self.fields["tags"]
+        field = cast(forms.ModelMultipleChoiceField, self.fields["tags"])
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)

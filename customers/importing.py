@@ -38,7 +38,7 @@ from django.utils.translation import gettext as _
 from customers.import_plan import CustomerState, Plan
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
-from customers.models import EXTERNAL_USERID_RE, Customer
+from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH, Customer
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
 from permissions.models import DepartmentMembership
@@ -58,7 +58,6 @@ COLUMN_ALIASES = {
     "标签": "tags",
 }
 TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
-NAME_MAX_LENGTH = Customer._meta.get_field("name").max_length
 CHUNK = 5000  # identifiers per lookup query
 
 
@@ -205,10 +204,10 @@ class Importer:
         # What assign_tags would refuse (kind, ownership, status), judged once per tag.
         self.tag_errors: dict[int, tuple[str, str]] = {}
         for tag in self.tags_by_key.values():
-            error = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
-            if error is not None:
-                code = error.code if error.code == "rule_tag_not_assignable" else "unknown_tag"
-                self.tag_errors[tag.pk] = (code, str(error))
+            refusal = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
+            if refusal is not None:
+                code = refusal.code if refusal.code == "rule_tag_not_assignable" else "unknown_tag"
+                self.tag_errors[tag.pk] = (code, str(refusal))
         # Per tag, everything a row check needs: (group id, exclusive, corporate, error or None).
         self.corporate_limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
         self.tag_info: dict[int, tuple[int, bool, bool, tuple[str, str] | None]] = {}
@@ -456,7 +455,11 @@ class Importer:
                     _(
                         "The phone %(phone)s belongs to another customer (external userid %(other)s)."
                     )
-                    % {"phone": phone, "other": by_phone.external_userid or by_ext.external_userid},
+                    % {
+                        "phone": phone,
+                        "other": (by_phone and by_phone.external_userid)
+                        or (by_ext and by_ext.external_userid),
+                    },
                 )
             )
             return
@@ -485,7 +488,6 @@ class Importer:
             )
             return
         # Tags: what this row adds, checked like assign_tags would (additive: held tags are left).
-        fresh = customer is None
         held = customer.tags if customer else ()
         exclusive = dict(customer.exclusive) if customer and customer.exclusive else {}
         corporate = customer.corporate if customer else 0
@@ -532,7 +534,7 @@ class Importer:
         if row.errors:
             return
         # The row is good: it changes the picture the next rows see.
-        if fresh:
+        if customer is None:
             customer = CustomerState(None, ext, phone, row.name)
             plan.new.append(customer)
             state.add(customer)
@@ -614,7 +616,7 @@ class _StateIndex:
             group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
             if corporate:
                 customer.corporate += 1
-            if exclusive:
+            if exclusive and group_id is not None:
                 customer.exclusive[group_id] = tag_id
         for customer in found.values():
             self.add(customer)
@@ -718,7 +720,7 @@ def import_file(
     except UnreadableFile as exc:
         return file_error_report(exc, exc.code)
     except HeaderError as exc:
-        report = ImportReport(file_error=True, header=header.values)
+        report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return report
     report = importer.run(rows, dry_run=dry_run)

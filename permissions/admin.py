@@ -591,7 +591,7 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["name"]
     actions = ["approve", "reject"]
     list_select_related = ["group", "created_by"]
-    fields = ["name", "group_name", "description", "status", "created_by", "review_note"]
+    fields = ("name", "group_name", "description", "status", "created_by", "review_note")
     readonly_fields = fields
 
     def has_module_permission(self, request):

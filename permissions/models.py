@@ -8,7 +8,7 @@ everything below it" is one indexed prefix query, and an auth ``Group`` that obj
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Value
@@ -35,8 +35,9 @@ class User(AbstractUser):
     )
 
     class Meta(AbstractUser.Meta):
-        verbose_name = _("employee")
-        verbose_name_plural = _("employees")
+        # django-stubs types AbstractUser.Meta's names as str; Django takes lazy text there.
+        verbose_name = _("employee")  # type: ignore[assignment]
+        verbose_name_plural = _("employees")  # type: ignore[assignment]
         swappable = "AUTH_USER_MODEL"
         # Model-level powers checked by permissions.policy (superusers hold them implicitly).
         permissions = [
@@ -91,11 +92,12 @@ class Department(models.Model):
                 self.auth_group = Group.objects.create(name=f"department:{self.name}:{id(self)}")
             old_path = self.path
             super().save(*args, **kwargs)
-            parent_path = self.parent.path if self.parent_id else "/"
+            parent_path = self.parent.path if self.parent is not None else "/"
             new_path = f"{parent_path}{self.pk}/"
             group_name = f"department:{self.pk}"
-            if self.auth_group.name != group_name:
-                Group.objects.filter(pk=self.auth_group_id).update(name=group_name)
+            auth_group = self.auth_group  # created above when missing
+            if auth_group is not None and auth_group.name != group_name:
+                Group.objects.filter(pk=auth_group.pk).update(name=group_name)
             if new_path != old_path:
                 Department.objects.filter(pk=self.pk).update(path=new_path)
                 self.path = new_path
@@ -206,6 +208,9 @@ class GrantFields(models.Model):
         verbose_name=_("granted by"),
     )
     created_at = models.DateTimeField(_("granted"), auto_now_add=True)
+
+    # The foreign key comes from guardian's base class, listed first by every concrete grant.
+    permission: Permission
 
     class Meta:
         abstract = True

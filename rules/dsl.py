@@ -188,7 +188,8 @@ class _Parser:
             self.node(child, f"{loc}.{i}" if loc else str(i), depth + 1)
             for i, child in enumerate(raw, 1)
         ]
-        return None if any(n is None for n in nodes) else tuple(nodes)  # type: ignore[arg-type]
+        children = tuple(n for n in nodes if n is not None)
+        return children if len(children) == len(nodes) else None
 
     def _all(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"all"}, loc)

@@ -85,7 +85,8 @@ def check_references(node: dsl.Node, *, tag_id: int | None, rule_id: int | None 
             errors.append(("", gettext("Tag %(id)s does not exist.") % {"id": missing}))
     if tag_id is not None and refs:
         graph: dict[int, set[int]] = {}
-        others = Rule.objects.exclude(pk=rule_id).values_list("tag_id", "tree", "tree_version")
+        rules = Rule.objects.all() if rule_id is None else Rule.objects.exclude(pk=rule_id)
+        others = rules.values_list("tag_id", "tree", "tree_version")
         for other_tag, tree, version in others:
             try:
                 graph.setdefault(other_tag, set()).update(

@@ -103,6 +103,7 @@ class TagGroup(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = TagGroupQuerySet.as_manager()
+    tree_depth: int  # set on groups listed as a tree (tagging.admin_base), not a column
 
     class Meta:
         verbose_name = _("tag group")
@@ -199,6 +200,7 @@ class Tag(models.Model):
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
 
     objects = TagQuerySet.as_manager()
+    customer_count: int  # set by with_customer_counts() and tagging.hygiene, not a column
 
     class Meta:
         verbose_name = _("tag")

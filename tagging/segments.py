@@ -231,7 +231,7 @@ def _has_attr(expression: dict) -> bool:
         return False
     if "not" in expression:
         return _has_attr(expression["not"])
-    return any(_has_attr(c) for c in expression.get("and") or expression.get("or"))
+    return any(_has_attr(c) for c in expression.get("and") or expression.get("or") or ())
 
 
 def _unknown_tag(ref: str) -> InvalidSegment:
@@ -279,7 +279,8 @@ _KEYWORDS = {"and": "and", "or": "or", "not": "not", "contains": "contains"}
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
+    tokens: list[tuple[str, str]] = []
+    pos = 0
     text = text.strip()
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -288,7 +289,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                 _("Cannot read the expression at “%(rest)s”.") % {"rest": text[pos : pos + 20]}
             )
         pos = match.end()
-        kind = match.lastgroup
+        kind = match.lastgroup or ""  # every alternative of _TOKEN is a named group
         value = match.group(kind)
         if kind == "quoted":
             tokens.append(("word", re.sub(r"\\(.)", r"\1", value)))
@@ -403,6 +404,7 @@ def parse(text_or_json: Any, user: Any) -> dict:
             if tag_id not in by_id:
                 raise _unknown_tag(f"#{tag_id}")
             return tag_id
+        name = name or ""  # a reference without an id has a name
         candidates = by_name.get(fold_name(name), [])
         if group is not None:
             candidates = [t for t in candidates if t.group.name_key == fold_name(group)]

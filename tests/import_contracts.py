@@ -17,6 +17,7 @@ from importlinter.application import output
 from importlinter.domain import fields
 from importlinter.domain.contract import Contract, ContractCheck
 from importlinter.domain.helpers import module_expressions_to_modules
+from importlinter.domain.imports import ModuleExpression
 
 
 def import_cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
@@ -77,7 +78,9 @@ class AcyclicModulesContract(Contract):
     modules = fields.ListField(subfield=fields.ModuleExpressionField())
 
     def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
-        roots = module_expressions_to_modules(graph, self.modules, raise_if_unmatched=True)  # type: ignore[arg-type]  # fields are typed as Field on the class, lists once parsed
+        # Contract fields are declared as Field objects; once parsed they hold the values.
+        expressions: list[ModuleExpression] = self.modules  # type: ignore[assignment]
+        roots = module_expressions_to_modules(graph, expressions, raise_if_unmatched=True)
         checked: set[str] = set()
         for root in roots:
             checked.add(root.name)

@@ -89,7 +89,7 @@ class TagGroupDetailSerializer(TagGroupSerializer):
 
     @extend_schema_field(TagSerializer(many=True))
     def get_tags(self, group) -> list[dict]:
-        return TagSerializer(group.visible_tags, many=True, context=self.context).data
+        return list(TagSerializer(group.visible_tags, many=True, context=self.context).data)
 
 
 class TagListQuerySerializer(serializers.Serializer):

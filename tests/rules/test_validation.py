@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -14,7 +16,7 @@ from tests.rules.conftest import NOW, customer
 
 GOOD = {"attribute": "total_spend", "op": "gt", "value": 100}
 
-INVALID = [
+INVALID: list[tuple[Any, str]] = [
     (None, "no conditions"),
     ({}, "no conditions"),
     ([], "no conditions"),
