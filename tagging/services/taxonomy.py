@@ -293,6 +293,24 @@ def _reorder(model: type[TagGroup] | type[Tag], ordered_ids: Sequence[int]) -> N
     )
 
 
+def _check_room_for_a_tag(group: TagGroup) -> None:
+    """One more live (not archived) tag fits in ``group`` and in the company: tags per group, and
+    shared (corporate and auto) tags in all. The caller holds the group's row lock."""
+    live = Tag.objects.exclude(status=TagStatus.ARCHIVED)
+    if (
+        group.kind != TagKind.PERSONAL
+        and live.exclude(group__kind=TagKind.PERSONAL).count() >= settings.TAGDESK_MAX_TAGS
+    ):
+        raise LimitExceeded(
+            _("The limit of %(limit)d tags is reached.") % {"limit": settings.TAGDESK_MAX_TAGS}
+        )
+    if live.filter(group=group).count() >= settings.TAGDESK_MAX_TAGS_PER_GROUP:
+        raise LimitExceeded(
+            _("“%(group)s” already has %(limit)d tags, the most a group may hold.")
+            % {"group": group.name, "limit": settings.TAGDESK_MAX_TAGS_PER_GROUP}
+        )
+
+
 def _check_tag_name_free(group: TagGroup, name: str, exclude_pk: int | None = None) -> None:
     clash = Tag.objects.filter(group=group, name_key=fold_name(name))
     if exclude_pk:
@@ -329,19 +347,7 @@ def create_tag(
     group = TagGroup.objects.select_for_update().get(pk=group.pk)
     if group.kind == TagKind.PERSONAL and group.owner_id != _actor_id(actor):
         raise NotFound(_("Tag group %(id)s does not exist.") % {"id": group.pk})
-    live = Tag.objects.exclude(status=TagStatus.ARCHIVED)
-    if (
-        group.kind != TagKind.PERSONAL
-        and live.exclude(group__kind=TagKind.PERSONAL).count() >= settings.TAGDESK_MAX_TAGS
-    ):
-        raise LimitExceeded(
-            _("The limit of %(limit)d tags is reached.") % {"limit": settings.TAGDESK_MAX_TAGS}
-        )
-    if live.filter(group=group).count() >= settings.TAGDESK_MAX_TAGS_PER_GROUP:
-        raise LimitExceeded(
-            _("“%(group)s” already has %(limit)d tags, the most a group may hold.")
-            % {"group": group.name, "limit": settings.TAGDESK_MAX_TAGS_PER_GROUP}
-        )
+    _check_room_for_a_tag(group)
     _check_tag_name_free(group, name)
     if sort_order is None:
         sort_order = (group.tags.aggregate(m=Max("sort_order"))["m"] or 0) + 1
@@ -506,11 +512,14 @@ def archive_tag(tag: Tag, *, actor: Any, reason: str = "") -> Tag:
 
 @transaction.atomic
 def restore_tag(tag: Tag, *, actor: Any) -> Tag:
-    """Bring an archived tag back (not one that was merged away)."""
+    """Bring an archived tag back (not one that was merged away), if the limits leave room:
+    archived tags do not count against them, so a restored one does again."""
     if tag.merged_into_id:
         raise TaggingError(
             _("“%(tag)s” was merged into another tag and cannot be restored.") % {"tag": tag}
         )
+    if Tag.objects.filter(pk=tag.pk, status=TagStatus.ARCHIVED).exists():
+        _check_room_for_a_tag(TagGroup.objects.select_for_update().get(pk=tag.group_id))
     return _set_status(
         tag,
         TagStatus.ACTIVE,
