@@ -25,7 +25,15 @@ class CustomerState:
         "pending_tags",
     )
 
-    def __init__(self, pk, external_userid, phone, name, *, visible=True):
+    def __init__(
+        self,
+        pk: int | None,
+        external_userid: str | None,
+        phone: str | None,
+        name: str,
+        *,
+        visible: bool = True,
+    ) -> None:
         self.pk = pk
         self.external_userid = external_userid
         self.phone = phone

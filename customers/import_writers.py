@@ -31,10 +31,17 @@ def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
     else:
         _write_customers_orm(plan, actor_id=actor_id, department_id=department_id, now=now)
     bulk_assign(
-        [(customer.pk, tag_id) for customer, tag_id in plan.pairs],
+        [(_written_pk(customer), tag_id) for customer, tag_id in plan.pairs],
         actor=actor,
         source=AssignmentSource.IMPORT,
     )
+
+
+def _written_pk(customer: CustomerState) -> int:
+    """The customer's id, which the writers above gave every new customer."""
+    if customer.pk is None:
+        raise RuntimeError(f"Import: customer {customer.external_userid or customer.phone} unsaved")
+    return customer.pk
 
 
 def _snapshot(customer: CustomerState, department_id: int | None, *, before: bool) -> dict:
