@@ -22,6 +22,7 @@ class CustomerState:
         "corporate",
         "exclusive",
         "visible",
+        "editable",
         "pending_tags",
     )
 
@@ -44,6 +45,7 @@ class CustomerState:
         self.corporate = 0
         self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
         self.visible = visible
+        self.editable = visible
         self.pending_tags: list[int] = []  # added by this file, in order
 
     @property
