@@ -120,6 +120,13 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Background jobs: leases, reaper -------------------------------------------------------
+# A worker renews its job's lease with every import batch (a rule run: every third of the lease,
+# from a heartbeat thread). A job still unfinished after its lease lost its worker: the reaper
+# (beat, every minute) queues it again, at most TAGDESK_JOB_MAX_ATTEMPTS times, then fails it.
+TAGDESK_JOB_LEASE_SECONDS = env_int("TAGDESK_JOB_LEASE_SECONDS", 600, minimum=1)
+TAGDESK_JOB_MAX_ATTEMPTS = env_int("TAGDESK_JOB_MAX_ATTEMPTS", 5, minimum=1)
+
 # --- Redis, cache, Celery ---------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or ""
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
@@ -150,6 +157,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged (acks_late) message after the visibility timeout. It only
+# has to outlast one lease (the longest batch or rule run): a job is healed by the reaper, and a
+# message delivered again while its job still holds a live lease is a no-op.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT", 2 * TAGDESK_JOB_LEASE_SECONDS, minimum=1
+    )
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework ---------------------------------------------------------------------------
@@ -207,6 +222,8 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
+TAGDESK_IMPORT_BATCH_ROWS = env_int("TAGDESK_IMPORT_BATCH_ROWS", 5000, minimum=1)
+
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
@@ -242,4 +259,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tagging.compact_segment_index",
         "schedule": crontab(minute="*"),
     },
+    "reap-import-jobs": {"task": "customers.reap_import_jobs", "schedule": crontab(minute="*")},
+    "reap-rule-runs": {"task": "rules.reap_rule_runs", "schedule": crontab(minute="*")},
 }

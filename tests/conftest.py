@@ -22,7 +22,6 @@ from tests.factories import (
     member,
 )
 
-
 _sql_flush = DatabaseOperations.sql_flush
 
 

@@ -157,12 +157,11 @@ def test_audit_trigger_refuses_raw_sql_on_postgresql(entry):
 def test_the_audit_log_refuses_truncate_unless_the_transaction_allows_it(entry):
     from tagging.models import allow_audit_truncate
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE tagging_auditentry")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:  # nor among other tables
-            cursor.execute("TRUNCATE tagging_tag, tagging_auditentry CASCADE")
+    refuse = "append-only"
+    with pytest.raises(DatabaseError, match=refuse), transaction.atomic(), connection.cursor() as c:
+        c.execute("TRUNCATE tagging_auditentry")
+    with pytest.raises(DatabaseError, match=refuse), transaction.atomic(), connection.cursor() as c:
+        c.execute("TRUNCATE tagging_tag, tagging_auditentry CASCADE")  # nor among other tables
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
     with transaction.atomic(), connection.cursor() as cursor:
         allow_audit_truncate(cursor)
