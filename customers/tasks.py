@@ -98,14 +98,12 @@ def process_job(job_id: int, task_id: str = "") -> str:
     )
     now = timezone.now()
     token = uuid.uuid4().hex
+    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if task_id:  # the same message delivered again (worker lost): take over its lease at once
+        free |= Q(task_id=task_id[:64])
     claimed = (
         ImportJob.objects.filter(pk=job_id, status__in=ACTIVE)
-        .filter(
-            Q(lease_owner="")
-            | Q(lease_expires_at__isnull=True)
-            | Q(lease_expires_at__lt=now)
-            | Q(task_id=task_id[:64])  # the same message delivered again: its worker is gone
-        )
+        .filter(free)
         .update(
             started_at=Coalesce(F("started_at"), Now()),
             task_id=task_id[:64],
