@@ -123,7 +123,7 @@ class TokenView(APIView):
             {
                 "token": key,
                 "name": token.name,
-                "expires_at": token.expires_at,
+                "expires_at": serializers.DateTimeField().to_representation(token.expires_at),
                 "user": {"id": user.pk, "username": user.username, "display_name": str(user)},
             }
         )

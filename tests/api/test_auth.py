@@ -40,6 +40,7 @@ def test_login_gives_each_device_its_own_token(world, sales_operator, settings):
         "display_name": "王销售",
     }
     assert phone["name"] == "王销售的 iPhone"
+    assert phone["expires_at"].endswith("+08:00")  # company time, like every API timestamp
     expires = dt.datetime.fromisoformat(phone["expires_at"])
     assert abs((expires - timezone.now()) - dt.timedelta(days=30)) < dt.timedelta(minutes=1)
     pad = login(name="iPad").json()
