@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0003_import_job'),
+        ('customers', '0004_event_client_id_unique_per_customer'),
     ]
 
     operations = [

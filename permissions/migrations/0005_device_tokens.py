@@ -38,7 +38,7 @@ def convert_shared_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('permissions', '0003_tag_proposal_queue'),
+        ('permissions', '0004_customer_share_level'),
     ]
 
     operations = [
