@@ -85,6 +85,7 @@ class DeviceTokenQuerySet(models.QuerySet):
                 name=name,
                 digest=_digest(key),
                 prefix=key[:8],
+                last_used_at=now,  # the login itself is the first use
                 expires_at=now + DeviceToken.lifetime(),
             )
         return token, key
