@@ -99,6 +99,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             details = {"retry_after": wait and int(wait + 0.999)}
             if wait is not None:
                 headers["Retry-After"] = str(int(wait + 0.999))
+        elif retry_after := getattr(exc, "retry_after", None):  # a login lockout (api.auth)
+            details = {"retry_after": retry_after}
+            headers["Retry-After"] = str(retry_after)
         auth_header: str | None = getattr(exc, "auth_header", None)  # set by DRF's auth views
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
