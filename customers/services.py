@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -96,12 +96,13 @@ def upsert_customer(
         and by_phone.external_userid != external_userid
     ):
         raise identifier_conflict("phone")
-    customer = by_ext or by_phone
-    created = customer is None
-    before = None if created else _snapshot(customer)
-    if created:
+    found = by_ext or by_phone
+    created = found is None
+    before = None if found is None else _snapshot(found)
+    if found is None:
         customer = Customer(external_userid=external_userid, phone=phone)
     else:
+        customer = found
         customer.external_userid = customer.external_userid or external_userid
         customer.phone = customer.phone or phone
     for key, value in attributes.items():
@@ -181,7 +182,7 @@ def record_events(events: Iterable[Mapping[str, Any]]) -> int:
     if not rows:
         return 0
     keyed = [r for r in rows if r.client_event_id]
-    known: set[tuple[int, str]] = set()
+    known: set[tuple[int, str | None]] = set()
     if keyed:
         known = set(
             CustomerEvent.objects.filter(
@@ -229,7 +230,7 @@ def refresh_aggregates(customer_ids: Iterable[int] | None = None) -> int:
     )
 
 
-def search_customers(queryset, term: str):
+def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:
     """Filter by name, remark, company or external_userid (substring) or phone in any spelling."""
     from customers.phones import clean_phone_text, try_normalize_phone
 
@@ -332,7 +333,7 @@ def _redact_audit(customer_ids: list[int]) -> int:
     """Redact the customers' audit entries; returns how many entries there were.
 
     On PostgreSQL the audit log refuses UPDATE (a trigger); the SECURITY DEFINER function of
-    tagging migration 0006 is the one door, and it lets only these texts change. Elsewhere (the
+    tagging migration 0007 is the one door, and it lets only these texts change. Elsewhere (the
     SQLite demo) the same fields are redacted here, past the model's append-only guard."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

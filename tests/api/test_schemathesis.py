@@ -85,10 +85,10 @@ def seeded(world, sales_operator, settings):
 
 
 def _token_headers(user) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
+    from permissions.models import DeviceToken
 
-    token, _ = Token.objects.get_or_create(user=user)
-    return {"Authorization": f"Token {token.key}"}
+    _token, key = DeviceToken.objects.issue(user, "schemathesis")
+    return {"Authorization": f"Token {key}"}
 
 
 @pytest.fixture

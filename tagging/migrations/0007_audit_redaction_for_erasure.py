@@ -101,7 +101,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tagging", "0005_hygiene_report_and_admin_pages"),
+        ("tagging", "0006_audit_log_refuses_truncate"),
     ]
 
     operations = [
