@@ -186,6 +186,7 @@ def read_csv(data: bytes) -> Iterator[Record]:
 def expanded_size(source: bytes | io.IOBase) -> int:
     """Bytes the file expands to when read: an XLSX's declared part sizes (from the zip's
     central directory: nothing is decompressed), else the file's own size. Cheap on any file."""
+    handle: io.IOBase
     if isinstance(source, bytes | bytearray):
         head, size, handle = bytes(source[:4]), len(source), io.BytesIO(source)
     else:

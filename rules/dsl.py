@@ -313,7 +313,7 @@ class _Parser:
         if len(given) != 4 or len(nums) != 4 or nums != sorted(set(nums)) or nums[0] < 0:
             self.fail(loc, _("RFM thresholds are four increasing numbers ≥ 0."))
             return None
-        if metric == "recency" and nums[-1] > MAX_DAYS:  # type: ignore[operator]
+        if metric == "recency" and nums[-1] > MAX_DAYS:
             self.fail(loc, _("Recency thresholds are at most %(n)s days.") % {"n": f"{MAX_DAYS:,}"})
             return None
         cmp = self.comparison(raw, F.NUMBER, loc)

@@ -17,7 +17,6 @@ import json
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 
 from customers import services
 from customers.models import Customer
@@ -63,17 +62,14 @@ class Command(BaseCommand):
         """Ids of the named customers; every identifier must match one (else nothing at all)."""
         ids = list(options["ids"])
         missing = []
-        for value in options["external"]:
-            found = Customer.objects.filter(external_userid=value).values_list("pk", flat=True)
-            ids.extend(found) if found else missing.append(value)
-        for value in options["phones"]:
-            phone = try_normalize_phone(value)
-            found = (
-                Customer.objects.filter(Q(phone=phone)).values_list("pk", flat=True)
-                if phone
-                else []
-            )
-            ids.extend(found) if found else missing.append(value)
+        lookups = [("external_userid", value, value) for value in options["external"]]
+        lookups += [("phone", try_normalize_phone(value), value) for value in options["phones"]]
+        for field, key, given in lookups:
+            found = Customer.objects.filter(**{field: key}).values_list("pk", flat=True).first()
+            if key and found is not None:
+                ids.append(found)
+            else:
+                missing.append(given)
         if missing:
             raise TaggingError(
                 "No customer with " + ", ".join(repr(v) for v in missing) + ".", code="not_found"
