@@ -71,21 +71,27 @@ def matching_customers(
 def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
     match node:
         case dsl.All(children):
-            return functools.reduce(operator.and_, (compile_node(c, now=now) for c in children))
+            folded, rest = _fold_events(
+                children, now, lambda conds: functools.reduce(operator.and_, conds)
+            )
+            parts = [*folded, *(compile_node(c, now=now) for c in rest)]
+            return functools.reduce(operator.and_, parts)
+        case dsl.AnyOf(children, at_least) if at_least == 1 or at_least == len(children):
+            join = operator.or_ if at_least == 1 else operator.and_
+            folded, rest = _fold_events(children, now, lambda conds: functools.reduce(join, conds))
+            parts = [*folded, *(compile_node(c, now=now) for c in rest)]
+            return functools.reduce(join, parts)
+        case dsl.AnyOf(children, at_least) if all(map(_foldable, children)):
+            # "At least k of n event conditions": one pass over the events, counting per
+            # customer how many conditions hold (a customer without events holds none).
+            return _events_pass(children, now, lambda conds: _at_least(conds, at_least))
         case dsl.AnyOf(children, at_least):
             parts = [compile_node(c, now=now) for c in children]
             if at_least == 1:
                 return functools.reduce(operator.or_, parts)
             if at_least == len(parts):
                 return functools.reduce(operator.and_, parts)
-            held = functools.reduce(
-                operator.add,
-                (
-                    Case(When(p, then=Value(1)), default=Value(0), output_field=IntegerField())
-                    for p in parts
-                ),
-            )
-            return Q(GreaterThanOrEqual(held, Value(at_least)))
+            return _at_least(parts, at_least)
         case dsl.Not(child):
             return ~compile_node(child, now=now)
         case dsl.Attribute(spec, cmp):
@@ -183,7 +189,11 @@ def _window_bounds(window: dsl.Window, now: dt.datetime) -> tuple[dt.datetime, d
 
 def selector_q(selector: dsl.Selector, now: dt.datetime) -> Q:
     """The events a selector picks, as a condition on CustomerEvent."""
-    q = Q(kind=selector.kind)
+    return Q(kind=selector.kind) & _window_and_filters(selector, now)
+
+
+def _window_and_filters(selector: dsl.Selector, now: dt.datetime) -> Q:
+    q = Q()
     if selector.window is not None:
         start, end = _window_bounds(selector.window, now)
         q &= Q(occurred_at__gte=start)
@@ -205,20 +215,96 @@ def _event(node: dsl.Event, now: dt.datetime) -> Q:
     if node.agg == "days_since_last":
         per_customer = events.values("customer_id").annotate(v=Max("occurred_at"))
         return Q(pk__in=per_customer.filter(_days_since("v", cmp, now)).values("customer_id"))
-    money = DecimalField(max_digits=20, decimal_places=4)
-    aggregates: dict[str, Callable[[], Func]] = {
-        "count": lambda: Count("pk"),
-        "sum": lambda: Coalesce(Sum(node.measure), Value(0), output_field=money),
-        "avg": lambda: Avg(node.measure, output_field=money),
-        "max": lambda: Max(node.measure),
-    }
-    aggregate = aggregates[node.agg]()
-    per_customer = events.values("customer_id").annotate(v=aggregate)
+    per_customer = events.values("customer_id").annotate(v=_aggregate(node))
     empty = F.AGGREGATES[node.agg]["empty"]
     if empty is not None and _holds(empty, cmp):
         # Customers without events match too: everyone except those whose value fails.
         return ~Q(pk__in=per_customer.filter(~_compare("v", cmp)).values("customer_id"))
     return Q(pk__in=per_customer.filter(_compare("v", cmp)).values("customer_id"))
+
+
+def _foldable(node: dsl.Node) -> bool:
+    """An event condition that no customer without matching events satisfies, so it can share
+    one grouped pass over the events with its siblings (customers absent from it fail it)."""
+    if not isinstance(node, dsl.Event):
+        return False
+    empty = F.AGGREGATES[node.agg]["empty"]
+    return empty is None or not _holds(empty, node.cmp)
+
+
+def _fold_events(
+    children: tuple[dsl.Node, ...], now: dt.datetime, combine: Callable[[list[Q]], Q]
+) -> tuple[list[Q], list[dsl.Node]]:
+    """Sibling event conditions joined by and/or, folded into ONE grouped subquery over the
+    events (an aggregate with a FILTER per condition) instead of one subquery each; returns
+    that condition (if two or more folded) and the children left to compile one by one."""
+    events = [c for c in children if _foldable(c)]
+    if len(events) < 2:
+        return [], list(children)
+    return [_events_pass(events, now, combine)], [c for c in children if c not in events]
+
+
+def _events_pass(
+    events: tuple[dsl.Node, ...] | list[dsl.Node],
+    now: dt.datetime,
+    combine: Callable[[list[Q]], Q],
+) -> Q:
+    """Customers in one ``GROUP BY customer_id`` over the union of the events' selectors whose
+    per-condition aggregates (each restricted with FILTER to its own selector) satisfy
+    ``combine`` of the conditions."""
+    where, selectors = _union(events, now)
+    aggregates, conditions = {}, []
+    for i, (event, picks) in enumerate(zip(events, selectors, strict=True)):
+        name = f"v{i}"
+        aggregates[name] = _aggregate(event, picks)
+        if event.agg == "days_since_last":
+            conditions.append(_days_since(name, event.cmp, now))
+        else:
+            conditions.append(_compare(name, event.cmp))
+    per_customer = CustomerEvent.objects.filter(where).values("customer_id").annotate(**aggregates)
+    return Q(pk__in=per_customer.filter(combine(conditions)).values("customer_id"))
+
+
+def _union(events, now: dt.datetime) -> tuple[Q, list[Q]]:
+    """The events any of the selectors picks, and each one's own: ``kind IN (...)`` plus the
+    shared window and filters when the selectors differ only in kind (an index range per kind;
+    each FILTER then only tests the kind), else the OR of the selectors."""
+    first = events[0].selector
+    if all(
+        e.selector.window == first.window and e.selector.filters == first.filters for e in events
+    ):
+        kinds = list(dict.fromkeys(e.selector.kind for e in events))
+        where = Q(kind__in=kinds) & _window_and_filters(first, now)
+        return where, [Q(kind=e.selector.kind) for e in events]
+    selectors = [selector_q(e.selector, now) for e in events]
+    return functools.reduce(operator.or_, selectors), selectors
+
+
+def _aggregate(node: dsl.Event, picks: Q | None = None) -> Func:
+    """The event aggregate of ``node``, over the events ``picks`` selects (FILTER) if given."""
+    money = DecimalField(max_digits=20, decimal_places=4)
+    if node.agg == "days_since_last":
+        return Max("occurred_at", filter=picks)
+    if node.agg == "count":
+        return Count("pk", filter=picks)
+    if node.agg == "sum":
+        return Coalesce(Sum(node.measure, filter=picks), Value(0), output_field=money)
+    if node.agg == "avg":
+        return Avg(node.measure, filter=picks, output_field=money)
+    if node.agg == "max":
+        return Max(node.measure, filter=picks)
+    raise ValueError(node.agg)
+
+
+def _at_least(conditions: list[Q], at_least: int) -> Q:
+    held = functools.reduce(
+        operator.add,
+        (
+            Case(When(c, then=Value(1)), default=Value(0), output_field=IntegerField())
+            for c in conditions
+        ),
+    )
+    return Q(GreaterThanOrEqual(held, Value(at_least)))
 
 
 def _is_any_event(cmp: dsl.Comparison) -> bool:
