@@ -295,15 +295,23 @@ to_add AS (
     WHERE NOT EXISTS (SELECT 1 FROM tagging_tagassignment a
                       WHERE a.tag_id = %(tag)s AND a.customer_id = m.customer_id)),
 replaced AS (
-    DELETE FROM tagging_tagassignment a USING to_add d, tagging_tag t
-    WHERE %(exclusive)s AND a.customer_id = d.customer_id AND t.id = a.tag_id
-      AND t.group_id = %(group)s AND a.tag_id <> %(tag)s
-    RETURNING a.customer_id, a.tag_id, t.name),
+    -- A nested loop on the diff: per customer to add, a probe of the (customer_id, tag_id)
+    -- index (OFFSET 0 keeps the lateral subquery from being flattened into a hash join over
+    -- every assignment of the group), then the rows by primary key.
+    DELETE FROM tagging_tagassignment a
+    WHERE %(exclusive)s AND a.id = ANY (ARRAY(
+        SELECT o.id FROM to_add d CROSS JOIN LATERAL (
+            SELECT x.id FROM tagging_tagassignment x
+            WHERE x.customer_id = d.customer_id
+              AND x.tag_id = ANY (ARRAY(SELECT id FROM tagging_tag
+                                        WHERE group_id = %(group)s AND id <> %(tag)s))
+            OFFSET 0) o))
+    RETURNING a.customer_id, a.tag_id),
 replaced_audit AS (
     INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS})
-    SELECT %(now)s, NULL, %(removed)s, %(source)s, customer_id, tag_id, %(group)s, %(rule)s,
-           left(%(group_name)s || ':' || name, 255), %(reason_replaced)s
-    FROM replaced),
+    SELECT %(now)s, NULL, %(removed)s, %(source)s, r.customer_id, r.tag_id, %(group)s, %(rule)s,
+           left(%(group_name)s || ':' || t.name, 255), %(reason_replaced)s
+    FROM replaced r JOIN tagging_tag t ON t.id = r.tag_id),
 added AS (
     INSERT INTO tagging_tagassignment
         (customer_id, tag_id, source, actor_id, rule_id, created_at, expires_at)
