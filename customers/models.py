@@ -59,6 +59,7 @@ class Customer(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_customers",
+        db_index=False,  # the index customer_owner (owner, id) serves it
     )
     department = models.ForeignKey(
         "permissions.Department",
@@ -67,6 +68,7 @@ class Customer(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="customers",
+        db_index=False,  # the index customer_department (department, id) serves it
     )
     source = models.CharField(_("source channel"), max_length=64, blank=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)

@@ -295,17 +295,13 @@ to_add AS (
     WHERE NOT EXISTS (SELECT 1 FROM tagging_tagassignment a
                       WHERE a.tag_id = %(tag)s AND a.customer_id = m.customer_id)),
 replaced AS (
-    -- A nested loop on the diff: per customer to add, a probe of the (customer_id, tag_id)
-    -- index (OFFSET 0 keeps the lateral subquery from being flattened into a hash join over
-    -- every assignment of the group), then the rows by primary key.
+    -- A nested loop on the diff: each (customer to add, other tag of the group) pair probes
+    -- the unique (customer_id, tag_id) index, rather than hashing every assignment of the
+    -- group (a join on customer_id alone, with the tags filtered after, plans as that hash).
     DELETE FROM tagging_tagassignment a
-    WHERE %(exclusive)s AND a.id = ANY (ARRAY(
-        SELECT o.id FROM to_add d CROSS JOIN LATERAL (
-            SELECT x.id FROM tagging_tagassignment x
-            WHERE x.customer_id = d.customer_id
-              AND x.tag_id = ANY (ARRAY(SELECT id FROM tagging_tag
-                                        WHERE group_id = %(group)s AND id <> %(tag)s))
-            OFFSET 0) o))
+    WHERE %(exclusive)s AND (a.customer_id, a.tag_id) IN (
+        SELECT d.customer_id, t.id FROM to_add d CROSS JOIN tagging_tag t
+        WHERE t.group_id = %(group)s AND t.id <> %(tag)s)
     RETURNING a.customer_id, a.tag_id),
 replaced_audit AS (
     INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS})

@@ -234,10 +234,14 @@ class Tag(models.Model):
 class TagAssignment(models.Model):
     """A customer carries a tag: once per (customer, tag), with provenance."""
 
+    # No single-column indexes on customer, tag and rule: the composites below lead with each
+    # (customer, tag) · (tag, customer) · (rule, tag) and serve the FK lookups and cascades.
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="assignments"
+        "customers.Customer", on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="assignments")
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     source = models.CharField(_("source"), max_length=16, choices=AssignmentSource.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -253,6 +257,7 @@ class TagAssignment(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assignments",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("added"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
@@ -352,6 +357,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # audit_customer_time leads with it
         related_name="audit_entries",
         verbose_name=_("customer"),
     )
@@ -361,6 +367,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # audit_tag_time leads with it
         related_name="audit_entries",
         verbose_name=_("tag"),
     )
