@@ -17,7 +17,7 @@ READ_BY_SETTINGS = [
     "DB_CONN_MAX_AGE", "REDIS_URL", "TIME_ZONE", "MEDIA_ROOT", "CACHE_KEY_PREFIX", "LOG_LEVEL",
     "SECURE_COOKIES", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_PROXY_SSL_HEADER",
     "STATIC_ROOT", "LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_MINUTES", "TAGDESK_TOKEN_TTL_DAYS",
-    "TAGDESK_JOB_LEASE_SECONDS", "CELERY_VISIBILITY_TIMEOUT",
+    "TAGDESK_JOB_LEASE_SECONDS", "CELERY_VISIBILITY_TIMEOUT", "DB_PREPARE_THRESHOLD",
 ]  # fmt: skip
 
 
@@ -106,3 +106,23 @@ def test_the_visibility_timeout_follows_the_lease():
     assert load_settings(show).stdout.strip() == "1200"
     assert load_settings(show, TAGDESK_JOB_LEASE_SECONDS="60").stdout.strip() == "120"
     assert load_settings(show, CELERY_VISIBILITY_TIMEOUT="900").stdout.strip() == "900"
+
+
+def test_prepared_statements_are_off_unless_configured():
+    show = "s.DATABASES['default'].get('OPTIONS', {})"
+    pg = "postgres://u@127.0.0.1:5432/tagdesk"
+    assert load_settings(show, DATABASE_URL=pg).stdout.strip() == "{}"
+    on = load_settings(show, DATABASE_URL=pg, DB_PREPARE_THRESHOLD="5")
+    assert on.stdout.strip() == "{'server_side_binding': True, 'prepare_threshold': 5}", on.stderr
+    at_once = load_settings(show, DATABASE_URL=pg, DB_PREPARE_THRESHOLD="0")
+    assert "'prepare_threshold': 0" in at_once.stdout
+    # SQLite has no prepared statements to configure: the variable changes nothing there.
+    assert "prepare_threshold" not in load_settings(show, DB_PREPARE_THRESHOLD="5").stdout
+
+
+@pytest.mark.parametrize(("value", "message"), [("often", "an integer"), ("-1", ">= 0")])
+def test_a_bad_prepare_threshold_fails_at_start(value, message):
+    pg = "postgres://u@127.0.0.1:5432/tagdesk"
+    result = load_settings(DATABASE_URL=pg, DB_PREPARE_THRESHOLD=value)
+    assert result.returncode != 0
+    assert f"DB_PREPARE_THRESHOLD must be {message}" in result.stderr
