@@ -241,20 +241,26 @@ def pick_world(user):
 
 # --- baselines: the same work in hand-written SQL ------------------------------------------------
 
+# The user's scope is resolved by the statement itself, on every call (as the API does per
+# request): {departments} and {tags} are the policy's subqueries (the departments whose customers
+# the user sees; the tags the user sees on customers), compiled once to SQL text outside the
+# timed loop. The rest is hand-written.
 DETAIL_SQL = """
 SELECT c.id, c.external_userid, c.phone, c.name, c.remark, c.company, c.owner_id,
        c.department_id, c.source, c.attributes, c.total_spend, c.order_count,
        c.last_order_at, c.last_contact_at,
        (SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'group', g.name,
-                                          'source', a.source, 'added_at', a.created_at))
+                                          'source', a.source, 'added_at', a.created_at)
+                        ORDER BY t.id)
           FROM tagging_tagassignment a JOIN tagging_tag t ON t.id = a.tag_id
           JOIN tagging_taggroup g ON g.id = t.group_id
-         WHERE a.customer_id = c.id AND (g.kind <> 'personal' OR g.owner_id = %(user)s)),
+         WHERE a.customer_id = c.id AND t.id IN ({tags})),
        (SELECT json_agg(json_build_object('employee', f.employee_id, 'added_at', f.added_at))
           FROM customers_follower f WHERE f.customer_id = c.id)
   FROM customers_customer c
  WHERE c.id = %(id)s
-   AND (c.department_id = ANY(%(departments)s)
+   AND ({all_customers}
+        OR c.department_id IN ({departments})
         OR EXISTS (SELECT 1 FROM customers_follower f2
                     WHERE f2.customer_id = c.id AND f2.employee_id = %(user)s))
 """
@@ -287,14 +293,22 @@ class Baseline:
     def __init__(self, user, batch_tags):
         import psycopg
 
+        from rules.diff import _named
+
         self.user = user
         self.batch_tags = batch_tags
-        self.departments = list(
-            policy.visible_customers(user)
-            .values_list("department_id", flat=True)
-            .order_by()
-            .distinct()
+        departments, d_params = _named(
+            *policy._scope_departments(user).query.sql_with_params(), prefix="d"
         )
+        tags, t_params = _named(
+            *policy.customer_tags(user).values("pk").query.sql_with_params(), prefix="t"
+        )
+        self.detail_sql = DETAIL_SQL.format(
+            departments=departments,
+            tags=tags,
+            all_customers="true" if policy.sees_all_customers(user) else "false",
+        )
+        self.detail_params = {**d_params, **t_params}
         self.groups = list(
             policy.visible_groups(user, policy.Level.EDIT).values_list("pk", flat=True)
         )
@@ -302,9 +316,16 @@ class Baseline:
         self.cursor = self.conn.cursor()
 
     def detail(self, customer_id):
-        params = {"id": customer_id, "user": self.user.pk, "departments": self.departments}
-        self.cursor.execute(DETAIL_SQL, params)
-        assert self.cursor.fetchone() is not None
+        params = {"id": customer_id, "user": self.user.pk, **self.detail_params}
+        self.cursor.execute(self.detail_sql, params)
+        row = self.cursor.fetchone()
+        assert row is not None
+        return row
+
+    def detail_rows(self, customer_id) -> tuple[int, list[int]]:
+        """What the comparison with the API looks at: the customer and its tags' ids."""
+        row = self.detail(customer_id)
+        return row[0], [t["id"] for t in row[14] or []]
 
     def search(self, query):
         folded = query.casefold()
@@ -354,6 +375,7 @@ def main() -> None:
         warm = [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids[:20]]
         warm += [("GET", "/api/v1/tags/search?" + _qs(q), None) for q in queries[:20]]
         http_load(port, key, warm, 2)
+        compare_detail(port, key, baseline, detail_ids[:50])
         loads = {
             "detail": (
                 [("GET", f"/api/v1/customers/{cid}", None) for cid in detail_ids]
@@ -402,6 +424,22 @@ def main() -> None:
         server.wait(timeout=30)
         cleanup(user, batch_tags, started_at, token)
     report(api, sql)
+
+
+def compare_detail(port: int, token: str, baseline: Baseline, ids: list[int]) -> None:
+    """The baseline must return what the API does (same customer, same visible tags), or its
+    times mean nothing: stop on the first difference."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for cid in ids:
+        conn.request("GET", f"/api/v1/customers/{cid}", headers={"Authorization": f"Token {token}"})
+        body = json.loads(conn.getresponse().read())
+        api_rows = (body["id"], sorted(t["id"] for t in body["tags"]))
+        sql_rows = baseline.detail_rows(cid)
+        if api_rows != sql_rows:
+            raise SystemExit(f"detail {cid}: the API gave {api_rows}, the SQL baseline {sql_rows}")
+    baseline.conn.rollback()
+    conn.close()
+    print(f"# detail: the SQL baseline returns the API's rows for {len(ids)} customers", flush=True)
 
 
 def _qs(query: str) -> str:

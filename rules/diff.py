@@ -324,7 +324,7 @@ SELECT (SELECT count(*) FROM rules_match), (SELECT count(*) FROM added),
 _NO_MATCH = "SELECT NULL::bigint WHERE false"
 
 
-def _named(sql: str, params: tuple) -> tuple[str, dict[str, Any]]:
+def _named(sql: str, params: tuple, prefix: str = "m") -> tuple[str, dict[str, Any]]:
     """Django's positional ``%s`` placeholders as named ``%(m0)s`` ones (``%%`` kept)."""
     out, named, i, n = [], {}, 0, 0
     while i < len(sql):
@@ -332,8 +332,8 @@ def _named(sql: str, params: tuple) -> tuple[str, dict[str, Any]]:
             out.append("%%")
             i += 2
         elif sql.startswith("%s", i):
-            out.append(f"%(m{n})s")
-            named[f"m{n}"] = params[n]
+            out.append(f"%({prefix}{n})s")
+            named[f"{prefix}{n}"] = params[n]
             n += 1
             i += 2
         else:
