@@ -223,7 +223,7 @@ class CustomerEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} @ {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -127,7 +128,7 @@ class RuleRun(models.Model):
         indexes = [models.Index(fields=["rule", "-started_at"], name="rulerun_rule_time")]
 
     def __str__(self) -> str:
-        return f"{self.rule} · {self.started_at:%Y-%m-%d %H:%M} · {self.get_status_display()}"
+        return f"{self.rule} · {timezone.localtime(self.started_at):%Y-%m-%d %H:%M} · {self.get_status_display()}"
 
     @property
     def duration(self) -> float | None:

@@ -502,7 +502,7 @@ class HygieneReport(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m}"
+        return f"{timezone.localtime(self.created_at):%Y-%m}"
 
 
 class TagAnalytics(Tag):
