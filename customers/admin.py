@@ -36,6 +36,7 @@ from tagging.admin_base import (
     StaffAdmin,
     WindowedCountMixin,
     in_customer_scope,
+    person,
     tag_chip,
 )
 from tagging.errors import TaggingError
@@ -85,13 +86,17 @@ class TagListFilter(admin.SimpleListFilter):
 
 class FollowerInline(admin.TabularInline):
     model = Follower
-    fields = ("employee", "added_at", "add_way", "remark")
+    fields = ("employee_display", "added_at", "add_way", "remark")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("employee")
+
+    @admin.display(description=gettext_lazy("employee"))
+    def employee_display(self, follower):
+        return person(follower.employee)
 
     def has_view_permission(self, request, obj=None):
         return True  # the customer is in the user's scope (its admin's queryset)

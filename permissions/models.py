@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from tagging.models import Tag
@@ -283,7 +284,7 @@ class CustomerShare(GroupObjectPermissionBase):
         editable=False,
         verbose_name=_("shared by"),
     )
-    created_at = models.DateTimeField(_("shared"), auto_now_add=True)
+    created_at = models.DateTimeField(pgettext_lazy("time", "shared"), auto_now_add=True)
 
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = _("customer share")

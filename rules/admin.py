@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from permissions import policy
 from rules import services
@@ -100,7 +100,7 @@ class RunHistory:
             _("trigger"),
             _("status"),
             _("matched"),
-            _("added"),
+            pgettext("count", "added"),
             _("removed"),
             _("duration"),
             _("error"),

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Rule(models.Model):
@@ -32,6 +33,7 @@ class Rule(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         editable=False,
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -101,7 +103,7 @@ class RuleRun(models.Model):
     started_at = models.DateTimeField(_("started"))
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     matched = models.PositiveIntegerField(_("matched"), null=True, blank=True)
-    added = models.PositiveIntegerField(_("added"), null=True, blank=True)
+    added = models.PositiveIntegerField(pgettext_lazy("count", "added"), null=True, blank=True)
     removed = models.PositiveIntegerField(_("removed"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     timings = models.JSONField(_("timings (s)"), default=dict, blank=True)

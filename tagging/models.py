@@ -12,6 +12,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tagging.names import fold_name
 
@@ -266,7 +267,7 @@ class TagAssignment(models.Model):
         on_delete=models.SET_NULL,
         related_name="assignments",
     )
-    created_at = models.DateTimeField(_("added"), default=timezone.now)
+    created_at = models.DateTimeField(pgettext_lazy("time", "added"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
 
     class Meta:
@@ -466,6 +467,8 @@ class TagBitmap(models.Model):
     bits = models.BinaryField()
 
     class Meta:
+        verbose_name = _("tag bitmap")
+        verbose_name_plural = _("tag bitmaps")
         constraints = [
             models.UniqueConstraint(fields=["key", "chunk"], name="tagbitmap_unique_key_chunk")
         ]
@@ -483,6 +486,8 @@ class TagBitmapDelta(models.Model):
     present = models.BooleanField()
 
     class Meta:
+        verbose_name = _("pending tag bitmap change")
+        verbose_name_plural = _("pending tag bitmap changes")
         indexes = [models.Index(fields=["key", "id"], name="tagbitmapdelta_key")]
 
     def __str__(self) -> str:
