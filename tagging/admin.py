@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from permissions import policy
@@ -251,7 +251,7 @@ class TagGroupAdmin(ServiceFormAdmin):
     def tag_count(self, group):
         return group.tag_count
 
-    @admin.display(description=gettext_lazy("owner"))
+    @admin.display(description=pgettext_lazy("what belongs to one employee", "owner"))
     def owner_display(self, group):
         return person(group.owner) if group.owner_id else "—"
 

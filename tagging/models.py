@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from tagging.names import fold_name
+from tagging.names import fold_name, personal_group_label
 
 validate_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1677FF."))
 
@@ -90,7 +90,7 @@ class TagGroup(models.Model):
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
+        verbose_name=pgettext_lazy("what belongs to one employee", "owner"),
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -140,6 +140,14 @@ class TagGroup(models.Model):
         ]
 
     def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        """The name files and charts show (load ``owner`` with it): a personal group with its
+        owner, shared groups as they are (their names are unique)."""
+        if self.kind == TagKind.PERSONAL and self.owner_id:
+            return personal_group_label(self.name, self.owner)
         return self.name
 
     def save(self, *args, **kwargs) -> None:
@@ -427,7 +435,7 @@ class Segment(models.Model):
     expression = models.JSONField(_("expression"))
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
+        verbose_name=pgettext_lazy("what belongs to one employee", "owner"),
         on_delete=models.CASCADE,
         related_name="segments",
     )
