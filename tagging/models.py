@@ -142,6 +142,10 @@ class TagGroup(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        self.name_key = fold_name(self.name)
+        super().save(*args, **kwargs)
+
     @property
     def label(self) -> str:
         """The name files and charts show (load ``owner`` with it): a personal group with its
@@ -149,10 +153,6 @@ class TagGroup(models.Model):
         if self.kind == TagKind.PERSONAL and self.owner_id:
             return personal_group_label(self.name, self.owner)
         return self.name
-
-    def save(self, *args, **kwargs) -> None:
-        self.name_key = fold_name(self.name)
-        super().save(*args, **kwargs)
 
 
 class TagQuerySet(models.QuerySet):
