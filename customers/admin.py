@@ -18,7 +18,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.template.response import TemplateResponse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -202,10 +202,21 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
     def phone_display(self, customer):
         return customer.phone_display
 
+    chips_shown = 6  # more make a row many lines tall; the rest are counted, named on hover
+
     @admin.display(description=gettext_lazy("tags"))
     def tag_chips(self, customer):
         assignments = getattr(customer, "visible_tags", [])
-        return format_html_join(" ", "{}", ((tag_chip(a.tag),) for a in assignments))
+        shown, rest = assignments[: self.chips_shown], assignments[self.chips_shown :]
+        chips = format_html_join(" ", "{}", ((tag_chip(a.tag),) for a in shown))
+        if not rest:
+            return chips
+        return format_html(
+            '{} <span class="td-chip td-chip-more" title="{}">{}</span>',
+            chips,
+            "、".join(str(a.tag) for a in rest),
+            _("+%(count)d more") % {"count": len(rest)},
+        )
 
     # the change page: current tags, timeline, recent events
 

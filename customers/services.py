@@ -10,7 +10,7 @@ from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Su
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, CustomerEvent, EventKind
+from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, EventKind
 from customers.phones import InvalidPhone, normalize_phone
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, AuditAction, AuditEntry
@@ -219,12 +219,12 @@ def search_customers(queryset, term: str):
     term = (term or "").strip()
     if not term:
         return queryset
-    condition = (
-        Q(name__icontains=term)
-        | Q(external_userid=term)
-        | Q(remark__icontains=term)
-        | Q(company__icontains=term)
-    )
+    condition = Q(name__icontains=term) | Q(remark__icontains=term) | Q(company__icontains=term)
+    if len(term) >= 3 and EXTERNAL_USERID_RE.fullmatch(term):
+        # Part of an external userid ("wmAbC…" pasted half): case-sensitive like the id itself.
+        condition |= Q(external_userid__contains=term)
+    else:
+        condition |= Q(external_userid=term)
     phone = try_normalize_phone(term)
     if phone:
         condition |= Q(phone=phone)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -562,16 +562,34 @@ class TagAdmin(ServiceFormAdmin):
                     description=data.get("description", ""),
                     status=TagStatus.PENDING if decision.needs_approval else TagStatus.ACTIVE,
                 )
-                if decision.needs_approval:
-                    self.message_user(
-                        request,
-                        _("“%(tag)s” waits for a tag admin's approval before it can be used.")
-                        % {"tag": saved},
-                        messages.WARNING,
-                    )
         except TaggingError as exc:
             raise rejected(exc) from exc
         copy_saved(saved, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A proposed tag gets one message saying what happened (not Django's "added
+        successfully" next to a "needs approval" warning)."""
+        if obj.status != TagStatus.PENDING:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            _(
+                "“%(tag)s” was proposed. It waits for a tag admin's approval before it can be "
+                "used; you can follow it in the approval queue."
+            )
+            % {"tag": obj},
+            messages.WARNING,
+        )
+        if "_addanother" in request.POST:
+            return HttpResponseRedirect(request.path)
+        if "_continue" in request.POST:
+            return HttpResponseRedirect(
+                reverse("admin:tagging_tag_change", args=[obj.pk], current_app=self.admin_site.name)
+            )
+        try:
+            return HttpResponseRedirect(reverse("admin:permissions_tagproposal_changelist"))
+        except NoReverseMatch:
+            return HttpResponseRedirect(reverse("admin:tagging_tag_changelist"))
 
     def delete_model(self, request, obj):
         # The admin's confirmation page is the explicit confirmation SPEC §2 asks for.
