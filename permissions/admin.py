@@ -131,6 +131,20 @@ class TagAdminOnlyMixin:
 # --- employees and departments ------------------------------------------------------------------
 
 
+class MembershipFormsetMixin:
+    """Membership inlines save through the audited services (who belongs where decides which
+    customers and grants an employee gets)."""
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not DepartmentMembership:
+            return super().save_formset(request, form, formset, change)
+        for membership in formset.save(commit=False):
+            services.save_membership(membership, actor=request.user)
+        for membership in formset.deleted_objects:
+            services.remove_membership(membership, actor=request.user)
+        return None
+
+
 class MembershipInline(admin.TabularInline):
     model = DepartmentMembership
     extra = 0
@@ -149,7 +163,7 @@ class UserMembershipInline(MembershipInline):
 
 
 @admin.register(User)
-class EmployeeAdmin(TranslatedPermissionsMixin, DjangoUserAdmin):
+class EmployeeAdmin(MembershipFormsetMixin, TranslatedPermissionsMixin, DjangoUserAdmin):
     list_display = ["username", "display_name", "department_list", "is_staff", "is_active"]
     list_filter = ["is_staff", "is_superuser", "is_active", "departments"]
     search_fields = ["username", "display_name", "first_name", "last_name", "email", "wecom_userid"]
@@ -201,7 +215,7 @@ class AuthGroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(MembershipFormsetMixin, admin.ModelAdmin):
     list_display = ["tree_name", "member_count", "parent"]
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
@@ -216,6 +230,10 @@ class DepartmentAdmin(admin.ModelAdmin):
         from django.db.models import Count
 
         return super().get_queryset(request).annotate(n_members=Count("memberships"))
+
+    def save_model(self, request, obj, form, change):
+        saved = services.save_department(obj, actor=request.user)
+        obj.pk, obj.path, obj.auth_group_id = saved.pk, saved.path, saved.auth_group_id
 
     def delete_model(self, request, obj):
         try:
@@ -533,11 +551,17 @@ class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
 # --- permission templates -----------------------------------------------------------------------
 
 
-class TemplateEntryInline(admin.TabularInline):
+class TemplateEntryInline(TagAdminOnlyMixin, admin.TabularInline):
+    """Lines of a template: tag admins add, change and delete them (the policy decides, not
+    Django's model permissions, which a tag admin by ``manage_tags`` does not hold)."""
+
     model = PermissionTemplateEntry
     extra = 1
     autocomplete_fields = ["department", "user"]
     fields = ["department", "user", "level", "needs_approval"]
+
+    def has_add_permission(self, request, obj=None):
+        return policy.is_tag_admin(request.user)
 
 
 class ApplyTemplateForm(forms.Form):

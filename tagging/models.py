@@ -326,6 +326,12 @@ class AuditAction(models.TextChoices):
     RULE_DELETED = "rule.deleted", _("rule deleted")
     CUSTOMER_CREATED = "customer.created", _("customer created")
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
+    DEPARTMENT_CREATED = "department.created", _("department created")
+    DEPARTMENT_UPDATED = "department.updated", _("department changed")
+    DEPARTMENT_DELETED = "department.deleted", _("department deleted")
+    MEMBER_ADDED = "member.added", _("member joined a department")
+    MEMBER_UPDATED = "member.updated", _("member's role changed")
+    MEMBER_REMOVED = "member.removed", _("member left a department")
 
 
 class AuditQuerySet(models.QuerySet):
