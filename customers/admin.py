@@ -18,6 +18,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -25,7 +26,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from customers.admin_import import CustomerImportExportMixin
 from customers.forms import BulkTagForm, CustomerForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
-from customers.phones import try_normalize_phone
+from customers.phones import format_phone, try_normalize_phone
 from customers.services import save_customer, search_customers
 from permissions import policy
 from tagging import services
@@ -121,7 +122,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         "owner",
         "department",
         "tag_chips",
-        "last_contact_at",
+        "last_contact",
     ]
     list_filter = [TagListFilter, SegmentListFilter, "department"]
     list_select_related = ["owner", "department"]
@@ -200,7 +201,17 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
 
     @admin.display(description=gettext_lazy("mobile phone"), ordering="phone")
     def phone_display(self, customer):
-        return customer.phone_display
+        return format_phone(customer.phone, national=True)
+
+    @admin.display(description=gettext_lazy("last contact"), ordering="last_contact_at")
+    def last_contact(self, customer):
+        # The day in the list (the column stays narrow at 1400 px), the time on hover.
+        if customer.last_contact_at is None:
+            return "—"
+        when = timezone.localtime(customer.last_contact_at)
+        return format_html(
+            '<span title="{}">{}</span>', f"{when:%Y-%m-%d %H:%M}", f"{when:%Y-%m-%d}"
+        )
 
     chips_shown = 6  # more make a row many lines tall; the rest are counted, named on hover
 

@@ -130,12 +130,18 @@ def export_phone(e164: str | None, region: str | None = None) -> str:
     return e164
 
 
-def format_phone(e164: str | None) -> str:
-    """Display form: ``+86 138 0013 8000``."""
+def format_phone(e164: str | None, *, national: bool = False) -> str:
+    """Display form: ``+86 138 0013 8000``; with ``national``, numbers of the default region
+    without their country code (``138 0013 8000``: narrow list columns)."""
     if not e164:
         return ""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return e164
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    style = phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    if national and phonenumbers.region_code_for_number(number) == (
+        settings.TAGDESK_DEFAULT_PHONE_REGION
+    ):
+        style = phonenumbers.PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(number, style)
