@@ -1,7 +1,7 @@
 """A real headless Chromium (Selenium, Debian's ``chromium`` and ``chromium-driver``) driving
 TagDesk on pytest-django's ``live_server``, over freshly seeded demo data.
 
-- Every test here is marked ``browser``; scripts/test.sh runs them in their own serial step
+- Every test module here is marked ``browser``; scripts/test.sh runs them in their own serial step
   (the live server and the demo data need a transactional database, one at a time).
 - Without the browser binaries the tests skip with the reason; CI (.ci/run) installs them.
 - A failing test leaves a screenshot and the page source in var/browser-screens/.
@@ -34,13 +34,6 @@ FLAGS = [
     "--window-size=1400,1000",
     "--lang=zh-CN",
 ]
-
-
-def pytest_collection_modifyitems(config, items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -189,7 +182,7 @@ def demo(transactional_db, settings):
 
 
 @pytest.fixture
-def browser(_chromium, live_server, demo, request):
+def browser(_chromium, demo, live_server, request):
     driver, downloads = _chromium
     for old in downloads.iterdir():
         old.unlink()

@@ -7,7 +7,7 @@ import pytest
 from customers.models import Customer
 from tagging.models import TagAssignment
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 FILE = (
     "客户ID,手机号,姓名,标签\r\n"

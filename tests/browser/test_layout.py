@@ -10,7 +10,7 @@ from customers.models import Customer
 from tagging.models import AssignmentSource, Tag, TagStatus
 from tagging.services import assign_tags
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 MEASURE = """
 const results = document.querySelector('#changelist .results');

@@ -11,7 +11,7 @@ from permissions import policy
 from rules.models import Rule
 from tagging.models import Tag, TagAssignment
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_build_a_segment(browser):

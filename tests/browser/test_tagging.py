@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from permissions import policy
 from tagging.models import Tag, TagAssignment, TagStatus
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_bulk_add_then_remove_tags(browser):
