@@ -138,13 +138,17 @@ class Browser:
 
 
 @pytest.fixture(scope="session")
-def _chromium(tmp_path_factory):
+def _browser_installed():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
         pytest.skip(
             f"no browser here ({', '.join(missing)} missing): install the Debian packages "
             "chromium chromium-driver fonts-noto-cjk (.ci/run does) to run the browser tests"
         )
+
+
+@pytest.fixture(scope="session")
+def _chromium(_browser_installed, tmp_path_factory):
     os.environ.setdefault("SE_AVOID_STATS", "true")  # Selenium Manager: no telemetry
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -182,7 +186,9 @@ def demo(transactional_db, settings):
 
 
 @pytest.fixture
-def browser(_chromium, demo, live_server, request):
+def browser(_browser_installed, demo, _chromium, live_server, request):
+    # Order matters: the test database (``demo``) is set up before the live server, so the
+    # server and its connections go first at the end of the session.
     driver, downloads = _chromium
     for old in downloads.iterdir():
         old.unlink()
