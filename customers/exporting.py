@@ -5,8 +5,9 @@ The layout is the importer's long layout — ``external_userid, phone, name, tag
 
 - customers of ``policy.visible_customers``;
 - tags of the groups the reader may edit (``policy.visible_tags`` at EDIT), i.e. what the
-  reader may import back; a group export (:func:`group_queryset`) shows the group's tags at
-  VIEW, since it is a report on that group (held tags re-import as no-ops: import is additive);
+  reader may import back; a group export (:func:`group_queryset`) shows the group's tags the
+  reader sees on customers (``policy.customer_tags``), since it is a report on that group (held
+  tags re-import as no-ops: import is additive);
 - never another employee's personal tags, and the reader's own personal groups by their
   qualified name "我的客户标记（王销售）" (``TagGroup.label``), which the importer reads, so a
   personal group never collides with a shared group or another employee's group of that name;
@@ -36,14 +37,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from customers.import_readers import FORMULA_TRIGGERS
 from customers.models import Customer
 from customers.phones import export_phone
 from permissions import policy
-from tagging.models import TagAssignment, TagGroup, TagKind
+from tagging.models import TagAssignment, TagGroup
 from tagging.names import personal_group_label
 
 PAGE = 5000
@@ -71,15 +72,11 @@ def export_queryset(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     return queryset.filter(pk__in=scope.values("pk"))
 
 
-def _not_others_personal(user: Any, prefix: str = "") -> Q:
-    return ~(Q(**{f"{prefix}kind": TagKind.PERSONAL}) & ~Q(**{f"{prefix}owner": user.pk}))
-
-
-def export_groups(user: Any, level: policy.Level = policy.Level.EDIT) -> list[tuple[TagGroup, str]]:
-    """(group, label) of the groups an export of ``user`` carries, in display order."""
+def export_groups(user: Any) -> list[tuple[TagGroup, str]]:
+    """(group, label) of the groups an export of ``user`` carries (those the user may edit: never
+    someone else's personal group), in display order."""
     groups = (
-        policy.visible_groups(user, level)
-        .filter(_not_others_personal(user))
+        policy.visible_groups(user, policy.Level.EDIT)
         .select_related("owner")
         .order_by("sort_order", "pk")
     )
@@ -91,9 +88,10 @@ def tag_labels(
 ) -> dict[int, tuple[str, str]]:
     """{tag id: (group label, tag name)} of the tags an export carries, in display order. Two
     queries (tags, then the owners of the personal groups among them)."""
-    tags = policy.visible_tags(user, level, include_inactive=True).filter(
-        _not_others_personal(user, "group__")
-    )
+    if level >= policy.Level.EDIT:  # at EDIT nobody holds someone else's personal group
+        tags = policy.visible_tags(user, level, include_inactive=True)
+    else:
+        tags = policy.customer_tags(user)
     if group_ids is not None:
         tags = tags.filter(group_id__in=group_ids)
     rows = list(
@@ -226,8 +224,7 @@ def group_queryset(user: Any, group_id: int) -> tuple[QuerySet, list[int]]:
     """The customers carrying a tag of a group the user may view, for a group export.
     Raises ``policy.NotVisible`` for a group the user may not view (no existence oracle), and
     for another employee's personal group (exports never carry those)."""
-    groups = policy.visible_groups(user).filter(_not_others_personal(user))
-    if not groups.filter(pk=group_id).exists():
+    if not policy.customer_groups(user).filter(pk=group_id).exists():
         raise policy.NotVisible(_("Tag group %(id)s does not exist.") % {"id": group_id})
     customers = Customer.objects.filter(
         pk__in=TagAssignment.objects.filter(tag__group_id=group_id).values("customer_id")
