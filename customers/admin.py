@@ -177,6 +177,33 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
             cache[obj.pk] = policy.editable_customers(request.user).filter(pk=obj.pk).exists()
         return cache[obj.pk]
 
+    # On a read-only page Django links the owner and the department to their admin pages,
+    # which most readers may not open: name them instead (a link that answers 403 is worse).
+    _UNLINKED = {"owner": "owner_display", "department": "department_display"}
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**opts, "fields": [self._UNLINKED.get(f, f) for f in opts["fields"]]})
+            for name, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields += list(self._UNLINKED.values())
+        return fields
+
+    @admin.display(description=gettext_lazy("owner"))
+    def owner_display(self, customer):
+        return person(customer.owner)
+
+    @admin.display(description=gettext_lazy("department"))
+    def department_display(self, customer):
+        return str(customer.department) if customer.department_id else "—"
+
     def save_model(self, request, obj, form, change):
         # Through the service so that every edit lands in the audit log (SPEC §4).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)

@@ -552,14 +552,17 @@ class Importer:
         customer = by_ext or by_phone
         id_column = self.ext_column if ext else self.phone_column
         if customer is not None and not customer.editable:
-            row.errors.append(
-                RowError(
-                    row.line,
-                    id_column,
-                    "permission_denied",
-                    _("You may view this customer but not change it."),
+            # A row that would change nothing is no change to refuse: an export of customers
+            # the importer may only view reads back without an error (issue 13 §1).
+            if _would_change(row, customer):
+                row.errors.append(
+                    RowError(
+                        row.line,
+                        id_column,
+                        "permission_denied",
+                        _("You may view this customer but not change it."),
+                    )
                 )
-            )
             return
         if customer is None and self.mode == Mode.TAGS:
             row.errors.append(
@@ -671,6 +674,17 @@ class Importer:
             if atomic_callback is not None:
                 atomic_callback(report)
         return report
+
+
+def _would_change(row: ParsedRow, customer: CustomerState) -> bool:
+    """Would applying ``row`` change ``customer`` (a tag it lacks, an identifier it lacks, another
+    name)?"""
+    return (
+        any(tag.id not in customer.tags for tag, _column in row.tags)
+        or bool(row.external_userid and not customer.external_userid)
+        or bool(row.phone and not customer.phone)
+        or bool(row.name and row.name != customer.name)
+    )
 
 
 class _StateIndex:

@@ -116,12 +116,14 @@ class Browser:
         for text in texts:
             select.select_by_visible_text(text)
 
-    def run_action(self, action: str, rows: int) -> None:
-        """Tick the first ``rows`` rows of a changelist and run an admin action on them."""
-        for box in self.all("#result_list input.action-select")[:rows]:
-            box.click()
+    def run_action(self, action: str, ids: list[int]) -> None:
+        """Tick the rows of ``ids`` in a changelist and run an admin action on them."""
+        for box in self.all("#result_list input.action-select"):
+            if int(box.get_attribute("value")) in ids:
+                box.click()
         self.select("select[name=action]", values=[action])
         self.click("button[name=index]")
+        self.wait_for(lambda: not self.all("#result_list"), "the action's page")
 
     def downloaded(self, pattern: str) -> Path:
         regex = re.compile(pattern)

@@ -135,12 +135,10 @@ def test_importer_reads_qualified_names_and_bare_names_of_its_own_group(
     # a visible shared group of that name wins over the personal one
     report = run("external_userid,tags\nwm1,我的客户标记:待回访\n", superuser)
     assert [e.code for e in report.errors] == ["unknown_tag"]
-    # someone else's personal group: visible to a tag admin, not editable
-    report = run("external_userid,tags\nwm1,我的客户标记（陈销售）:重点\n", superuser)
-    assert not report.errors  # already held: nothing to add
+    # someone else's personal tags are only their owner's to use: unknown to anyone else
     TagFactory(group=groups["chen"], name="新")
     report = run("external_userid,tags\nwm1,我的客户标记（陈销售）:新\n", superuser)
-    assert [e.code for e in report.errors] == ["permission_denied"]
+    assert [e.code for e in report.errors] == ["unknown_tag"]
 
 
 def test_wide_layout_headers_use_labels(two_personal_groups):
@@ -149,6 +147,25 @@ def test_wide_layout_headers_use_labels(two_personal_groups):
     wang, chen, customer, groups = two_personal_groups
     headers = CustomerResource(user=wang, layout="wide").get_export_headers()
     assert "我的客户标记（王销售）" in headers and "我的客户标记（陈销售）" not in headers
+
+
+def test_a_view_only_customer_reads_back_unchanged_but_is_not_changed(
+    importer, departments, finance_operator, intent_group
+):
+    from permissions import services as permission_services
+
+    assert not run("external_userid,name,tags\nwm1,客户一,意向:高\n", importer).errors
+    Customer.objects.update(department=departments["销售部"])
+    permission_services.share_customers(
+        departments["销售部"], with_department=departments["财务部"], actor=importer
+    )
+    exported = b"".join(export_customers(finance_operator))
+    assert export_rows(finance_operator)[1][:3] == ["wm1", "", "客户一"]
+    report = run(exported, finance_operator)
+    assert not report.errors and report.valid == 1 and report.customers_updated == 0
+    # a row that would change the customer is still refused
+    report = run("external_userid,name\nwm1,改名\n", finance_operator)
+    assert [e.code for e in report.errors] == ["permission_denied"]
 
 
 def test_view_only_groups_stay_out_of_a_full_export(sales_importer, importer, departments):
