@@ -53,7 +53,7 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
                 "avg": _("average %(measure)s of %(events)s"),
                 "max": _("largest %(measure)s of %(events)s"),
                 "days_since_last": _("days since last %(events)s"),
-            }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure, "")}
+            }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure or "", "")}
             unit = _days_unit() if agg == "days_since_last" else ""
             return f"{what} {_cmp(cmp, unit)}"
         case dsl.Ratio(num, den, cmp):

@@ -124,13 +124,15 @@ def test_words_with_two_meanings_have_two_translations():
 
 def po_entries(path: Path) -> list[dict[str, str]]:
     """Entries of a .po file as {"msgid": ..., "msgstr": ... (plural forms joined), "flags"}."""
-    entries, current, key = [], {}, None
+    entries: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = ""
     for line in path.read_text(encoding="utf-8").splitlines() + [""]:
         line = line.strip()
         if not line:
             if current:
                 entries.append(current)
-            current, key = {}, None
+            current, key = {}, ""
         elif line.startswith("#,"):
             current["flags"] = line
         elif line.startswith("#"):
