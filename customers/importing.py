@@ -209,8 +209,9 @@ class Importer:
             u.pk: u for u in get_user_model().objects.filter(pk__in={g.owner_id for g in personal})
         }
         for group in personal:
-            group.owner = owners[group.owner_id]
-            self.groups_by_key.setdefault(fold_name(group.label), group)
+            if group.owner_id is not None:
+                group.owner = owners[group.owner_id]
+                self.groups_by_key.setdefault(fold_name(group.label), group)
         self.groups_by_id = {g.pk: g for g in groups}
         self.tags_by_key: dict[tuple[int, str], Tag] = {}
         for tag in Tag.objects.filter(group__in=list(self.groups_by_id)):

@@ -85,7 +85,7 @@ class PermissionChoiceField(forms.ModelMultipleChoiceField):
 class TranslatedPermissionsMixin:
     """Permission pickers (employees, auth groups) list permissions in the reader's language."""
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
         if db_field.related_model is Permission:
             kwargs["form_class"] = PermissionChoiceField
             kwargs.setdefault("queryset", Permission.objects.select_related("content_type"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group, Permission
@@ -247,7 +248,7 @@ class DepartmentMembership(models.Model):
         if self.department.auth_group_id:
             self.user.groups.add(self.department.auth_group_id)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.department.auth_group_id:
             self.user.groups.remove(self.department.auth_group_id)
         return super().delete(*args, **kwargs)

@@ -462,7 +462,7 @@ def _department_snapshot(department: Department) -> dict[str, Any]:
     return {
         "name": department.name,
         "parent": department.parent_id,
-        "parent_name": department.parent.name if department.parent_id else None,
+        "parent_name": department.parent.name if department.parent is not None else None,
         "sort_order": department.sort_order,
     }
 
@@ -511,7 +511,13 @@ def _member_snapshot(membership: DepartmentMembership) -> dict[str, Any]:
     }
 
 
-def _member_audit(action: str, membership: DepartmentMembership, actor: Any, before, after) -> None:
+def _member_audit(
+    action: str,
+    membership: DepartmentMembership,
+    actor: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
     AuditEntry.objects.create(
         actor_id=getattr(actor, "pk", None),
         action=action,

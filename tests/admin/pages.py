@@ -85,7 +85,7 @@ MAX_PAGES = 400
 def crawl(client, start: list[str], check: Callable[[str], list[str]]) -> tuple[dict, dict]:
     """Visit ``start`` and every admin link found on the pages (one URL per path), in zh-hans.
     Returns ({url: status} of pages that did not answer 200, {url: what ``check(html)`` found})."""
-    queue, seen_paths = list(start), set()
+    queue, seen_paths = list(start), set[str]()
     broken: dict[str, int] = {}
     leftovers: dict[str, list[str]] = {}
     while queue and len(seen_paths) < MAX_PAGES:

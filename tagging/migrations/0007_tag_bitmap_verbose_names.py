@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tagging', '0005_hygiene_report_and_admin_pages'),
+        ('tagging', '0006_audit_log_refuses_truncate'),
     ]
 
     operations = [

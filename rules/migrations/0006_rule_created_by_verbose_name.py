@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rules', '0004_nightly_schedule'),
+        ('rules', '0005_rule_run_lease'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

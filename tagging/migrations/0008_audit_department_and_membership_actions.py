@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tagging', '0006_tag_bitmap_verbose_names'),
+        ('tagging', '0007_tag_bitmap_verbose_names'),
     ]
 
     operations = [
