@@ -76,7 +76,8 @@ def admin_pages(user, *, custom: bool) -> list[str]:
 
 # django-celery-beat's pages (superusers only) are checked for answering, not for English: some
 # of its labels are not marked for translation upstream (``verbose_name='Task Name'``).
-UPSTREAM_ONLY = ("/admin/django_celery_beat/",)
+# django-axes's pages likewise: its log entries are named in English ("Access Log for admin @ …").
+UPSTREAM_ONLY = ("/admin/django_celery_beat/", "/admin/axes/")
 LINK = re.compile(r'href="(/admin/[^"#]*)"')
 NOT_PAGES = ("/logout/", ".csv", "/export/", "/template/", "/rejected")
 MAX_PAGES = 400
