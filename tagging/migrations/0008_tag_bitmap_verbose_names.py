@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tagging', '0006_audit_log_refuses_truncate'),
+        ('tagging', '0007_audit_redaction_for_erasure'),
     ]
 
     operations = [
