@@ -1,5 +1,5 @@
 """Foreign keys are served by the composite indexes that lead with them; the single-column
-indexes Django would add beside those are dropped (tagging 0008, customers 0006): each cost a
+indexes Django would add beside those are dropped (tagging 0010, customers 0006): each cost a
 write per row and served nothing the composite doesn't."""
 
 from __future__ import annotations

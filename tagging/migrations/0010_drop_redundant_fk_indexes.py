@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("rules", "0005_rule_run_lease"),
-        ("tagging", "0007_audit_redaction_for_erasure"),
+        ("tagging", "0009_audit_department_and_membership_actions"),
     ]
 
     operations = [
