@@ -19,9 +19,9 @@ import datetime as dt
 import functools
 import operator
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.db.models import (
@@ -84,7 +84,8 @@ def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
         case dsl.AnyOf(children, at_least) if all(map(_foldable, children)):
             # "At least k of n event conditions": one pass over the events, counting per
             # customer how many conditions hold (a customer without events holds none).
-            return _events_pass(children, now, lambda conds: _at_least(conds, at_least))
+            events = [c for c in children if _foldable(c)]
+            return _events_pass(events, now, lambda conds: _at_least(conds, at_least))
         case dsl.AnyOf(children, at_least):
             parts = [compile_node(c, now=now) for c in children]
             if at_least == 1:
@@ -223,7 +224,7 @@ def _event(node: dsl.Event, now: dt.datetime) -> Q:
     return Q(pk__in=per_customer.filter(_compare("v", cmp)).values("customer_id"))
 
 
-def _foldable(node: dsl.Node) -> bool:
+def _foldable(node: dsl.Node) -> TypeGuard[dsl.Event]:
     """An event condition that no customer without matching events satisfies, so it can share
     one grouped pass over the events with its siblings (customers absent from it fail it)."""
     if not isinstance(node, dsl.Event):
@@ -245,7 +246,7 @@ def _fold_events(
 
 
 def _events_pass(
-    events: tuple[dsl.Node, ...] | list[dsl.Node],
+    events: Sequence[dsl.Event],
     now: dt.datetime,
     combine: Callable[[list[Q]], Q],
 ) -> Q:
@@ -253,7 +254,8 @@ def _events_pass(
     per-condition aggregates (each restricted with FILTER to its own selector) satisfy
     ``combine`` of the conditions."""
     where, selectors = _union(events, now)
-    aggregates, conditions = {}, []
+    aggregates: dict[str, Func] = {}
+    conditions: list[Q] = []
     for i, (event, picks) in enumerate(zip(events, selectors, strict=True)):
         name = f"v{i}"
         aggregates[name] = _aggregate(event, picks)
@@ -265,7 +267,7 @@ def _events_pass(
     return Q(pk__in=per_customer.filter(combine(conditions)).values("customer_id"))
 
 
-def _union(events, now: dt.datetime) -> tuple[Q, list[Q]]:
+def _union(events: Sequence[dsl.Event], now: dt.datetime) -> tuple[Q, list[Q]]:
     """The events any of the selectors picks, and each one's own: ``kind IN (...)`` plus the
     shared window and filters when the selectors differ only in kind (an index range per kind;
     each FILTER then only tests the kind), else the OR of the selectors."""
