@@ -29,9 +29,11 @@ from django.db.models import (
     Case,
     Count,
     DecimalField,
+    Exists,
     Func,
     IntegerField,
     Max,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -211,8 +213,12 @@ def _event(node: dsl.Event, now: dt.datetime) -> Q:
     cmp = node.cmp
     if node.agg == "count" and _is_any_event(cmp):
         # "at least one" / "none": a plain semi-join, no grouping.
-        held = Q(pk__in=events.values("customer_id"))
-        return held if _holds(1, cmp) else ~held
+        if _holds(1, cmp):
+            return Q(pk__in=events.values("customer_id"))
+        # "None": NOT EXISTS, which PostgreSQL plans as an anti-join it can run after the
+        # other conditions have narrowed the customers (NOT IN is a hashed subplan checked
+        # against every customer row).
+        return ~Q(Exists(events.filter(customer_id=OuterRef("pk"))))
     if node.agg == "days_since_last":
         per_customer = events.values("customer_id").annotate(v=Max("occurred_at"))
         return Q(pk__in=per_customer.filter(_days_since("v", cmp, now)).values("customer_id"))
