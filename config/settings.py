@@ -206,6 +206,9 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 )
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
+# Real-time auto tags: milliseconds a worker waits after the first change before evaluating, so
+# a burst of changes for one customer is evaluated once (rules.realtime).
+TAGDESK_REALTIME_DEBOUNCE = env_int("TAGDESK_REALTIME_DEBOUNCE_MS", 200) / 1000
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
@@ -237,6 +240,11 @@ CELERY_BEAT_SCHEDULE = {
     "tag-hygiene-monthly-report": {
         "task": "tagging.hygiene_monthly_report",
         "schedule": crontab(day_of_month=1, hour=6, minute=0),
+    },
+    "realtime-rules-sweep": {
+        # Safety net: evaluates dirty customers whose wake-up was lost (broker down at commit).
+        "task": "rules.realtime_batch",
+        "schedule": crontab(minute="*"),
     },
     "compact-segment-index": {
         "task": "tagging.compact_segment_index",

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -13,4 +13,16 @@ class RulesConfig(AppConfig):
         # Keeps the nightly beat entry present after migrate/flush (it is setup, not logic).
         post_migrate.connect(
             ensure_after_migrate, sender=self, dispatch_uid="rules_nightly_schedule"
+        )
+        # Real-time auto tags: the domain apps call these inside their transactions.
+        from customers.hooks import register_customers_listener
+        from rules import realtime
+        from rules.models import Rule
+        from tagging.hooks import register_assignment_listener
+
+        register_customers_listener(realtime.on_customers_changed)
+        register_assignment_listener(realtime.on_assignments_changed)
+        post_save.connect(realtime.forget_index, sender=Rule, dispatch_uid="rules_rt_index_save")
+        post_delete.connect(
+            realtime.forget_index, sender=Rule, dispatch_uid="rules_rt_index_delete"
         )

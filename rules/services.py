@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from rules import diff, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
-from rules.models import Rule, RuleRun, RunStatus
+from rules.models import Rule, RuleMode, RuleRun, RunStatus
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -115,15 +115,31 @@ def preview_tree(
 
 
 @transaction.atomic
-def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = None) -> Outcome:
+def apply_rule(
+    rule: Rule,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    customer_ids: list[int] | None = None,
+    node: dsl.Node | None = None,
+) -> Outcome:
     """Evaluate ``rule`` now: customers newly matching get its tag, customers no longer matching
     lose it (only assignments this rule made). Source ``rule``; each added/removed pair is
     audited. Atomic; raises :class:`RuleInvalid` (nothing written) for an invalid rule or a tag
-    the rule may not use. ``dry_run`` computes the same diff and writes nothing."""
+    the rule may not use. ``dry_run`` computes the same diff and writes nothing.
+
+    ``customer_ids`` restricts the evaluation to those customers (the real-time path,
+    ``rules.realtime``, which passes the ``node`` it parsed and checked when it loaded the
+    rules). A writing evaluation locks the rule's row, so the nightly run and real-time batches
+    of one rule take turns and never insert the same assignment twice."""
     started = time.perf_counter()
-    rule = Rule.objects.select_related("tag__group").get(pk=rule.pk)
+    rules = Rule.objects.select_related("tag__group")
+    if not dry_run:
+        rules = rules.select_for_update(of=("self",))
+    rule = rules.get(pk=rule.pk)
     tag = rule.tag
-    node = validate_rule(rule.tree, tag=tag, rule_id=rule.pk, version=rule.tree_version)
+    if node is None:
+        node = validate_rule(rule.tree, tag=tag, rule_id=rule.pk, version=rule.tree_version)
     now = now or timezone.now()
     timings: dict[str, float] = {}
     fast = connection.vendor == "postgresql" and not dry_run and tag.status == TagStatus.ACTIVE
@@ -135,7 +151,13 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
         if fast:
             _check(tag, rule, adding=True)
             outcome = diff.evaluate_and_write_pg(
-                cursor, node, tag=tag, rule=rule, now=now, timings=timings
+                cursor,
+                node,
+                tag=tag,
+                rule=rule,
+                now=now,
+                timings=timings,
+                customer_ids=customer_ids,
             )
         else:
             outcome = diff.evaluate(
@@ -147,6 +169,7 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
                 now=now,
                 timings=timings,
                 samples=dry_run,
+                customer_ids=customer_ids,
             )
             if not dry_run and (outcome.added or outcome.removed):
                 _check(tag, rule, adding=bool(outcome.added))
@@ -227,8 +250,19 @@ def _finish(run: RuleRun, status: str, *, outcome: Outcome | None = None, error:
     if outcome is not None:
         run.matched, run.added, run.removed = outcome.matched, outcome.added, outcome.removed
         run.timings = outcome.timings
+        if run.rule.mode == RuleMode.REALTIME and not run.dry_run:
+            run.missed = outcome.missed
     run.save(
-        update_fields=["status", "finished_at", "error", "matched", "added", "removed", "timings"]
+        update_fields=[
+            "status",
+            "finished_at",
+            "error",
+            "matched",
+            "added",
+            "removed",
+            "missed",
+            "timings",
+        ]
     )
 
 
@@ -294,6 +328,7 @@ def _rule_snapshot(rule: Rule) -> dict[str, Any]:
         "tree": rule.tree,
         "tree_version": rule.tree_version,
         "enabled": rule.enabled,
+        "mode": rule.mode,
         "description": rule.description,
     }
 

@@ -49,6 +49,32 @@ def run_rule_task(
     return _summary(run_rule(rule_id, trigger=trigger, dry_run=dry_run, actor=_actor(actor_id)))
 
 
+@shared_task(
+    name="rules.realtime_batch",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def realtime_batch_task() -> dict:
+    """Evaluate the customers marked dirty (rules.realtime). The wake-up key is dropped first,
+    so a change committed while this runs enqueues the next task: no wake-up is lost."""
+    from django.core.cache import cache
+
+    from rules import realtime
+
+    cache.delete(realtime._wake_key())
+    results = realtime.process()
+    if results and realtime.pending():
+        realtime.schedule()  # ran out of time with rows left (or rows re-marked meanwhile)
+    return {
+        "batches": len(results),
+        "customers": sum(r.customers for r in results),
+        "added": sum(r.added for r in results),
+        "removed": sum(r.removed for r in results),
+    }
+
+
 @shared_task(name="rules.run_all_rules", bind=True, max_retries=5)
 def run_all_rules_task(
     self, trigger: str = RunTrigger.SCHEDULE, rule_ids: list[int] | None = None
@@ -56,6 +82,10 @@ def run_all_rules_task(
     """Nightly: every enabled rule in dependency order. Rules that failed on a transient
     database error are retried (only those) with backoff."""
     runs = run_rules(rule_ids, trigger=trigger)
+    if rule_ids is None:
+        from rules.realtime import prune_batches
+
+        prune_batches()
     transient = [
         run.rule_id
         for run in runs
