@@ -52,7 +52,7 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["name", "tag", "enabled", "description", "tree"]
+        fields = ["name", "tag", "enabled", "mode", "description", "tree"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -133,8 +133,16 @@ class TagAdminOnly:
 @admin.register(Rule)
 class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     form = RuleForm
-    list_display = ("name", "tag", "enabled", "summary_display", "last_run_display", "updated_at")
-    list_filter = ("enabled",)
+    list_display = (
+        "name",
+        "tag",
+        "enabled",
+        "mode",
+        "summary_display",
+        "last_run_display",
+        "updated_at",
+    )
+    list_filter = ("enabled", "mode")
     list_select_related = ("tag__group",)
     search_fields = ("name", "tag__name", "description")
     actions = ["run_now", "dry_run_now"]
@@ -151,7 +159,17 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = (
             None,
-            {"fields": ["name", "tag", "enabled", "description", "tree", "summary_display"]},
+            {
+                "fields": [
+                    "name",
+                    "tag",
+                    "enabled",
+                    "mode",
+                    "description",
+                    "tree",
+                    "summary_display",
+                ]
+            },
         )
         if obj is None:
             return [main]
@@ -339,6 +357,7 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
         "matched",
         "added",
         "removed",
+        "missed",
         "duration_display",
         "error",
     )
@@ -375,3 +394,6 @@ def rule_link(tag: Tag) -> str:
         "" if rule.enabled else " " + _("(disabled)"),
         describe_tree(rule.tree, rule.tree_version),
     )
+
+
+from rules import admin_realtime  # noqa: E402,F401  (real-time batches; rules.realtime)

@@ -22,7 +22,7 @@ class RulesConfig(AppConfig):
 
         register_customers_listener(realtime.on_customers_changed)
         register_assignment_listener(realtime.on_assignments_changed)
-        post_save.connect(realtime.forget_index, sender=Rule, dispatch_uid="rules_rt_index_save")
+        post_save.connect(realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_save")
         post_delete.connect(
-            realtime.forget_index, sender=Rule, dispatch_uid="rules_rt_index_delete"
+            realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_delete"
         )

@@ -112,26 +112,35 @@ def _index_key() -> str:
     return f"rules:realtime:index:{connection.settings_dict['NAME']}"
 
 
-def forget_index(**_kwargs) -> None:
-    """Drop the cached index (after a rule is saved or deleted)."""
-    cache.delete(_index_key())
+def refresh_index(**_kwargs) -> frozenset[str]:
+    """Recompute and cache the index (after a rule is saved or deleted, and again when that
+    transaction commits), so marking never waits for a query."""
+    keys: set[str] = set()
+    for tree, version in Rule.objects.filter(enabled=True, mode=RuleMode.REALTIME).values_list(
+        "tree", "tree_version"
+    ):
+        try:
+            keys |= dependencies(dsl.parse_tree(tree, version))
+        except dsl.RuleSyntaxError:
+            continue
+    cache.set(_index_key(), sorted(keys), INDEX_TIMEOUT)
+    return frozenset(keys)
+
+
+def on_rule_changed(**_kwargs) -> None:
+    refresh_index()
+    transaction.on_commit(refresh_index)
 
 
 def index_keys() -> frozenset[str]:
     """Every key some enabled real-time rule reads (cached; empty when there is none)."""
     keys = cache.get(_index_key())
-    if keys is None:
-        keys = set()
-        for tree, version in Rule.objects.filter(enabled=True, mode=RuleMode.REALTIME).values_list(
-            "tree", "tree_version"
-        ):
-            try:
-                keys |= dependencies(dsl.parse_tree(tree, version))
-            except dsl.RuleSyntaxError:
-                continue
-        keys = sorted(keys)
-        cache.set(_index_key(), keys, INDEX_TIMEOUT)
-    return frozenset(keys)
+    return refresh_index() if keys is None else frozenset(keys)
+
+
+def prime_index(keys: Iterable[str] = ()) -> None:
+    """Set the cached index without a query (tests start from an empty rules table)."""
+    cache.set(_index_key(), sorted(keys), INDEX_TIMEOUT)
 
 
 # --- marking ----------------------------------------------------------------------------------
