@@ -1,15 +1,20 @@
-"""Admin pages of the real-time path: the batch log with latency figures and the backlog."""
+"""Admin pages of the real-time path: the batch log with latency figures and the backlog; the
+"why does this customer (not) have this auto tag" page linked from the customer page."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.contrib import admin
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from rules.admin import TagAdminOnly
-from rules.models import DirtyCustomer, RealtimeBatch
+from rules.models import DirtyCustomer, RealtimeBatch, Rule
 
 STATS_WINDOW = dt.timedelta(hours=24)
 STATS_ROWS = 10_000  # the figures read at most this many recent batches
@@ -75,3 +80,55 @@ class RealtimeBatchAdmin(TagAdminOnly, admin.ModelAdmin):
             "realtime_figures": latency_figures(timezone.now() - STATS_WINDOW),
         }
         return super().changelist_view(request, extra_context=extra_context)
+
+    # -- explain (reached from the customer page; any staff user, scoped by the policy) --
+
+    def get_urls(self):
+        return [
+            path(
+                "explain/",
+                self.admin_site.admin_view(self.explain_view),
+                name="rules_explain",
+            ),
+            *super().get_urls(),
+        ]
+
+    def explain_view(self, request):
+        """Every rule the user may explain, evaluated for one customer, leaf by leaf."""
+        from permissions import policy
+        from rules.explain import explain_for
+        from tagging.errors import TaggingError
+        from tagging.models import TagAssignment
+
+        customer_id = request.GET.get("customer", "")
+        try:
+            [customer_pk] = policy.require_customers(request.user, [customer_id])
+        except TaggingError as exc:
+            raise Http404(str(exc)) from exc
+        customer = policy.visible_customers(request.user).get(pk=customer_pk)
+        held = set(
+            TagAssignment.objects.filter(
+                customer_id=customer_pk, tag__rules__isnull=False
+            ).values_list("tag_id", flat=True)
+        )
+        panels = []
+        for rule in Rule.objects.select_related("tag__group").order_by("name", "id"):
+            try:
+                _rule, explanation = explain_for(request.user, rule.pk, customer_pk)
+            except TaggingError:
+                continue  # not the user's to see, or invalid: the rule's own page says why
+            panels.append(
+                {
+                    "rule": rule,
+                    "explanation": explanation,
+                    "holds_tag": rule.tag_id in held,
+                    "steps": [{**s.as_dict(), "indent": s.depth * 1.5} for s in explanation.steps],
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Why %(customer)s has or lacks each auto tag") % {"customer": customer},
+            "customer": customer,
+            "panels": panels,
+        }
+        return TemplateResponse(request, "admin/rules/explain.html", context)
