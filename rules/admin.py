@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from permissions import policy
 from rules import services
 from rules.describe import describe_tree
-from rules.models import Rule, RuleRun, RunTrigger
+from rules.models import Rule, RuleMode, RuleRun, RunTrigger
 from rules.tasks import run_rule_task
 from rules.templates import TEMPLATES
 from tagging.models import Tag, TagKind, TagStatus
@@ -57,6 +57,10 @@ class RuleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tag"].queryset = _rule_tags(self.instance if self.instance.pk else None)
+        self.fields["mode"].required = False  # forms that do not show it keep the rule's mode
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or self.instance.mode or RuleMode.NIGHTLY
 
 
 class TemplateRuleForm(forms.Form):

@@ -41,6 +41,7 @@ class Outcome:
     missed: int = 0  # changes for customers with no pending real-time mark (rules.realtime)
     dry_run: bool = False
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    because: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # dry runs (explain)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -109,9 +109,22 @@ def preview_tree(
             outcome.added = outcome.matched
         tables.drop()
         transaction.set_rollback(True)
+    outcome.because = _explain_samples(tree, version, now, outcome.samples)
     outcome.dry_run = True
     outcome.timings = timings
     return outcome
+
+
+def _explain_samples(tree: Any, version: int, now: dt.datetime, samples: dict) -> dict:
+    """Why each sample gains or loses the tag: ``{customer_id: leaves}``, the leaves pushing
+    towards its new verdict, from one explain query for all samples."""
+    from rules.explain import deciding_leaves, explain_many
+
+    ids = [s["id"] for s in (*samples.get("to_add", []), *samples.get("to_remove", []))]
+    if not ids:
+        return {}
+    explained = explain_many(tree, ids, version=version, now=now)
+    return {pk: deciding_leaves(e) for pk, e in explained.items()}
 
 
 @transaction.atomic

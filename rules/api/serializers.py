@@ -28,11 +28,30 @@ class RuleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ExplainStepSerializer(serializers.Serializer):
+    path = serializers.CharField(
+        help_text="Node of the tree: '' the root, '1.2' the second child of the first."
+    )
+    kind = serializers.ChoiceField(
+        choices=["all", "any", "not", "attribute", "event", "ratio", "tag", "rfm"]
+    )
+    condition = serializers.CharField(help_text="The condition, readable.")
+    holds = serializers.BooleanField()
+    value = serializers.JSONField(
+        allow_null=True, help_text="What the leaf read for this customer (null for groups)."
+    )
+
+
 class SampleCustomerSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField(allow_blank=True)
     external_userid = serializers.CharField(allow_null=True)
     phone = serializers.CharField(allow_null=True)
+    because = ExplainStepSerializer(
+        many=True,
+        required=False,
+        help_text="Samples gaining or losing the tag: the leaves behind the new verdict.",
+    )
 
 
 class SamplesSerializer(serializers.Serializer):
@@ -73,20 +92,6 @@ class RuleRunSerializer(serializers.ModelSerializer):
             "timings",
         ]
         read_only_fields = fields
-
-
-class ExplainStepSerializer(serializers.Serializer):
-    path = serializers.CharField(
-        help_text="Node of the tree: '' the root, '1.2' the second child of the first."
-    )
-    kind = serializers.ChoiceField(
-        choices=["all", "any", "not", "attribute", "event", "ratio", "tag", "rfm"]
-    )
-    condition = serializers.CharField(help_text="The condition, readable.")
-    holds = serializers.BooleanField()
-    value = serializers.JSONField(
-        allow_null=True, help_text="What the leaf read for this customer (null for groups)."
-    )
 
 
 class ExplanationSerializer(serializers.Serializer):

@@ -130,11 +130,18 @@ class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
             )
         except services.RuleInvalid as exc:
             raise RuleRejected(str(exc), details={"messages": exc.messages}) from exc
+        samples = {
+            key: [
+                {**s, "because": outcome.because.get(s["id"], [])} if key != "matched" else s
+                for s in rows
+            ]
+            for key, rows in outcome.samples.items()
+        }
         return Response(
             {
                 "rule": rule.pk,
                 **outcome.as_dict(),
-                "samples": outcome.samples,
+                "samples": samples,
                 "timings": outcome.timings,
             }
         )

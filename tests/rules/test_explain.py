@@ -84,3 +84,19 @@ def test_explanations_agree_with_the_compiled_rule():
     assert {pk for pk, e in explained.items() if e.matches} == matching
     for e in explained.values():
         assert e.steps[0].holds == e.matches  # the leaf-by-leaf reading gives the same verdict
+
+
+def test_dry_run_samples_say_which_leaf_decides(make_rule, auto_tag):
+    from rules.services import apply_rule, preview_tree
+
+    rule = make_rule({"attribute": "total_spend", "op": "gt", "value": 1000}, tag=auto_tag)
+    loser, gainer = customer(total_spend=5000), customer(total_spend=10)
+    apply_rule(rule, now=NOW)
+    outcome = preview_tree(
+        {"attribute": "total_spend", "op": "lt", "value": 100}, tag=auto_tag, rule=rule, now=NOW
+    )
+    [gain] = outcome.samples["to_add"]
+    [loss] = outcome.samples["to_remove"]
+    assert gain["id"] == gainer.pk and loss["id"] == loser.pk
+    assert [(s["holds"], s["value"]) for s in outcome.because[gainer.pk]] == [(True, "10")]
+    assert [(s["holds"], s["value"]) for s in outcome.because[loser.pk]] == [(False, "5000")]
