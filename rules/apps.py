@@ -9,6 +9,11 @@ class RulesConfig(AppConfig):
 
     def ready(self) -> None:
         from rules.schedule import ensure_after_migrate
+        from rules.services import rewrite_rules_for_merge
+        from tagging import hooks
+
+        # A merge rewrites rules that read a merged tag, inside the merge's transaction.
+        hooks.on_tags_merged(rewrite_rules_for_merge)
 
         # Keeps the nightly beat entry present after migrate/flush (it is setup, not logic).
         post_migrate.connect(
@@ -18,7 +23,10 @@ class RulesConfig(AppConfig):
         from customers.hooks import register_customers_listener
         from rules import realtime
         from rules.models import Rule
+        from rules.tasks import realtime_batch_task
         from tagging.hooks import register_assignment_listener
+
+        realtime.set_enqueue(lambda countdown: realtime_batch_task.apply_async(countdown=countdown))
 
         register_customers_listener(realtime.on_customers_changed)
         register_assignment_listener(realtime.on_assignments_changed)

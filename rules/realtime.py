@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -223,13 +223,20 @@ def _wake_key() -> str:
     return f"rules:realtime:wake:{connection.settings_dict['NAME']}"
 
 
+_enqueue: list[Callable[[float], object]] = []
+
+
+def set_enqueue(enqueue: Callable[[float], object]) -> None:
+    """``enqueue(countdown)`` queues the batch task (``rules.tasks``, an adapter this module must
+    not import; ``RulesConfig.ready`` wires it)."""
+    _enqueue[:] = [enqueue]
+
+
 def schedule() -> None:
     """Enqueue one batch task per debounce window (marks within it share the task)."""
-    from rules.tasks import realtime_batch_task
-
-    if cache.add(_wake_key(), 1, timeout=30):
+    if _enqueue and cache.add(_wake_key(), 1, timeout=30):
         try:
-            realtime_batch_task.apply_async(countdown=settings.TAGDESK_REALTIME_DEBOUNCE)
+            _enqueue[0](settings.TAGDESK_REALTIME_DEBOUNCE)
         except Exception:  # broker down: the minute sweep picks the rows up
             cache.delete(_wake_key())
             log.exception("could not enqueue the real-time batch task")

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0004_event_client_id_unique_per_customer'),
-        ('rules', '0004_nightly_schedule'),
+        ('rules', '0005_rule_run_lease'),
     ]
 
     operations = [
