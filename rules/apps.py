@@ -23,10 +23,9 @@ class RulesConfig(AppConfig):
         from customers.hooks import register_customers_listener
         from rules import realtime
         from rules.models import Rule
-        from rules.tasks import realtime_batch_task
         from tagging.hooks import register_assignment_listener
 
-        realtime.set_enqueue(lambda countdown: realtime_batch_task.apply_async(countdown=countdown))
+        self.wire_enqueue()
 
         register_customers_listener(realtime.on_customers_changed)
         register_assignment_listener(realtime.on_assignments_changed)
@@ -34,3 +33,12 @@ class RulesConfig(AppConfig):
         post_delete.connect(
             realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_delete"
         )
+
+    @staticmethod
+    def wire_enqueue() -> None:
+        """rules.realtime wakes its worker through the Celery task (an adapter it may not
+        import itself)."""
+        from rules import realtime
+        from rules.tasks import realtime_batch_task
+
+        realtime.set_enqueue(lambda countdown: realtime_batch_task.apply_async(countdown=countdown))
