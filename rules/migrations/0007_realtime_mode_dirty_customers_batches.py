@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0004_event_client_id_unique_per_customer'),
-        ('rules', '0005_rule_run_lease'),
+        ('rules', '0006_rule_created_by_verbose_name'),
     ]
 
     operations = [
