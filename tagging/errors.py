@@ -49,3 +49,9 @@ class NotFound(TaggingError):
 
 class PermissionDenied(TaggingError):
     code = "permission_denied"
+
+
+class InvalidExpiry(TaggingError):
+    """An assignment's expiry in the past, or further ahead than TAGDESK_MAX_TAG_EXPIRY_DAYS."""
+
+    code = "invalid_expiry"

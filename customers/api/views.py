@@ -38,7 +38,7 @@ from customers.api.serializers import (
 from customers.models import Customer, Follower, ImportJob
 from customers.phones import try_normalize_phone
 from permissions import policy
-from tagging.api.examples import CUSTOMER_TAGS_REQUEST
+from tagging.api.examples import CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.views import change_customer_tags
 from tagging.models import AssignmentSource, AuditEntry, TagAssignment
@@ -131,7 +131,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         "an auto tag a 403 with the reason, an invisible tag or customer a 404.",
         request=TagChangeSerializer,
         responses=CustomerTagChangeResultSerializer,
-        examples=[CUSTOMER_TAGS_REQUEST, ex.CUSTOMER_TAGS_CHANGED],
+        examples=[CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY, ex.CUSTOMER_TAGS_CHANGED],
     )
     @action(detail=True, methods=["get", "post"], url_path="tags")
     def tags(self, request, pk=None):
@@ -140,7 +140,12 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             return Response({"customer": customer.pk, "tags": self._tags_of(customer.pk)})
         data = self.validated(TagChangeSerializer)
         (result,) = change_customer_tags(
-            request.user, [customer.pk], data["add"], data["remove"], data["reason"]
+            request.user,
+            [customer.pk],
+            data["add"],
+            data["remove"],
+            data["reason"],
+            data["expires_at"],
         )
         return Response({**result, "tags": self._tags_of(customer.pk)})
 

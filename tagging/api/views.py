@@ -81,10 +81,15 @@ def _auto_tag_error(tag: Tag) -> RuleTagNotAssignable:
 
 @transaction.atomic
 def change_customer_tags(
-    user, customer_ids: Sequence[int], add: Sequence[int], remove: Sequence[int], reason: str
+    user,
+    customer_ids: Sequence[int],
+    add: Sequence[int],
+    remove: Sequence[int],
+    reason: str,
+    expires_at=None,
 ) -> list[dict]:
     """Check everything, then remove and add in one transaction: all or nothing. Returns one
-    result per customer, in the order given."""
+    result per customer, in the order given. ``expires_at`` applies to the tags added."""
     policy.require_customers(user, customer_ids)
     add_tags = require_assignable(user, add)
     remove_tags = require_assignable(user, remove)
@@ -92,7 +97,12 @@ def change_customer_tags(
         customer_ids, remove_tags, actor=user, source=AssignmentSource.API, reason=reason
     ).removed
     assigned = services.assign_tags(
-        customer_ids, add_tags, actor=user, source=AssignmentSource.API, reason=reason
+        customer_ids,
+        add_tags,
+        actor=user,
+        source=AssignmentSource.API,
+        reason=reason,
+        expires_at=expires_at,
     )
     by_customer: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for key, pairs in (
@@ -278,7 +288,12 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def batch(self, request):
         data = self.validated(BatchTagSerializer)
         results = change_customer_tags(
-            request.user, data["customers"], data["add"], data["remove"], data["reason"]
+            request.user,
+            data["customers"],
+            data["add"],
+            data["remove"],
+            data["reason"],
+            data["expires_at"],
         )
         return Response(
             {

@@ -14,6 +14,7 @@ from tagging.services.assignments import (
     assign_tags,
     assignable_error,
     bulk_assign,
+    check_expiry,
     remove_expired_assignments,
     unassign_tags,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "assign_tags",
     "assignable_error",
     "bulk_assign",
+    "check_expiry",
     "check_rule_tag",
     "create_group",
     "create_tag",
