@@ -81,8 +81,8 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from permissions import policy  # noqa: E402
 from permissions.models import User  # noqa: E402
-from tagging.api.search import pinyin_keys  # noqa: E402
 from tagging.models import AuditEntry, TagAssignment, TagKind  # noqa: E402
+from tagging.search import pinyin_keys  # noqa: E402
 
 # --- measuring ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -23,7 +23,6 @@ from api.viewsets import ScopedViewSet
 from permissions import policy
 from tagging import services
 from tagging.api import examples as ex
-from tagging.api.search import search_tags
 from tagging.api.serializers import (
     BatchResultSerializer,
     BatchTagSerializer,
@@ -38,6 +37,7 @@ from tagging.api.serializers import (
 )
 from tagging.errors import RuleTagNotAssignable
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind, TagStatus
+from tagging.search import search_tags, tag_rows
 
 # --- shared helpers (also used by customers.api) ------------------------------------------------
 
@@ -239,18 +239,7 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         if "group" in query:
             get_object_or_404(policy.visible_groups(request.user), pk=query["group"])
             candidates = candidates.filter(group_id=query["group"])
-        rows = candidates.values(
-            "id",
-            "name",
-            "name_key",
-            "sort_order",
-            "group_id",
-            colour_own=F("colour"),
-            group_name=F("group__name"),
-            kind=F("group__kind"),
-            group_colour=F("group__colour"),
-            group_sort_order=F("group__sort_order"),
-        )
+        rows = tag_rows(candidates)
         page = self.paginate_queryset(search_tags(rows, query["q"]))
         rows = [
             {
