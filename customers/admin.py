@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from customers.admin_import import CustomerImportExportMixin
+from customers.admin_tags import CustomerTaggingMixin
 from customers.forms import BulkTagForm, CustomerForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import try_normalize_phone
@@ -107,7 +108,7 @@ class FollowerInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
+class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin):
     form = CustomerForm
     list_display = [
         "__str__",
@@ -209,6 +210,8 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         context = dict(extra_context or {})
         if customer is not None:
             context.update(self.customer_panels(request, customer))
+            if "tag_form" not in context:
+                context["tag_form"] = self.tag_form(request, customer)
         return super().change_view(request, object_id, form_url, context)
 
     def customer_panels(self, request, customer) -> dict:
@@ -292,6 +295,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
                 source=AssignmentSource.MANUAL,
                 replace_exclusive=data["replace_exclusive"],
                 reason=data["reason"],
+                expires_at=data["expires_at"],
             )
             message = ngettext(
                 "Added %(added)d tag assignment to %(count)d selected customers.",

@@ -4,6 +4,7 @@ so the user sees the error beside the field); the service re-checks and is the o
 from __future__ import annotations
 
 from django import forms
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from tagging.models import Tag, TagGroup, TagStatus
@@ -69,3 +70,13 @@ class MergeTagsForm(forms.Form):
         self.fields["target"].queryset = targets.filter(status=TagStatus.ACTIVE).select_related(
             "group"
         )
+        self.fields["target"].widget.attrs.update(tag_search_attrs("view"))
+
+
+def tag_search_attrs(level: str = "view") -> dict[str, str]:
+    """Widget attributes that give a tag <select> the admin's tag search box (static/tagdesk/
+    admin.js): the same prefix / substring / pinyin search as the API (tagging.search)."""
+    return {
+        "data-td-search": f"{reverse('admin:customers_customer_tag_search')}?level={level}",
+        "data-td-placeholder": str(_("Search tags (name or pinyin initials)")),
+    }

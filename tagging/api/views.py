@@ -93,17 +93,16 @@ def change_customer_tags(
     policy.require_customers(user, customer_ids)
     add_tags = require_assignable(user, add)
     remove_tags = require_assignable(user, remove)
-    removed = services.unassign_tags(
-        customer_ids, remove_tags, actor=user, source=AssignmentSource.API, reason=reason
-    ).removed
-    assigned = services.assign_tags(
+    assigned, unassigned = services.change_tags(
         customer_ids,
-        add_tags,
+        add=add_tags,
+        remove=remove_tags,
         actor=user,
         source=AssignmentSource.API,
         reason=reason,
         expires_at=expires_at,
     )
+    removed = unassigned.removed
     by_customer: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for key, pairs in (
         ("added", assigned.added),

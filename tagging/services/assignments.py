@@ -268,6 +268,35 @@ def unassign_tags(
 
 
 @transaction.atomic
+def change_tags(
+    customers: Iterable[Any] | QuerySet,
+    *,
+    add: Iterable[Any] = (),
+    remove: Iterable[Any] = (),
+    actor: Any,
+    source: str,
+    reason: str = "",
+    expires_at: datetime | None = None,
+    replace_exclusive: bool = True,
+) -> tuple[AssignResult, UnassignResult]:
+    """Remove ``remove`` then add ``add`` (with ``expires_at``) on the customers, all or nothing:
+    :func:`unassign_tags` then :func:`assign_tags` in one transaction, with their checks and
+    audit entries. The one call behind "mark / unmark" in the API and the customer page."""
+    customer_ids = _ids(customers)
+    removed = unassign_tags(customer_ids, remove, actor=actor, source=source, reason=reason)
+    added = assign_tags(
+        customer_ids,
+        add,
+        actor=actor,
+        source=source,
+        reason=reason,
+        expires_at=expires_at,
+        replace_exclusive=replace_exclusive,
+    )
+    return added, removed
+
+
+@transaction.atomic
 def remove_expired_assignments(now: datetime | None = None) -> int:
     """Delete assignments whose ``expires_at`` has passed (nightly); each removal is audited."""
     now = now or timezone.now()
