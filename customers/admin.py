@@ -159,6 +159,11 @@ class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin)
             Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
         )
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The department and owner choices follow the user's scope (permissions.policy).
+        return type(form.__name__, (form,), {"user": request.user})
+
     def save_model(self, request, obj, form, change):
         # Through the service so that every edit lands in the audit log (SPEC §4).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)

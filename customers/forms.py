@@ -18,6 +18,13 @@ from tagging.services import check_expiry
 
 
 class CustomerForm(forms.ModelForm):
+    """The customer record. ``user`` (set by ``CustomerAdmin.get_form``) limits the department and
+    owner choices to the user's scope (``policy.assignable_departments`` / ``assignable_owners``)
+    plus the customer's current ones, so a value out of scope is refused on save, not only
+    hidden."""
+
+    user = None
+
     class Meta:
         model = Customer
         fields = [
@@ -32,6 +39,31 @@ class CustomerForm(forms.ModelForm):
             "attributes",
             "added_at",
         ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.user is None:
+            return
+        instance = self.instance
+        scoped = (
+            ("department", policy.assignable_departments(self.user), instance.department_id),
+            ("owner", policy.assignable_owners(self.user), instance.owner_id),
+        )
+        messages = {
+            "department": _("Choose one of your departments or their sub-departments."),
+            "owner": _("Choose an employee of your departments."),
+        }
+        for name, allowed, current in scoped:
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            keep = Q(pk__in=allowed.values("pk"))
+            if current is not None:
+                keep |= Q(pk=current)  # an unchanged value stays valid
+            field.queryset = field.queryset.model.objects.filter(keep).order_by(
+                *(["path"] if name == "department" else ["username"])
+            )
+            field.error_messages["invalid_choice"] = messages[name]
 
     def clean_phone(self) -> str | None:
         raw = (self.cleaned_data.get("phone") or "").strip()

@@ -64,6 +64,9 @@ from tagging.models import Tag, TagGroup, TagKind, TagStatus
 
 __all__ = [
     "CreateDecision",
+    "assignable_departments",
+    "assignable_owners",
+    "require_placement",
     "Denied",
     "Level",
     "NotVisible",
@@ -450,6 +453,64 @@ def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySe
     # under OR is costed per row, which on a million rows also wakes the JIT compiler.
     followed = Follower.objects.filter(employee=user.pk).values("customer_id")
     return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
+
+
+def assignable_departments(user: Any) -> QuerySet[Department]:
+    """Departments the user may put a customer in (admin form, API, import): every department
+    for those who see all customers; otherwise the user's own departments and their
+    sub-departments. Departments merely shared with the user are not among them (a share lets
+    one look at customers, not move them). One query."""
+    if not _active_user(user):
+        return Department.objects.none()
+    if sees_all_customers(user):
+        return Department.objects.all()
+    memberships = DepartmentMembership.objects.filter(user=user.pk)
+    return Department.objects.filter(
+        Exists(
+            memberships.annotate(scope_path=_outer_path()).filter(
+                scope_path__startswith=F("department__path")
+            )
+        )
+    )
+
+
+def assignable_owners(user: Any) -> QuerySet:
+    """Employees the user may make a customer's owner: every active employee for those who see
+    all customers; otherwise the user and the active members of :func:`assignable_departments`.
+    One query."""
+    from django.contrib.auth import get_user_model
+
+    employees = get_user_model().objects.filter(is_active=True)
+    if not _active_user(user):
+        return employees.none()
+    if sees_all_customers(user):
+        return employees
+    members = DepartmentMembership.objects.filter(
+        department__in=assignable_departments(user)
+    ).values("user_id")
+    return employees.filter(Q(pk=user.pk) | Q(pk__in=members))
+
+
+def require_placement(user: Any, *, department: Any = None, owner: Any = None) -> None:
+    """Raise :class:`Denied` unless the user may give a customer this department and owner
+    (either may be None: not changed). Unknown ids are refused with the same words as ids out of
+    scope, so the answer says nothing about what exists. One query per value given."""
+    department_id = getattr(department, "pk", department)
+    owner_id = getattr(owner, "pk", owner)
+    if department_id is not None:
+        ids = _int_ids([department_id])
+        if not ids or not assignable_departments(user).filter(pk__in=_storable(ids)).exists():
+            raise Denied(
+                _("You may not put customers in department %(id)s.") % {"id": department_id},
+                details={"department": department_id},
+            )
+    if owner_id is not None:
+        ids = _int_ids([owner_id])
+        if not ids or not assignable_owners(user).filter(pk__in=_storable(ids)).exists():
+            raise Denied(
+                _("You may not make employee %(id)s the owner of customers.") % {"id": owner_id},
+                details={"owner": owner_id},
+            )
 
 
 def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:

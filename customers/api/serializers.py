@@ -139,6 +139,18 @@ class UpsertCustomerSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=64, help_text="Source channel, e.g. 展会."
     )
     attributes = serializers.DictField(required=False, validators=[storable_json])
+    department = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Department id: one of yours or their sub-departments (else 403). Default for "
+        "a new customer: your first department.",
+    )
+    owner = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Owner employee id: you or a member of your departments (else 403). Default "
+        "for a new customer: you.",
+    )
 
     def validate(self, attrs):
         if (

@@ -171,7 +171,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         summary="Create or update a customer by external_userid or phone",
         description="Looks the customer up by external_userid, then by phone (any spelling). "
         "A customer known only by phone gains the external_userid, keeping its tags. A new "
-        "customer is owned by you, in your first department. A customer outside your scope "
+        "customer is owned by you, in your first department, unless `owner` / `department` "
+        "say otherwise (within your scope: else 403). A customer outside your scope "
         "is a 404; a phone that belongs to another customer is a 409.",
         request=UpsertCustomerSerializer,
         responses={
@@ -196,11 +197,19 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         existing_ids = list(Customer.objects.filter(lookup).values_list("pk", flat=True))
         if existing_ids:
             policy.require_customers(user, existing_ids)
-        else:
-            data["owner"] = user
+        department = data.pop("department", None)
+        owner = data.pop("owner", None)
+        policy.require_placement(user, department=department, owner=owner)
+        if department is not None:
+            data["department_id"] = department
+        elif not existing_ids:
             data["department_id"] = (
                 user.memberships.order_by("id").values_list("department_id", flat=True).first()
             )
+        if owner is not None:
+            data["owner_id"] = owner
+        elif not existing_ids:
+            data["owner"] = user
         customer, created = services.upsert_customer(
             external_userid=external_userid,
             phone=phone,
