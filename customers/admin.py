@@ -27,7 +27,12 @@ from customers.admin_tags import CustomerTaggingMixin
 from customers.forms import BulkTagForm, CustomerForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import try_normalize_phone
-from customers.services import save_customer, search_customers
+from customers.services import (
+    remove_followers,
+    save_customer,
+    save_follower,
+    search_customers,
+)
 from permissions import policy
 from tagging import services
 from tagging.admin_analytics import SegmentListFilter
@@ -85,26 +90,38 @@ class TagListFilter(admin.SimpleListFilter):
 
 
 class FollowerInline(admin.TabularInline):
+    """The customer's followers: everyone in scope sees them; tag admins add, change and remove
+    them (saved through ``customers.services``, audited)."""
+
     model = Follower
     fields = ("employee", "added_at", "add_way", "remark")
-    readonly_fields = fields
     extra = 0
-    can_delete = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("employee")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "employee":
+            kwargs["queryset"] = policy.assignable_owners(request.user).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if policy.is_tag_admin(request.user) else self.fields
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 1 if policy.is_tag_admin(request.user) else 0
 
     def has_view_permission(self, request, obj=None):
         return True  # the customer is in the user's scope (its admin's queryset)
 
     def has_add_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
     def has_delete_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
 
 @admin.register(Customer)
@@ -167,6 +184,22 @@ class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin)
     def save_model(self, request, obj, form, change):
         # Through the service so that every edit lands in the audit log (SPEC §4).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Follower:
+            return super().save_formset(request, form, formset, change)
+        # Followers change through the service so that each change is audited.
+        followers = formset.save(commit=False)
+        for follower in formset.deleted_objects:
+            remove_followers(
+                follower.customer_id,
+                [follower.employee_id],
+                actor=request.user,
+                via=AssignmentSource.MANUAL,
+            )
+        for follower in followers:
+            save_follower(follower, actor=request.user, via=AssignmentSource.MANUAL)
+        return None
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -66,6 +66,7 @@ __all__ = [
     "CreateDecision",
     "assignable_departments",
     "assignable_owners",
+    "require_colleague",
     "require_placement",
     "Denied",
     "Level",
@@ -511,6 +512,18 @@ def require_placement(user: Any, *, department: Any = None, owner: Any = None) -
                 _("You may not make employee %(id)s the owner of customers.") % {"id": owner_id},
                 details={"owner": owner_id},
             )
+
+
+def require_colleague(user: Any, employee: Any) -> None:
+    """Raise :class:`Denied` unless the employee is among :func:`assignable_owners` (whom the user
+    may make a follower or owner of a customer). Unknown ids read the same. One query."""
+    employee_id = getattr(employee, "pk", employee)
+    ids = _int_ids([employee_id])
+    if not ids or not assignable_owners(user).filter(pk__in=_storable(ids)).exists():
+        raise Denied(
+            _("Employee %(id)s is not in your departments.") % {"id": employee_id},
+            details={"employee": employee_id},
+        )
 
 
 def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:

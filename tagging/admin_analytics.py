@@ -360,7 +360,7 @@ class AnalyticsFilterForm(forms.Form):
         return cleaned
 
 
-TABLES = ("tags", "groups", "by_source", "by_employee", "by_department", "rules")
+TABLES = ("tags", "groups", "followers", "by_source", "by_employee", "by_department", "rules")
 
 
 @admin.register(TagAnalytics)
@@ -417,6 +417,9 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return [_("group"), _("kind"), _("customers"), _("coverage")], [
                 [r["group"], r["kind"], r["customers"], r["coverage"]] for r in rows
             ]
+        if name == "followers":
+            rows = analytics.customers_per_employee(user, filters)
+            return [_("employee"), _("customers")], [[r["employee"], r["customers"]] for r in rows]
         if name == "rules":
             rows = analytics.rule_results_over_time(user, filters)
             return [_("day"), _("rule"), _("status"), _("matched"), _("added"), _("removed")], [
@@ -467,6 +470,16 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     colour="#52C41A",
                 ),
                 "table": tables["groups"],
+            },
+            {
+                "name": "followers",
+                "title": _("Customers per employee (followers)"),
+                "chart": charts.bar_chart(
+                    [(r[0], r[1]) for r in tables["followers"][1]],
+                    title=_("Customers per employee (top 40)"),
+                    colour="#FA8C16",
+                ),
+                "table": tables["followers"],
             },
             *[
                 {

@@ -317,6 +317,9 @@ class AuditAction(models.TextChoices):
     RULE_DELETED = "rule.deleted", _("rule deleted")
     CUSTOMER_CREATED = "customer.created", _("customer created")
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
+    FOLLOWER_ADDED = "follower.added", _("follower added")
+    FOLLOWER_UPDATED = "follower.updated", _("follower changed")
+    FOLLOWER_REMOVED = "follower.removed", _("follower removed")
 
 
 class AuditQuerySet(models.QuerySet):

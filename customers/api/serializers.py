@@ -60,9 +60,23 @@ class FollowerSerializer(serializers.Serializer):
     employee_name = serializers.SerializerMethodField()
     added_at = serializers.DateTimeField()
     add_way = serializers.ChoiceField(choices=AddWay.choices)
+    remark = serializers.CharField(required=False)
 
     def get_employee_name(self, follower) -> str:
         return str(follower.employee)
+
+
+class FollowerListSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    followers = FollowerSerializer(many=True)
+
+
+class AddFollowerSerializer(serializers.Serializer):
+    employee = serializers.IntegerField(
+        min_value=1, help_text="Employee id: you or a member of your departments (else 403)."
+    )
+    add_way = serializers.ChoiceField(choices=AddWay.choices, default=AddWay.UNKNOWN)
+    remark = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
 
 
 class CustomerSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from api.viewsets import ScopedViewSet
 from customers import services
 from customers.api import examples as ex
 from customers.api.serializers import (
+    AddFollowerSerializer,
     CustomerDetailSerializer,
     CustomerListQuerySerializer,
     CustomerSerializer,
@@ -30,6 +31,8 @@ from customers.api.serializers import (
     CustomerTagsSerializer,
     EventBatchSerializer,
     EventResultSerializer,
+    FollowerListSerializer,
+    FollowerSerializer,
     ImportJobSerializer,
     TimelineEntrySerializer,
     UpsertCustomerSerializer,
@@ -148,6 +151,65 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             data["expires_at"],
         )
         return Response({**result, "tags": self._tags_of(customer.pk)})
+
+    def _followers_of(self, customer_id: int) -> dict:
+        followers = (
+            Follower.objects.filter(customer_id=customer_id)
+            .select_related("employee")
+            .order_by("added_at", "pk")
+        )
+        return {
+            "customer": customer_id,
+            "followers": FollowerSerializer(followers, many=True).data,
+        }
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A customer's followers",
+        description="The employees who follow the customer (WeCom follow_user).",
+        responses=FollowerListSerializer,
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a follower",
+        description="The employee must be you or a member of your departments (else 403; an "
+        "unknown id reads the same). Adding an existing follower changes nothing. Audited.",
+        request=AddFollowerSerializer,
+        responses=FollowerListSerializer,
+    )
+    @action(detail=True, methods=["get", "post"], url_path="followers")
+    def followers(self, request, pk=None):
+        customer = self._customer(pk)
+        if request.method == "POST":
+            data = self.validated(AddFollowerSerializer)
+            policy.require_colleague(request.user, data["employee"])
+            services.add_followers(
+                [(customer.pk, data["employee"])],
+                actor=request.user,
+                via=AssignmentSource.API,
+                add_way=data["add_way"],
+                remark=data["remark"],
+            )
+        return Response(self._followers_of(customer.pk))
+
+    @extend_schema(
+        summary="Remove a follower",
+        description="Same scope as adding. Removing an employee who does not follow the "
+        "customer changes nothing. Audited.",
+        responses=FollowerListSerializer,
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"followers/(?P<employee_id>[0-9]+)",
+    )
+    def remove_follower(self, request, pk=None, employee_id=None):
+        customer = self._customer(pk)
+        policy.require_colleague(request.user, int(employee_id))
+        services.remove_followers(
+            customer.pk, [int(employee_id)], actor=request.user, via=AssignmentSource.API
+        )
+        return Response(self._followers_of(customer.pk))
 
     @extend_schema(
         summary="A customer's tag timeline",
