@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
+from customers.import_columns import DepartmentIndex, EmployeeIndex, parse_expiry, split_list
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, Customer
@@ -55,6 +56,15 @@ COLUMN_ALIASES = {
     "姓名": "name",
     "tags": "tags",
     "标签": "tags",
+    # optional columns (customers.import_columns)
+    "expires_at": "expires_at",
+    "过期时间": "expires_at",
+    "followers": "followers",
+    "跟进人": "followers",
+    "department": "department",
+    "部门": "department",
+    "owner": "owner",
+    "负责人": "owner",
 }
 TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
 NAME_MAX_LENGTH = Customer._meta.get_field("name").max_length
@@ -144,15 +154,23 @@ class CustomerState:
         "exclusive",
         "visible",
         "pending_tags",
+        "department_id",
+        "owner_id",
+        "orig_department_id",
+        "orig_owner_id",
     )
 
-    def __init__(self, pk, external_userid, phone, name, *, visible=True):
+    def __init__(
+        self, pk, external_userid, phone, name, *, visible=True, department_id=None, owner_id=None
+    ):
         self.pk = pk
         self.external_userid = external_userid
         self.phone = phone
         self.name = name
         self.orig_external_userid = external_userid
         self.orig_name = name
+        self.department_id = self.orig_department_id = department_id
+        self.owner_id = self.orig_owner_id = owner_id
         self.tags: set[int] = set()
         self.corporate = 0
         self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
@@ -166,7 +184,10 @@ class CustomerState:
     @property
     def changed(self) -> bool:
         return not self.is_new and (
-            self.external_userid != self.orig_external_userid or self.name != self.orig_name
+            self.external_userid != self.orig_external_userid
+            or self.name != self.orig_name
+            or self.department_id != self.orig_department_id
+            or self.owner_id != self.orig_owner_id
         )
 
 
@@ -177,6 +198,9 @@ class Plan:
     new: list[CustomerState] = field(default_factory=list)
     changed: list[CustomerState] = field(default_factory=list)
     pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
+    # (id(customer state), tag id) -> expiry, for rows with an expires_at cell
+    expiries: dict[tuple[int, int], Any] = field(default_factory=dict)
+    followers: list[tuple[CustomerState, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -188,6 +212,10 @@ class ParsedRow:
     name: str = ""
     tags: list[tuple[Tag, str]] = field(default_factory=list)  # (tag, column)
     errors: list[RowError] = field(default_factory=list)
+    expires_at: Any = None
+    followers: list[int] = field(default_factory=list)
+    department_id: int | None = None
+    owner_id: int | None = None
 
 
 class HeaderError(Exception):
@@ -229,6 +257,8 @@ class Importer:
             .first()
         )
         self.department_id = membership
+        self.employees = EmployeeIndex(user)
+        self.departments = DepartmentIndex(user)
 
     # -- catalog: every tag the user can view, one pass ------------------------------------------
 
@@ -395,6 +425,7 @@ class Importer:
                         % {"length": len(row.name), "limit": NAME_MAX_LENGTH},
                     )
                 )
+        self._parse_optional(row, values)
         seen: set[int] = set()
         if "tags" in col:
             self._parse_tags(row, values[col["tags"]], self.header[col["tags"]], None, seen)
@@ -402,6 +433,33 @@ class Importer:
             if values[index]:
                 self._parse_tags(row, values[index], self.header[index], group, seen)
         return row
+
+    def _parse_optional(self, row: ParsedRow, values: list[str]) -> None:
+        """The expires_at, followers, department and owner cells (customers.import_columns)."""
+        col = self.columns
+        if "expires_at" in col and values[col["expires_at"]]:
+            row.expires_at, message = parse_expiry(values[col["expires_at"]])
+            if message:
+                column = self.header[col["expires_at"]]
+                row.errors.append(RowError(row.line, column, "invalid_expiry", message))
+        if "followers" in col and values[col["followers"]]:
+            for key in split_list(values[col["followers"]]):
+                pk, message = self.employees.resolve(key)
+                if message:
+                    column = self.header[col["followers"]]
+                    row.errors.append(RowError(row.line, column, "permission_denied", message))
+                elif pk not in row.followers:
+                    row.followers.append(pk)
+        if "owner" in col and values[col["owner"]]:
+            row.owner_id, message = self.employees.resolve(values[col["owner"]])
+            if message:
+                column = self.header[col["owner"]]
+                row.errors.append(RowError(row.line, column, "permission_denied", message))
+        if "department" in col and values[col["department"]]:
+            row.department_id, message = self.departments.resolve(values[col["department"]])
+            if message:
+                column = self.header[col["department"]]
+                row.errors.append(RowError(row.line, column, "permission_denied", message))
 
     def _parse_tags(
         self, row: ParsedRow, cell: str, column: str, group: TagGroup | None, seen: set[int]
@@ -585,10 +643,21 @@ class Importer:
             return
         # The row is good: it changes the picture the next rows see.
         if fresh:
-            customer = CustomerState(None, ext, phone, row.name)
+            customer = CustomerState(
+                None,
+                ext,
+                phone,
+                row.name,
+                department_id=row.department_id or self.department_id,
+                owner_id=row.owner_id,
+            )
             plan.new.append(customer)
             state.add(customer)
         else:
+            if row.department_id is not None:
+                customer.department_id = row.department_id
+            if row.owner_id is not None:
+                customer.owner_id = row.owner_id
             if ext and not customer.external_userid:
                 customer.external_userid = ext  # a phone-only customer gains its external_userid
                 state.by_ext[ext] = customer
@@ -603,6 +672,9 @@ class Importer:
         for tag_id in adding:
             customer.tags.add(tag_id)
             plan.pairs.append((customer, tag_id))
+            if row.expires_at is not None:
+                plan.expiries[(id(customer), tag_id)] = row.expires_at
+        plan.followers.extend((customer, pk) for pk in row.followers)
 
     def _tag_name(self, tag_id: int) -> str:
         return self.tag_names.get(tag_id) or _("another tag")
@@ -646,9 +718,13 @@ class _StateIndex:
         exts = list({r.external_userid for r in rows if r.external_userid})
         phones = list({r.phone for r in rows if r.phone})
         found: dict[int, CustomerState] = {}
-        for pk, ext, phone, name in _matching_customers(exts, phones, lock=lock):
+        for pk, ext, phone, name, department_id, owner_id in _matching_customers(
+            exts, phones, lock=lock
+        ):
             if pk not in found:
-                found[pk] = CustomerState(pk, ext, phone, name)
+                found[pk] = CustomerState(
+                    pk, ext, phone, name, department_id=department_id, owner_id=owner_id
+                )
         if found and not importer.sees_all:
             visible: set[int] = set()
             for chunk in _chunks(list(found)):
@@ -679,13 +755,15 @@ class _StateIndex:
 
 
 def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> Iterator[tuple]:
-    """(pk, external_userid, phone, name) of customers holding one of the identifiers. One
+    """(pk, external_userid, phone, name, department_id, owner_id) of customers holding one of
+    the identifiers. One
     query with array parameters on PostgreSQL (locking the rows when ``lock``); chunked IN
     lists elsewhere."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, external_userid, phone, name FROM customers_customer"
+                "SELECT id, external_userid, phone, name, department_id, owner_id"
+                " FROM customers_customer"
                 " WHERE external_userid = ANY(%s) OR phone = ANY(%s) ORDER BY id"
                 + (" FOR UPDATE" if lock else ""),
                 [exts, phones],
@@ -696,7 +774,7 @@ def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> It
     for field_name, values in (("external_userid", exts), ("phone", phones)):
         for chunk in _chunks(values):
             yield from base.filter(**{f"{field_name}__in": chunk}).values_list(
-                "pk", "external_userid", "phone", "name"
+                "pk", "external_userid", "phone", "name", "department_id", "owner_id"
             )
 
 
