@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -24,7 +25,9 @@ from rules.describe import describe_tree
 from rules.models import Rule, RuleRun, RunTrigger
 from rules.tasks import run_rule_task
 from rules.templates import TEMPLATES
-from tagging.models import Tag, TagKind, TagStatus
+from tagging import services as tagging_services
+from tagging.errors import TaggingError
+from tagging.models import Tag, TagGroup, TagKind, TagStatus
 
 HISTORY_ROWS = 20
 
@@ -60,13 +63,47 @@ class RuleForm(forms.ModelForm):
 
 
 class TemplateRuleForm(forms.Form):
+    """The rule of a template: its name and auto tag — an existing free one, or a new one
+    created in an auto group in the same step (``tagging.services.create_tag``, audited)."""
+
     name = forms.CharField(label=gettext_lazy("rule name"), max_length=128)
-    tag = forms.ModelChoiceField(label=gettext_lazy("auto tag"), queryset=Tag.objects.none())
+    tag = forms.ModelChoiceField(
+        label=gettext_lazy("auto tag"), queryset=Tag.objects.none(), required=False
+    )
+    new_tag_name = forms.CharField(
+        label=gettext_lazy("or a new auto tag named"),
+        max_length=64,
+        required=False,
+        help_text=gettext_lazy("Created with the rule, in the auto group chosen below."),
+    )
+    new_tag_group = forms.ModelChoiceField(
+        label=gettext_lazy("in the auto group"), queryset=TagGroup.objects.none(), required=False
+    )
     enabled = forms.BooleanField(label=gettext_lazy("enabled"), required=False, initial=True)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, suggested_tag: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tag"].queryset = _rule_tags(None)
+        groups = TagGroup.objects.filter(kind=TagKind.AUTO).order_by("sort_order", "pk")
+        self.fields["new_tag_group"].queryset = groups
+        self.no_free_tag = not self.fields["tag"].queryset.exists()
+        if self.no_free_tag:
+            self.fields["new_tag_name"].initial = suggested_tag
+            first = groups.first()
+            if first is not None:
+                self.fields["new_tag_group"].initial = first.pk
+
+    def clean(self):
+        cleaned = super().clean()
+        tag, new_name = cleaned.get("tag"), (cleaned.get("new_tag_name") or "").strip()
+        if tag and new_name:
+            raise ValidationError(_("Choose an auto tag or name a new one, not both."))
+        if not tag and not new_name:
+            raise ValidationError(_("Choose a free auto tag or name a new one."))
+        if new_name and not cleaned.get("new_tag_group"):
+            self.add_error("new_tag_group", _("Choose the auto group of the new tag."))
+        cleaned["new_tag_name"] = new_name
+        return cleaned
 
 
 class RunHistory:
@@ -277,6 +314,25 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
         )
         return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
 
+    @transaction.atomic
+    def _create_from_template(self, request, data, tree) -> Rule:
+        """The new auto tag (if named) and the rule, together or not at all. The description
+        says what the rule does with the values entered (rules.describe)."""
+        tag = data["tag"]
+        if tag is None:
+            tag = tagging_services.create_tag(
+                data["new_tag_group"], data["new_tag_name"], actor=request.user
+            )
+        rule = Rule(
+            name=data["name"],
+            tag=tag,
+            enabled=data["enabled"],
+            tree=tree,
+            description=describe_tree(tree),
+        )
+        services.save_rule(rule, actor=request.user)
+        return rule
+
     def templates_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -298,20 +354,20 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:rules_rule_templates"))
         template_cls = TEMPLATES[key]
         data = request.POST if request.method == "POST" else None
-        rule_form = TemplateRuleForm(data, prefix="rule", initial={"name": str(template_cls.title)})
+        rule_form = TemplateRuleForm(
+            data,
+            prefix="rule",
+            initial={"name": str(template_cls.title)},
+            suggested_tag=template_cls.suggested_tag,
+        )
         answers = template_cls(data, prefix="t")
         if request.method == "POST" and rule_form.is_valid() and answers.is_valid():
-            rule = Rule(
-                name=rule_form.cleaned_data["name"],
-                tag=rule_form.cleaned_data["tag"],
-                enabled=rule_form.cleaned_data["enabled"],
-                tree=answers.tree(),
-                description=str(template_cls.description),
-            )
             try:
-                services.save_rule(rule, actor=request.user)
+                rule = self._create_from_template(request, rule_form.cleaned_data, answers.tree())
             except ValidationError as exc:
                 rule_form.add_error(None, exc)
+            except TaggingError as exc:
+                rule_form.add_error("new_tag_name", exc.message)
             else:
                 self.message_user(
                     request, _("Rule “%(rule)s” created.") % {"rule": rule}, messages.SUCCESS
