@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from permissions import policy
+from rules import fields as F
 from rules import services
 from rules.describe import describe_tree
 from rules.models import Rule, RuleRun, RunTrigger
@@ -37,6 +38,69 @@ def _rule_tags(rule: Rule | None):
     free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(status=TagStatus.ARCHIVED)
     taken = Rule.objects.exclude(pk=getattr(rule, "pk", None)).values("tag_id")
     return free.exclude(pk__in=taken).select_related("group")
+
+
+def builder_schema(user) -> dict:
+    """What the conditions form (static/tagdesk/rule_builder.js) offers, from the registry of
+    rules.fields (the same keys the validator accepts), with translated labels."""
+    tags = (
+        policy.visible_tags(user)
+        .select_related("group")
+        .order_by("group__sort_order", "group_id", "sort_order", "id")
+    )
+    return {
+        "attributes": {
+            key: {"label": str(f.label), "type": f.type, "operators": list(f.operators)}
+            for key, f in F.ATTRIBUTES.items()
+        },
+        "operators": {
+            key: {"label": str(op.symbol), "arity": op.arity} for key, op in F.OPERATORS.items()
+        },
+        "operators_by_type": {key: list(ops) for key, ops in F.OPERATORS_BY_TYPE.items()},
+        "events": {key: str(label) for key, label in F.EVENT_KINDS.items()},
+        "aggregates": {
+            key: {"label": str(a["label"]), "measure": a["measure"], "type": a["type"]}
+            for key, a in F.AGGREGATES.items()
+        },
+        "measures": {key: str(label) for key, label in F.MEASURES.items()},
+        "event_filters": {
+            "category": _("category"),
+            "target": _("target"),
+            "text_contains": _("text contains"),
+        },
+        "rfm": {key: str(m["label"]) for key, m in F.RFM_METRICS.items()},
+        "tags": [[t.pk, f"{t.group.name}:{t.name}"] for t in tags],
+        "labels": {
+            "help": _("Build the conditions here, or edit the JSON below: each writes the other."),
+            "all": _("all of these hold"),
+            "any": _("any of these holds"),
+            "at_least": _("at least N of these hold"),
+            "not": _("this does not hold"),
+            "group": _("group"),
+            "kind": _("kind of condition"),
+            "attribute": _("customer field"),
+            "event": _("event"),
+            "tag": _("tag"),
+            "rfm": _("RFM score"),
+            "field": _("field"),
+            "operator": _("operator"),
+            "value": _("value"),
+            "list": _("values, separated by commas"),
+            "aggregate": _("aggregate"),
+            "measure": _("measure"),
+            "window": _("time window"),
+            "anytime": _("any time"),
+            "last_days": _("in the last … days"),
+            "between_dates": _("between dates"),
+            "days": _("days"),
+            "from": _("from"),
+            "to": _("to"),
+            "has": _("has"),
+            "lacks": _("lacks"),
+            "add_condition": _("+ condition"),
+            "add_group": _("+ group"),
+        },
+    }
 
 
 class TreeField(forms.JSONField):
@@ -184,6 +248,10 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     )
     change_form_template = "admin/rules/rule/change_form.html"
     change_list_template = "admin/rules/rule/change_list.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["rule_schema"] = builder_schema(request.user)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fieldsets(self, request, obj=None):
         main = (
