@@ -207,6 +207,8 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 # Longest expiry a temporary tag (参加过38促销) may be given, in days from now.
 TAGDESK_MAX_TAG_EXPIRY_DAYS = env_int("TAGDESK_MAX_TAG_EXPIRY_DAYS", 366, minimum=1)
+# Personal tags nobody has given a customer for this many days are listed for their owner.
+TAGDESK_PERSONAL_TAG_STALE_DAYS = env_int("TAGDESK_PERSONAL_TAG_STALE_DAYS", 30, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 
@@ -239,6 +241,10 @@ CELERY_BEAT_SCHEDULE = {
     "tag-hygiene-monthly-report": {
         "task": "tagging.hygiene_monthly_report",
         "schedule": crontab(day_of_month=1, hour=6, minute=0),
+    },
+    "personal-tag-review-monthly": {
+        "task": "tagging.list_stale_personal_tags",
+        "schedule": crontab(day_of_month=1, hour=6, minute=30),
     },
     "compact-segment-index": {
         "task": "tagging.compact_segment_index",

@@ -759,3 +759,6 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
     @admin.display(description=gettext_lazy("after"))
     def after_pretty(self, entry):
         return self._pretty(entry.after)
+
+
+from tagging import admin_reviews  # noqa: E402, F401  (registers the personal-tag review list)

@@ -317,6 +317,8 @@ class AuditAction(models.TextChoices):
     RULE_DELETED = "rule.deleted", _("rule deleted")
     CUSTOMER_CREATED = "customer.created", _("customer created")
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
+    TAG_REVIEW_LISTED = "tag.review_listed", _("personal tag listed for review")
+    TAG_KEPT = "tag.kept", _("personal tag kept after review")
     FOLLOWER_ADDED = "follower.added", _("follower added")
     FOLLOWER_UPDATED = "follower.updated", _("follower changed")
     FOLLOWER_REMOVED = "follower.removed", _("follower removed")
@@ -506,6 +508,49 @@ class HygieneReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m}"
+
+
+class PersonalTagReview(models.Model):
+    """A personal tag nobody has given a customer for a while (``TAGDESK_PERSONAL_TAG_STALE_DAYS``),
+    listed monthly for its owner to keep or archive (``tagging.services.reviews``)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("to review")
+        KEPT = "kept", _("kept")
+        ARCHIVED = "archived", _("archived")
+
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="reviews", verbose_name=_("tag")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="personal_tag_reviews",
+        verbose_name=_("owner"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    last_used_at = models.DateTimeField(_("last given to a customer"), null=True, blank=True)
+    customers = models.PositiveIntegerField(_("customers carrying it"), default=0)
+    listed_at = models.DateTimeField(_("listed"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("personal tag to review")
+        verbose_name_plural = _("personal tags to review")
+        ordering = ["-listed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tag"],
+                condition=models.Q(status="open"),
+                name="personal_review_one_open_per_tag",
+            ),
+        ]
+        indexes = [models.Index(fields=["owner", "status"], name="personal_review_owner")]
+
+    def __str__(self) -> str:
+        return str(self.tag)
 
 
 class TagAnalytics(Tag):

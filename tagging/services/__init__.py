@@ -20,6 +20,11 @@ from tagging.services.assignments import (
     unassign_tags,
 )
 from tagging.services.common import AssignResult, UnassignResult, check_rule_tag
+from tagging.services.reviews import (
+    archive_personal_tag,
+    keep_personal_tag,
+    list_stale_personal_tags,
+)
 from tagging.services.taxonomy import (
     approve_tag,
     archive_tag,
@@ -40,6 +45,7 @@ __all__ = [
     "AssignResult",
     "UnassignResult",
     "approve_tag",
+    "archive_personal_tag",
     "archive_tag",
     "assign_tags",
     "assignable_error",
@@ -51,6 +57,8 @@ __all__ = [
     "create_tag",
     "delete_group",
     "delete_tag",
+    "keep_personal_tag",
+    "list_stale_personal_tags",
     "merge_tags",
     "reject_tag",
     "remove_expired_assignments",
