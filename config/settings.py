@@ -209,6 +209,9 @@ TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimu
 TAGDESK_MAX_TAG_EXPIRY_DAYS = env_int("TAGDESK_MAX_TAG_EXPIRY_DAYS", 366, minimum=1)
 # Personal tags nobody has given a customer for this many days are listed for their owner.
 TAGDESK_PERSONAL_TAG_STALE_DAYS = env_int("TAGDESK_PERSONAL_TAG_STALE_DAYS", 30, minimum=1)
+# Accuracy checks (抽检): default share of the population sampled, and the largest sample.
+TAGDESK_ACCURACY_SAMPLE_PERCENT = env_int("TAGDESK_ACCURACY_SAMPLE_PERCENT", 5, minimum=1)
+TAGDESK_ACCURACY_SAMPLE_MAX = env_int("TAGDESK_ACCURACY_SAMPLE_MAX", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 

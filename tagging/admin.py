@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from permissions import policy
 from rules.admin import rule_link
-from tagging import services
+from tagging import admin_accuracy, admin_reviews, services  # noqa: F401  (register their admins)
 from tagging.admin_base import (
     CountedChangeList,
     ReadOnlyAdminMixin,
@@ -759,6 +759,3 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
     @admin.display(description=gettext_lazy("after"))
     def after_pretty(self, entry):
         return self._pretty(entry.after)
-
-
-from tagging import admin_reviews  # noqa: E402, F401  (registers the personal-tag review list)

@@ -319,6 +319,8 @@ class AuditAction(models.TextChoices):
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
     TAG_REVIEW_LISTED = "tag.review_listed", _("personal tag listed for review")
     TAG_KEPT = "tag.kept", _("personal tag kept after review")
+    ACCURACY_STARTED = "accuracy.started", _("accuracy check started")
+    ACCURACY_REVIEWED = "accuracy.reviewed", _("sampled customer reviewed")
     FOLLOWER_ADDED = "follower.added", _("follower added")
     FOLLOWER_UPDATED = "follower.updated", _("follower changed")
     FOLLOWER_REMOVED = "follower.removed", _("follower removed")
@@ -551,6 +553,113 @@ class PersonalTagReview(models.Model):
 
     def __str__(self) -> str:
         return str(self.tag)
+
+
+class AccuracyCheck(models.Model):
+    """A sampling audit of tag accuracy (seed 004: 每周抽检5%的客户标签): a seeded random sample of
+    the customers of a tag group or a segment, whose tags reviewers mark correct, wrong or
+    missing (``tagging.services.accuracy``)."""
+
+    name = models.CharField(_("name"), max_length=100)
+    group = models.ForeignKey(
+        TagGroup,
+        verbose_name=_("tag group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accuracy_checks",
+    )
+    segment = models.ForeignKey(
+        Segment,
+        verbose_name=_("segment"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accuracy_checks",
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags judged"), related_name="+")
+    percent = models.DecimalField(_("sample share (%)"), max_digits=5, decimal_places=2)
+    seed = models.BigIntegerField(_("random seed"))
+    population = models.PositiveIntegerField(_("customers in the population"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("started by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("accuracy check")
+        verbose_name_plural = _("accuracy checks")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccuracyCheckItem(models.Model):
+    """One sampled customer of an accuracy check."""
+
+    check_run = models.ForeignKey(
+        AccuracyCheck, on_delete=models.CASCADE, related_name="items", verbose_name=_("check")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", verbose_name=_("customer")
+    )
+    position = models.PositiveIntegerField(_("position"))
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reviewed by"),
+    )
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sampled customer")
+        verbose_name_plural = _("sampled customers")
+        ordering = ["check_run", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["check_run", "customer"], name="accuracy_item_unique_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_run} · {self.customer}"
+
+
+class AccuracyMark(models.Model):
+    """A reviewer's verdict on one tag of one sampled customer."""
+
+    class Verdict(models.TextChoices):
+        CORRECT = "correct", _("correct")
+        WRONG = "wrong", _("wrong (should not have it)")
+        MISSING = "missing", _("missing (should have it)")
+
+    item = models.ForeignKey(
+        AccuracyCheckItem,
+        on_delete=models.CASCADE,
+        related_name="marks",
+        verbose_name=_("customer"),
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+", verbose_name=_("tag"))
+    verdict = models.CharField(_("verdict"), max_length=16, choices=Verdict.choices)
+    fixed = models.BooleanField(_("fixed"), default=False)
+
+    class Meta:
+        verbose_name = _("accuracy mark")
+        verbose_name_plural = _("accuracy marks")
+        constraints = [
+            models.UniqueConstraint(fields=["item", "tag"], name="accuracy_mark_unique_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag}: {self.get_verdict_display()}"
 
 
 class TagAnalytics(Tag):

@@ -10,6 +10,13 @@ Assignment functions take many customers x many tags and run a constant number o
 and limits and exclusivity stay true).
 """
 
+from tagging.services.accuracy import (
+    check_report,
+    draw_sample,
+    record_review,
+    start_check,
+    wilson_interval,
+)
 from tagging.services.assignments import (
     assign_tags,
     assignable_error,
@@ -50,6 +57,11 @@ __all__ = [
     "assign_tags",
     "assignable_error",
     "bulk_assign",
+    "check_report",
+    "draw_sample",
+    "record_review",
+    "start_check",
+    "wilson_interval",
     "change_tags",
     "check_expiry",
     "check_rule_tag",
