@@ -168,6 +168,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         summary="A customer's followers",
         description="The employees who follow the customer (WeCom follow_user).",
         responses=FollowerListSerializer,
+        examples=[ex.FOLLOWERS],
     )
     @extend_schema(
         methods=["POST"],
@@ -176,6 +177,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         "unknown id reads the same). Adding an existing follower changes nothing. Audited.",
         request=AddFollowerSerializer,
         responses=FollowerListSerializer,
+        examples=[ex.ADD_FOLLOWER, ex.FOLLOWERS],
     )
     @action(detail=True, methods=["get", "post"], url_path="followers")
     def followers(self, request, pk=None):
@@ -197,6 +199,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         description="Same scope as adding. Removing an employee who does not follow the "
         "customer changes nothing. Audited.",
         responses=FollowerListSerializer,
+        examples=[ex.FOLLOWERS],
     )
     @action(
         detail=True,
