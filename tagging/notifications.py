@@ -1,6 +1,7 @@
-"""What the admin index tells a proposer (SPEC §5 approvals): their proposed tags approved or
-rejected lately, with the reviewer's reason, and how many still wait. Read from the audit log
-(``tag.approved`` / ``tag.rejected`` entries on tags the user created), two queries."""
+"""What the admin index tells an employee: their proposed tags approved or rejected lately, with
+the reviewer's reason, and how many still wait (SPEC §5 approvals; read from the audit log's
+``tag.approved`` / ``tag.rejected`` entries on tags the user created), and how many of their
+personal tags wait for review (``tagging.services.reviews``). Three queries."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from tagging.models import AuditAction, AuditEntry, Tag, TagStatus
+from tagging.models import AuditAction, AuditEntry, PersonalTagReview, Tag, TagStatus
 
 RECENT_DAYS = 30
 MAX_SHOWN = 10
@@ -54,3 +55,12 @@ def proposal_decisions(user: Any, *, days: int = RECENT_DAYS, limit: int = MAX_S
         for entry in entries
     ]
     return {"decisions": decisions, "pending": mine.filter(status=TagStatus.PENDING).count()}
+
+
+def open_reviews(user: Any) -> int:
+    """How many of the user's personal tags wait on the review list."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return 0
+    return PersonalTagReview.objects.filter(
+        owner=user.pk, status=PersonalTagReview.Status.OPEN
+    ).count()

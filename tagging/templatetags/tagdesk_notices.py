@@ -2,7 +2,7 @@
 
 from django import template
 
-from tagging.notifications import proposal_decisions
+from tagging.notifications import open_reviews, proposal_decisions
 
 register = template.Library()
 
@@ -10,4 +10,5 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def proposal_notices(context):
     request = context.get("request")
-    return proposal_decisions(getattr(request, "user", None))
+    user = getattr(request, "user", None)
+    return {**proposal_decisions(user), "reviews": open_reviews(user)}

@@ -144,3 +144,13 @@ def test_admin_list_queries_do_not_grow(client, sales_operator):
     services.list_stale_personal_tags(timezone.now() + LATER)
     assert PersonalTagReview.objects.count() == 11
     assert queries() == few
+
+
+def test_admin_index_points_the_owner_to_the_list(client, sales_operator, finance_operator):
+    personal(sales_operator, "周末可约")
+    services.list_stale_personal_tags(timezone.now() + LATER)
+    client.force_login(sales_operator)
+    body = client.get(reverse("admin:index")).content.decode()
+    assert "1 of your personal tags has not been used lately" in body
+    client.force_login(finance_operator)
+    assert "not been used lately" not in client.get(reverse("admin:index")).content.decode()
