@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import AddWay, Customer, CustomerEvent, EventKind, Follower
@@ -271,10 +272,16 @@ def add_followers(
 ) -> int:
     """Make each (customer_id, employee_id) pair a follower; pairs that exist are left as they
     are. The caller has checked scope (``permissions.policy``). One audit entry per follower
-    added. A constant number of queries. Returns how many were added."""
+    added. A constant number of queries (PostgreSQL: the pairs are COPied into a temporary
+    table and one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` feeds the audit insert, as the
+    import's tag assignments do). Returns how many were added."""
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
         return 0
+    if connection.vendor == "postgresql":
+        return _add_followers_postgresql(
+            pairs, actor_id=getattr(actor, "pk", None), via=via, add_way=add_way, remark=remark
+        )
     customer_ids = {c for c, _e in pairs}
     existing = set(
         Follower.objects.filter(
@@ -308,6 +315,57 @@ def add_followers(
         batch_size=2000,
     )
     return len(new)
+
+
+def _add_followers_postgresql(pairs, *, actor_id, via, add_way, remark) -> int:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tagdesk_follower_stage"
+            " (customer_id bigint NOT NULL, employee_id bigint NOT NULL) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE tagdesk_follower_stage")
+        with cursor.copy(
+            "COPY tagdesk_follower_stage (customer_id, employee_id) FROM STDIN"
+        ) as copy:
+            for pair in pairs:
+                copy.write_row(pair)
+        cursor.execute(
+            f"""
+            WITH added AS (
+                INSERT INTO {Follower._meta.db_table}
+                    (customer_id, employee_id, added_at, add_way, remark)
+                SELECT customer_id, employee_id, %(now)s, %(add_way)s, %(remark)s
+                FROM tagdesk_follower_stage
+                ON CONFLICT (customer_id, employee_id) DO NOTHING
+                RETURNING customer_id, employee_id
+            ), named AS (
+                SELECT a.customer_id, a.employee_id,
+                       COALESCE(NULLIF(u.display_name, ''),
+                                NULLIF(TRIM(u.first_name || ' ' || u.last_name), ''),
+                                u.username) AS name
+                FROM added a JOIN {users} u ON u.id = a.employee_id
+            )
+            INSERT INTO {AuditEntry._meta.db_table}
+                (created_at, actor_id, action, source, customer_id, object_repr, after, reason)
+            SELECT %(now)s, %(actor)s::bigint, %(action)s, %(via)s, customer_id, left(name, 255),
+                   jsonb_build_object('employee', employee_id, 'employee_name', name,
+                                      'add_way', %(add_way)s, 'remark', %(remark)s::text),
+                   ''
+            FROM named
+            """,
+            {
+                "now": timezone.now(),
+                "add_way": add_way,
+                "remark": remark,
+                "actor": actor_id,
+                "action": AuditAction.FOLLOWER_ADDED,
+                "via": via,
+            },
+        )
+        return cursor.rowcount
 
 
 @transaction.atomic
