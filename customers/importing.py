@@ -258,6 +258,7 @@ class Importer:
         )
         self.department_id = membership
         self.employees = EmployeeIndex(user)
+        self._expiry_cache: dict[str, tuple[Any, str | None]] = {}
         self.departments = DepartmentIndex(user)
 
     # -- catalog: every tag the user can view, one pass ------------------------------------------
@@ -438,7 +439,10 @@ class Importer:
         """The expires_at, followers, department and owner cells (customers.import_columns)."""
         col = self.columns
         if "expires_at" in col and values[col["expires_at"]]:
-            row.expires_at, message = parse_expiry(values[col["expires_at"]])
+            cell = values[col["expires_at"]]
+            if cell not in self._expiry_cache:  # a file repeats a few dates: judge each once
+                self._expiry_cache[cell] = parse_expiry(cell)
+            row.expires_at, message = self._expiry_cache[cell]
             if message:
                 column = self.header[col["expires_at"]]
                 row.errors.append(RowError(row.line, column, "invalid_expiry", message))
