@@ -202,3 +202,30 @@ def test_review_page_queries_do_not_grow_with_items(client, tag_admin, populatio
         return len(ctx.captured_queries)
 
     assert queries(small) == queries(big)
+
+
+def test_reviewers_are_editors_of_the_group_within_their_scope(
+    client, tag_admin, superuser, sales_operator, finance_operator, departments, intent_group
+):
+    from permissions import services as grants
+    from permissions.policy import Level
+
+    grants.grant(intent_group, actor=superuser, level=Level.EDIT, department=departments["销售部"])
+    mine = CustomerFactory.create_batch(3, department=departments["销售部"])
+    theirs = CustomerFactory.create_batch(3, department=departments["财务部"])
+    services.assign_tags(mine + theirs, [tag(intent_group, "高")], actor=superuser, source="manual")
+    check = services.start_check(
+        name="抽检", group=intent_group, percent=100, seed=5, actor=tag_admin
+    )
+    url = reverse("admin:tagging_accuracycheck_change", args=[check.pk])
+    client.force_login(sales_operator)
+    body = client.get(url).content.decode()
+    assert all(str(c) in body for c in mine)
+    assert not any(f"/customers/customer/{c.pk}/" in body for c in theirs)
+    outside = check.items.get(customer=theirs[0])
+    response = client.post(
+        url, {"item": outside.pk, f"tag_{tag(intent_group, '高').pk}": "correct"}
+    )
+    assert response.status_code == 404
+    client.force_login(finance_operator)  # may not edit 意向: the check does not exist for them
+    assert client.get(url).status_code == 404
