@@ -1,4 +1,4 @@
-"""Accuracy checks in the admin (tagging.services.accuracy): tag admins start a check of a tag
+"""Accuracy checks in the admin (tagging.accuracy): tag admins start a check of a tag
 group or segment; reviewers (tag admins, and users who may edit the checked group) mark each
 sampled customer's tags on the review page, which also shows the report."""
 
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from permissions import policy
-from tagging import segments, services
+from tagging import accuracy, segments
 from tagging.admin_base import StaffAdmin
 from tagging.errors import TaggingError
 from tagging.models import (
@@ -133,7 +133,7 @@ class AccuracyCheckAdmin(StaffAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                check = services.start_check(
+                check = accuracy.start_check(
                     name=data["name"],
                     group=data["group"],
                     segment=data["segment"],
@@ -210,7 +210,7 @@ class AccuracyCheckAdmin(StaffAdmin):
             "opts": self.opts,
             "title": check.name,
             "check": check,
-            "report": services.check_report(check),
+            "report": accuracy.check_report(check),
             "rows": rows,
             "page": page,
             "customer_url": "admin:customers_customer_change",
@@ -227,7 +227,7 @@ class AccuracyCheckAdmin(StaffAdmin):
             if value.isdigit():
                 verdicts[int(value)] = AccuracyMark.Verdict.MISSING
         try:
-            result = services.record_review(
+            result = accuracy.record_review(
                 item, verdicts, actor=request.user, apply_fixes=request.POST.get("fix") == "on"
             )
         except TaggingError as exc:

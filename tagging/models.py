@@ -558,7 +558,7 @@ class PersonalTagReview(models.Model):
 class AccuracyCheck(models.Model):
     """A sampling audit of tag accuracy (seed 004: 每周抽检5%的客户标签): a seeded random sample of
     the customers of a tag group or a segment, whose tags reviewers mark correct, wrong or
-    missing (``tagging.services.accuracy``)."""
+    missing (``tagging.accuracy``)."""
 
     name = models.CharField(_("name"), max_length=100)
     group = models.ForeignKey(

@@ -10,13 +10,6 @@ Assignment functions take many customers x many tags and run a constant number o
 and limits and exclusivity stay true).
 """
 
-from tagging.services.accuracy import (
-    check_report,
-    draw_sample,
-    record_review,
-    start_check,
-    wilson_interval,
-)
 from tagging.services.assignments import (
     assign_tags,
     assignable_error,
@@ -57,11 +50,6 @@ __all__ = [
     "assign_tags",
     "assignable_error",
     "bulk_assign",
-    "check_report",
-    "draw_sample",
-    "record_review",
-    "start_check",
-    "wilson_interval",
     "change_tags",
     "check_expiry",
     "check_rule_tag",

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tagging import services
+from tagging import accuracy, services
 from tagging.errors import TaggingError
 from tagging.models import (
     AccuracyCheck,
@@ -37,7 +37,7 @@ def population(superuser, intent_group):
 
 def test_sample_size_rounds_up_and_is_bounded(settings):
     settings.TAGDESK_ACCURACY_SAMPLE_MAX = 50
-    from tagging.services.accuracy import sample_size
+    from tagging.accuracy import sample_size
 
     assert sample_size(0, 5) == 0
     assert sample_size(1, 5) == 1
@@ -48,19 +48,19 @@ def test_sample_size_rounds_up_and_is_bounded(settings):
 
 def test_the_same_seed_draws_the_same_sample():
     ids = list(range(1, 1001))
-    first = services.draw_sample(ids, 5, seed=42)
+    first = accuracy.draw_sample(ids, 5, seed=42)
     assert len(first) == 50
-    assert services.draw_sample(list(reversed(ids)), 5, seed=42) == first
-    assert services.draw_sample(ids, 5, seed=43) != first
+    assert accuracy.draw_sample(list(reversed(ids)), 5, seed=42) == first
+    assert accuracy.draw_sample(ids, 5, seed=43) != first
 
 
 def test_start_a_group_check(tag_admin, population, intent_group):
-    check = services.start_check(
+    check = accuracy.start_check(
         name="每周抽检", group=intent_group, percent=10, seed=7, actor=tag_admin
     )
     assert check.population == 40
     assert check.items.count() == 4
-    again = services.start_check(
+    again = accuracy.start_check(
         name="复查", group=intent_group, percent=10, seed=7, actor=tag_admin
     )
     assert list(again.items.values_list("customer_id", flat=True)) == list(
@@ -72,7 +72,7 @@ def test_start_a_group_check(tag_admin, population, intent_group):
 def test_start_a_segment_check(tag_admin, population, intent_group):
     high = tag(intent_group, "高")
     segment = Segment.objects.create(name="高意向", expression={"tag": high.pk}, owner=tag_admin)
-    check = services.start_check(
+    check = accuracy.start_check(
         name="分群抽检", segment=segment, percent=100, seed=1, actor=tag_admin
     )
     assert check.population == 30 and list(check.tags.all()) == [high]
@@ -80,15 +80,15 @@ def test_start_a_segment_check(tag_admin, population, intent_group):
 
 def test_refusals(tag_admin, intent_group, source_group):
     with pytest.raises(TaggingError):
-        services.start_check(name="x", actor=tag_admin)  # neither group nor segment
+        accuracy.start_check(name="x", actor=tag_admin)  # neither group nor segment
     with pytest.raises(TaggingError, match="nothing to sample"):
-        services.start_check(name="x", group=source_group, actor=tag_admin)
+        accuracy.start_check(name="x", group=source_group, actor=tag_admin)
     with pytest.raises(TaggingError):
-        services.start_check(name="x", group=intent_group, percent=0, actor=tag_admin)
+        accuracy.start_check(name="x", group=intent_group, percent=0, actor=tag_admin)
 
 
 def test_review_report_and_fixes(tag_admin, population, intent_group):
-    check = services.start_check(
+    check = accuracy.start_check(
         name="抽检", group=intent_group, percent=100, seed=3, actor=tag_admin
     )
     high, low = tag(intent_group, "高"), tag(intent_group, "低")
@@ -98,9 +98,9 @@ def test_review_report_and_fixes(tag_admin, population, intent_group):
     ]
     # 9 correct, 1 wrong (fixed: removed and low added as missing)
     for item in with_high[:9]:
-        services.record_review(item, {high.pk: "correct"}, actor=tag_admin, apply_fixes=False)
+        accuracy.record_review(item, {high.pk: "correct"}, actor=tag_admin, apply_fixes=False)
     wrong = with_high[9]
-    result = services.record_review(
+    result = accuracy.record_review(
         wrong, {high.pk: "wrong", low.pk: "missing"}, actor=tag_admin, apply_fixes=True
     )
     assert (result.removed, result.added) == (1, 1)
@@ -108,7 +108,7 @@ def test_review_report_and_fixes(tag_admin, population, intent_group):
         TagAssignment.objects.filter(customer=wrong.customer).values_list("tag_id", flat=True)
     )
     assert held == {low.pk}
-    report = services.check_report(check)
+    report = accuracy.check_report(check)
     row = next(r for r in report["rows"] if r["tag"] == high)
     assert (row["correct"], row["wrong"], row["missing"], row["fixed"]) == (9, 1, 0, 1)
     assert row["error_rate"] == pytest.approx(0.1)
@@ -119,7 +119,7 @@ def test_review_report_and_fixes(tag_admin, population, intent_group):
 
 
 def test_verdicts_must_fit_the_customer(tag_admin, population, intent_group):
-    check = services.start_check(
+    check = accuracy.start_check(
         name="抽检", group=intent_group, percent=100, seed=3, actor=tag_admin
     )
     high = tag(intent_group, "高")
@@ -129,21 +129,21 @@ def test_verdicts_must_fit_the_customer(tag_admin, population, intent_group):
         if TagAssignment.objects.filter(customer=i.customer, tag=high).exists()
     )
     with pytest.raises(TaggingError, match="cannot be missing"):
-        services.record_review(item, {high.pk: "missing"}, actor=tag_admin, apply_fixes=False)
+        accuracy.record_review(item, {high.pk: "missing"}, actor=tag_admin, apply_fixes=False)
     with pytest.raises(TaggingError):
-        services.record_review(item, {high.pk: "maybe"}, actor=tag_admin, apply_fixes=False)
+        accuracy.record_review(item, {high.pk: "maybe"}, actor=tag_admin, apply_fixes=False)
     with pytest.raises(TaggingError, match="not part of this check"):
-        services.record_review(item, {999999: "correct"}, actor=tag_admin, apply_fixes=False)
+        accuracy.record_review(item, {999999: "correct"}, actor=tag_admin, apply_fixes=False)
     assert not AccuracyMark.objects.exists()
 
 
 def test_wilson_interval_edges():
-    assert services.wilson_interval(0, 0) == (0.0, 0.0)
-    low, high = services.wilson_interval(0, 20)
+    assert accuracy.wilson_interval(0, 0) == (0.0, 0.0)
+    low, high = accuracy.wilson_interval(0, 20)
     assert low == 0.0 and 0.15 < high < 0.17
-    low, high = services.wilson_interval(20, 20)
+    low, high = accuracy.wilson_interval(20, 20)
     assert high == 1.0 and 0.83 < low < 0.85
-    assert math.isclose(sum(services.wilson_interval(5, 10)), 1.0)
+    assert math.isclose(sum(accuracy.wilson_interval(5, 10)), 1.0)
 
 
 def test_admin_start_and_review(client, tag_admin, population, intent_group):
@@ -181,10 +181,10 @@ def test_check_list_queries_do_not_grow(client, tag_admin, population, intent_gr
             assert client.get(url).status_code == 200
         return len(ctx.captured_queries)
 
-    services.start_check(name="a", group=intent_group, percent=10, seed=1, actor=tag_admin)
+    accuracy.start_check(name="a", group=intent_group, percent=10, seed=1, actor=tag_admin)
     few = queries()
     for i in range(5):
-        services.start_check(
+        accuracy.start_check(
             name=f"b{i}", group=intent_group, percent=10, seed=i + 2, actor=tag_admin
         )
     assert queries() == few
@@ -192,8 +192,8 @@ def test_check_list_queries_do_not_grow(client, tag_admin, population, intent_gr
 
 def test_review_page_queries_do_not_grow_with_items(client, tag_admin, population, intent_group):
     client.force_login(tag_admin)
-    small = services.start_check(name="a", group=intent_group, percent=5, seed=1, actor=tag_admin)
-    big = services.start_check(name="b", group=intent_group, percent=50, seed=1, actor=tag_admin)
+    small = accuracy.start_check(name="a", group=intent_group, percent=5, seed=1, actor=tag_admin)
+    big = accuracy.start_check(name="b", group=intent_group, percent=50, seed=1, actor=tag_admin)
 
     def queries(check):
         with CaptureQueriesContext(connection) as ctx:
@@ -214,7 +214,7 @@ def test_reviewers_are_editors_of_the_group_within_their_scope(
     mine = CustomerFactory.create_batch(3, department=departments["销售部"])
     theirs = CustomerFactory.create_batch(3, department=departments["财务部"])
     services.assign_tags(mine + theirs, [tag(intent_group, "高")], actor=superuser, source="manual")
-    check = services.start_check(
+    check = accuracy.start_check(
         name="抽检", group=intent_group, percent=100, seed=5, actor=tag_admin
     )
     url = reverse("admin:tagging_accuracycheck_change", args=[check.pk])

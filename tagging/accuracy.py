@@ -29,11 +29,12 @@ from tagging.models import (
     AssignmentSource,
     AuditAction,
     AuditEntry,
+    Tag,
     TagAssignment,
     TagKind,
     TagStatus,
 )
-from tagging.services.assignments import assign_tags, unassign_tags
+from tagging.services import assign_tags, unassign_tags
 
 Z_95 = 1.959964
 
@@ -86,8 +87,6 @@ def start_check(
         )
     else:
         expression = segments.validate(segment.expression, actor)
-        from tagging.models import Tag
-
         tags = list(Tag.objects.filter(pk__in=segments.tag_ids(expression)))
         population_ids = segments.customer_ids(expression, actor)
     if not tags:
