@@ -71,6 +71,7 @@ def builder_schema(user) -> dict:
         "rfm": {key: str(m["label"]) for key, m in F.RFM_METRICS.items()},
         "tags": [[t.pk, f"{t.group.name}:{t.name}"] for t in tags],
         "labels": {
+            "title": _("Conditions (form)"),
             "help": _("Build the conditions here, or edit the JSON below: each writes the other."),
             "all": _("all of these hold"),
             "any": _("any of these holds"),

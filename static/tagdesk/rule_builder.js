@@ -279,8 +279,11 @@
     schema = JSON.parse(data.textContent);
     T = schema.labels;
     box = h("div", {className: "td-rule-builder", id: "td-rule-builder"});
-    textarea.parentNode.insertBefore(h("p", {className: "help", text: T.help}), textarea);
-    textarea.parentNode.insertBefore(box, textarea);
+    // A row of its own above the JSON, full width: conditions read left to right.
+    var row = textarea.closest(".form-row") || textarea.parentNode;
+    row.parentNode.insertBefore(h("div", {className: "form-row td-rule-builder-row"}, [
+      h("label", {text: T.title}), h("p", {className: "help", text: T.help}), box
+    ]), row);
     var wasEmpty = !textarea.value.trim() || textarea.value.trim() === "null";
     load();
     redraw();
