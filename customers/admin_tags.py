@@ -46,7 +46,10 @@ class CustomerTaggingMixin:
         return mine + super().get_urls()
 
     def tag_form(self, request, customer, data=None) -> CustomerTagForm | None:
-        """The picker for this user and customer, or None when the user may edit no group."""
+        """The picker for this user and customer, or None when the user may edit no group or
+        may only view this customer (a view-only share)."""
+        if not policy.editable_customers(request.user).filter(pk=customer.pk).exists():
+            return None
         form = CustomerTagForm(data, user=request.user, customer=customer)
         return form if form.group_fields else None
 
@@ -77,6 +80,7 @@ class CustomerTaggingMixin:
     def _apply_customer_tags(self, request, customer, data) -> str:
         user = request.user
         # Re-checked here, whatever the form offered: the level may have changed since.
+        policy.require_customers(user, [customer.pk], policy.Level.EDIT)
         add = policy.require_tags(user, data["add"], policy.Level.EDIT)
         remove = policy.require_tags(user, data["remove"], policy.Level.EDIT)
         added, removed = services.change_tags(

@@ -174,6 +174,7 @@ def record_review(
         manual = [t for t in fix_remove + fix_add if judged[t].group.kind != TagKind.AUTO]
         result.not_fixed = [str(judged[t]) for t in fix_remove + fix_add if t not in manual]
         if manual:
+            policy.require_customers(actor, [item.customer_id], policy.Level.EDIT)
             policy.require_tags(actor, manual, policy.Level.EDIT)
         reason = _("accuracy check “%(name)s”") % {"name": check.name}
         remove = [judged[t] for t in fix_remove if t in manual]
