@@ -62,7 +62,9 @@ class CustomerTaggingMixin:
         form = self.tag_form(request, customer, request.POST)
         if form is None:
             self.message_user(
-                request, _("There are no tags you may add or remove."), messages.ERROR
+                request,
+                _("There are no tags you may add to or remove from this customer."),
+                messages.ERROR,
             )
             return self._back_to(customer)
         if form.is_valid():

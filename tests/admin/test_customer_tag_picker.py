@@ -277,3 +277,24 @@ def test_bulk_add_with_expiry(root_client, customers, source_group):
     )
     assert "not in the future" in past.content.decode()
     assert TagAssignment.objects.count() == 2
+
+
+def test_a_customer_shared_read_only_offers_no_picker_and_refuses_changes(
+    admin_client_for, sales_operator, sales_setup, departments, superuser, intent_group
+):
+    from permissions import services as share_services
+
+    share_services.share_customers(
+        departments["财务部"], with_department=departments["销售部"], actor=superuser
+    )
+    shared = CustomerFactory(department=departments["财务部"])
+    client = admin_client_for(sales_operator)
+    assert 'id="td-tag-form"' not in client.get(change_url(shared)).content.decode()
+    response = client.post(
+        tags_url(shared),
+        {"shown": "", f"group_{intent_group.pk}": str(tag(intent_group, "高").pk)},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "There are no tags you may add to or remove from this customer." in body
+    assert not TagAssignment.objects.filter(customer=shared).exists()

@@ -68,3 +68,14 @@ def test_bad_add_way_is_a_400(sales_api, world, sales_operator):
         url(world.sales_customers[0]), {"employee": sales_operator.pk, "add_way": 77}, format="json"
     )
     assert_error(response, 400, "invalid")
+
+
+def test_a_customer_shared_read_only_is_a_403(sales_api, world, sales_operator, superuser):
+    from permissions import services as share_services
+
+    share_services.share_customers(world.finance, with_department=world.sales, actor=superuser)
+    customer = world.finance_customers[0]
+    assert sales_api.get(url(customer)).status_code == 200
+    response = sales_api.post(url(customer), {"employee": sales_operator.pk}, format="json")
+    assert_error(response, 403, "permission_denied")
+    assert not Follower.objects.exists()
