@@ -26,7 +26,9 @@ Contract
   identifier is taken, so it is no oracle for who holds it nor whether that customer is in
   another department; the invisible customer is never touched. A customer the importer sees
   only through a view share (``policy.editable_customers``) is ``permission_denied``. New
-  customers join the importer's first department so that the importer keeps seeing them.
+  customers join the importer's first department so that the importer keeps seeing them,
+  unless the row's optional ``department`` column names another one in scope (the optional
+  columns expires_at, followers, department and owner are parsed by ``customers.import_columns``).
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
   in file order. Apply is one transaction: an exception writes nothing. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
