@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0003_import_job'),
-        ('tagging', '0005_hygiene_report_and_admin_pages'),
+        ('tagging', '0006_audit_log_refuses_truncate'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
