@@ -3,11 +3,15 @@ the tag picker of a customer's change page."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config import safe_json
 from customers.models import Customer
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
@@ -27,6 +31,7 @@ class CustomerForm(forms.ModelForm):
 
     class Meta:
         model = Customer
+        field_classes = {"attributes": safe_json.FormField}
         fields = [
             "name",
             "external_userid",
@@ -74,6 +79,17 @@ class CustomerForm(forms.ModelForm):
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
 
+    def clean_added_at(self):
+        added = self.cleaned_data.get("added_at")
+        # PostgreSQL and date arithmetic (rules' "days since added") overflow near year 1.
+        if added is not None and not 1900 <= added.year <= 2199:
+            raise forms.ValidationError(
+                _("The date must lie between the years %(low)d and %(high)d.")
+                % {"low": 1900, "high": 2199},
+                code="out_of_range",
+            )
+        return added
+
     def clean_external_userid(self) -> str | None:
         return (self.cleaned_data.get("external_userid") or "").strip() or None
 
@@ -92,11 +108,11 @@ class GroupedTagChoices:
     """Tags grouped by their group (<optgroup>) for the bulk form's picker, auto tags left out
     (no person adds or removes them)."""
 
-    def __init__(self, queryset) -> None:
+    def __init__(self, queryset: QuerySet[Tag]) -> None:
         self.queryset = queryset
 
-    def __iter__(self):
-        groups: dict[int, tuple[str, list]] = {}
+    def __iter__(self) -> Iterator[tuple[str, list[tuple[int, str]]]]:
+        groups: dict[int, tuple[str, list[tuple[int, str]]]] = {}
         tags = self.queryset.exclude(group__kind=TagKind.AUTO).select_related("group")
         for tag in tags.order_by("group__sort_order", "group_id", "sort_order", "id"):
             label = (
@@ -147,13 +163,32 @@ class BulkTagForm(forms.Form):
             queryset = queryset.exclude(status=TagStatus.PENDING)
             del self.fields["replace_exclusive"]
             del self.fields["expires_at"]
-        field = self.fields["tags"]
+        field = cast(forms.ModelMultipleChoiceField, self.fields["tags"])
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)
         field.widget.attrs.update(tag_search_attrs("edit"))
 
     def clean_expires_at(self):
         return _checked_expiry(self.cleaned_data.get("expires_at"))
+
+
+class EraseCustomersForm(forms.Form):
+    """Confirmation of an erasure (PIPL right to deletion): a reason, and an explicit tick."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_(
+            "Shown in the audit log, e.g. the deletion request's reference. Do not write the "
+            "customer's name or number here."
+        ),
+    )
+    confirm = forms.BooleanField(
+        label=_(
+            "I understand that the customers, their tags, events and followers are deleted "
+            "for good and their audit entries are anonymised."
+        ),
+    )
 
 
 class CustomerTagForm(forms.Form):
@@ -223,7 +258,7 @@ class CustomerTagForm(forms.Form):
                     widget=forms.CheckboxSelectMultiple(attrs={"class": "td-tag-choice"}),
                     initial=ticked,
                 )
-            field.group = group
+            setattr(field, "group", group)  # noqa: B010  (the template shows exclusivity)
             self.fields[name] = field
             self.group_fields.append((group, name))
         self.fields["shown"].initial = ",".join(str(pk) for pk in sorted(current))

@@ -130,7 +130,7 @@ def _active_user(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
 
 
-def _user_department_auth_groups(user: Any) -> QuerySet:
+def _user_department_auth_groups(user: Any) -> QuerySet[Department, Any]:
     """Auth groups of the user's departments and of all their ancestors (grants to a department
     reach its sub-departments)."""
     return Department.objects.filter(
@@ -210,6 +210,12 @@ def is_tag_admin(user: Any) -> bool:
     return _active_user(user) and (user.is_superuser or user.has_perm(TAG_ADMIN_PERMISSION))
 
 
+def may_erase_customers(user: Any) -> bool:
+    """Erasing customers (PIPL right to deletion) is for tag admins only, within their customer
+    scope (checked by the erasure service with :func:`require_customers`)."""
+    return is_tag_admin(user)
+
+
 def global_powers(user: Any) -> tuple[bool, bool]:
     """(is tag admin, sees all customers): everything about ``user`` that the policy decides in
     Python rather than in SQL. A cache of policy-built SQL must key on it (and on the user)."""
@@ -228,12 +234,12 @@ def sees_all_customers(user: Any) -> bool:
 
 
 def visible_groups(
-    user: Any, level: Level = Level.VIEW, *, queryset: QuerySet | None = None
+    user: Any, level: Level = Level.VIEW, *, queryset: QuerySet[TagGroup] | None = None
 ) -> QuerySet[TagGroup]:
     """Tag groups on which ``user`` holds at least ``level``: shared groups by grant, the user's
     own personal groups (any level); tag admins every shared group (up to CREATE) and others'
     personal groups at VIEW only. ``queryset`` (default: all groups) is the one
-    narrowed, as ``TagGroup.objects.visible_to`` does. One query."""
+    narrowed, e.g. ``visible_groups(user, queryset=TagGroup.objects.shared())``. One query."""
     level = max(_level(level), Level.VIEW)
     groups = TagGroup.objects.all() if queryset is None else queryset
     if not _active_user(user):
@@ -246,7 +252,7 @@ def visible_tags(
     level: Level = Level.VIEW,
     include_inactive: bool = False,
     *,
-    queryset: QuerySet | None = None,
+    queryset: QuerySet[Tag] | None = None,
 ) -> QuerySet[Tag]:
     """Tags of ``visible_groups(user, level)``; only active ones unless ``include_inactive``
     (pending and archived tags are for management screens, never for pickers). One query."""
@@ -266,7 +272,7 @@ def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
 
 
 def customer_tags(
-    user: Any, include_inactive: bool = True, *, queryset: QuerySet | None = None
+    user: Any, include_inactive: bool = True, *, queryset: QuerySet[Tag] | None = None
 ) -> QuerySet[Tag]:
     """The tags ``user`` sees *on customers* (SPEC §5 and §2): tags of groups they may view,
     and of personal tags only their own. THE rule for every door that shows, filters, counts or
@@ -457,7 +463,7 @@ def can_manage_group(user: Any, group: TagGroup) -> bool:
     if not _active_user(user) or group is None or group.pk is None:
         return False
     if group.kind == TagKind.PERSONAL:
-        return group.owner_id == user.pk
+        return bool(group.owner_id == user.pk)
     if is_tag_admin(user):
         return True
     return group_levels(user, [group.pk]).get(group.pk, Level.NONE) >= Level.CREATE
@@ -466,12 +472,12 @@ def can_manage_group(user: Any, group: TagGroup) -> bool:
 # --- customers ----------------------------------------------------------------------------------
 
 
-def _outer_path() -> ExpressionWrapper:
+def _outer_path() -> ExpressionWrapper[OuterRef]:
     """The enclosing query's ``Department.path``, typed so it can be the left side of LIKE."""
     return ExpressionWrapper(OuterRef("path"), output_field=CharField())
 
 
-def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySet:
+def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySet[Department, Any]:
     """Ids of departments whose customers the user sees: the user's departments, departments
     shared with one of them or with an ancestor of one (at ``share_level`` or above), and all
     their sub-departments."""
@@ -494,7 +500,9 @@ def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySe
     ).values("pk")
 
 
-def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+def visible_customers(
+    user: Any, *, queryset: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
     """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
 
     One query. Whether the user sees all customers is read from Django's permission cache on the
@@ -533,7 +541,7 @@ def assignable_departments(user: Any) -> QuerySet[Department]:
     )
 
 
-def assignable_owners(user: Any) -> QuerySet:
+def assignable_owners(user: Any) -> QuerySet[Any]:
     """Employees the user may make a customer's owner or follower: every active employee for
     tag admins; otherwise the user and the active members of :func:`assignable_departments`.
     One query."""
@@ -584,7 +592,9 @@ def require_colleague(user: Any, employee: Any) -> None:
         )
 
 
-def editable_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+def editable_customers(
+    user: Any, *, queryset: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
     """The customers ``user`` may change (tag, edit, import into, record events of), narrowing
     ``queryset``: ``visible_customers`` without view-only shares. Tag admins change all; the
     "see all customers" power is read-only beyond the holder's own scope. One query."""

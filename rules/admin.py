@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config import safe_json
 from permissions import policy
 from rules import fields as F
 from rules import services
@@ -36,7 +37,10 @@ HISTORY_ROWS = 20
 def _rule_tags(rule: Rule | None):
     """Auto tags that have no rule yet (plus the rule's own)."""
     free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(status=TagStatus.ARCHIVED)
-    taken = Rule.objects.exclude(pk=getattr(rule, "pk", None)).values("tag_id")
+    others = (
+        Rule.objects.all() if rule is None or rule.pk is None else Rule.objects.exclude(pk=rule.pk)
+    )
+    taken = others.values("tag_id")
     return free.exclude(pk__in=taken).select_related("group")
 
 
@@ -104,7 +108,7 @@ def builder_schema(user) -> dict:
     }
 
 
-class TreeField(forms.JSONField):
+class TreeField(safe_json.FormField):
     widget = forms.Textarea(
         attrs={"rows": 14, "cols": 90, "class": "rule-tree", "spellcheck": "false"}
     )
@@ -124,7 +128,8 @@ class RuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(self.instance if self.instance.pk else None)
+        tag = cast(forms.ModelChoiceField, self.fields["tag"])
+        tag.queryset = _rule_tags(self.instance if self.instance.pk else None)
 
 
 class TemplateRuleForm(forms.Form):
@@ -148,10 +153,10 @@ class TemplateRuleForm(forms.Form):
 
     def __init__(self, *args, suggested_tag: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(None)
+        cast(forms.ModelChoiceField, self.fields["tag"]).queryset = _rule_tags(None)
         groups = TagGroup.objects.filter(kind=TagKind.AUTO).order_by("sort_order", "pk")
-        self.fields["new_tag_group"].queryset = groups
-        self.no_free_tag = not self.fields["tag"].queryset.exists()
+        cast(forms.ModelChoiceField, self.fields["new_tag_group"]).queryset = groups
+        self.no_free_tag = not _rule_tags(None).exists()
         if self.no_free_tag:
             self.fields["new_tag_name"].initial = suggested_tag
             first = groups.first()
@@ -346,7 +351,7 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
         if not policy.is_tag_admin(request.user):
             raise PermissionDenied
         try:
-            tree = json.loads(request.POST.get("tree") or "null")
+            tree = safe_json.loads(request.POST.get("tree") or "null")
         except ValueError as exc:
             return JsonResponse({"ok": False, "errors": [_("Not valid JSON: %(e)s") % {"e": exc}]})
         tag = (

@@ -4,6 +4,8 @@ sampled customer's tags on the review page, which also shows the report."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -61,10 +63,12 @@ class StartCheckForm(forms.Form):
         from django.conf import settings
 
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = (
+        cast(forms.ModelChoiceField, self.fields["group"]).queryset = (
             policy.visible_groups(user).exclude(kind=TagKind.PERSONAL).order_by("sort_order", "pk")
         )
-        self.fields["segment"].queryset = segments.visible_segments(user).order_by("name")
+        cast(forms.ModelChoiceField, self.fields["segment"]).queryset = segments.visible_segments(
+            user
+        ).order_by("name")
         self.fields["percent"].initial = settings.TAGDESK_ACCURACY_SAMPLE_PERCENT
 
     def clean(self):

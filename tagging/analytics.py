@@ -133,13 +133,13 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
     if _restricted(user, filters):
         entries = entries.filter(customer__in=customer_scope(user, filters).values("pk"))
     field = DIMENSIONS[by][1]
-    rows = (
+    rows = list(
         entries.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day", key=F(field))
         .annotate(n=Count("pk"))
         .order_by("day", "key")
     )
-    rows = list(rows)
+    labels: dict[Any, Any]
     if by == "source":
         labels = dict(AssignmentSource.choices)
     elif by == "employee":
@@ -200,7 +200,8 @@ def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
     from rules.models import RuleRun
 
     start, end = filters.range()
-    runs = (
+    # Any: for restricted readers the rows carry the scoped_added / scoped_removed annotations.
+    runs: QuerySet[Any] = (
         RuleRun.objects.filter(
             dry_run=False,
             started_at__gte=start,

@@ -52,6 +52,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from customers.models import Customer
 from permissions import policy
@@ -61,6 +62,7 @@ from tagging.audit_view import HIDDEN_TAG
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, Segment, Tag, TagAssignment
 from tagging.names import fold_name
+from tagging.services import assign_tags
 
 MAX_NODES = 200
 MAX_DEPTH = 20
@@ -69,6 +71,15 @@ SMALL_RESULT = 20_000  # below this, a bitmap result goes to SQL as an id list, 
 
 class InvalidSegment(TaggingError):
     code = "invalid_segment"
+
+
+_TOO_DEEP = gettext_lazy(
+    "The expression is nested too deeply: at most %(n)d levels of NOT and brackets."
+)
+# Attribute values are bounded so that date arithmetic and numeric columns cannot overflow.
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+MAX_NUMBER = Decimal("1e12")
+MAX_INT = 2**63 - 1
 
 
 # --- attribute filters ----------------------------------------------------------------------
@@ -112,22 +123,27 @@ def _attr_value(field: str, op: str, raw: Any) -> Any:
                 raise ValueError
             return raw
         if kind in ("int", "department"):
-            if isinstance(raw, bool) or not re.fullmatch(r"-?\d+", str(raw)):
+            if isinstance(raw, bool) or not re.fullmatch(r"-?\d{1,19}", str(raw)):
+                raise ValueError
+            if abs(int(raw)) > MAX_INT:
                 raise ValueError
             return int(raw)
         if kind == "decimal":
             value = Decimal(str(raw))
-            if not value.is_finite():
+            if not value.is_finite() or abs(value) >= MAX_NUMBER:
                 raise ValueError
             return str(value)
-        return dt.date.fromisoformat(str(raw)).isoformat()
+        day = dt.date.fromisoformat(str(raw))
+        if not MIN_DATE <= day <= MAX_DATE:
+            raise ValueError
+        return day.isoformat()
     except (ValueError, InvalidOperation):
         expected = {
             "text": _("text"),
             "int": _("a whole number"),
             "department": _("a department id"),
-            "decimal": _("a number"),
-            "date": _("a date like 2026-01-31"),
+            "decimal": _("a number below 1,000,000,000,000"),
+            "date": _("a date between 1900-01-01 and 2199-12-31, like 2026-01-31"),
         }[kind]
         raise InvalidSegment(
             _("%(field)s needs %(expected)s, not “%(value)s”.")
@@ -233,7 +249,7 @@ def _has_attr(expression: dict) -> bool:
         return False
     if "not" in expression:
         return _has_attr(expression["not"])
-    return any(_has_attr(c) for c in expression.get("and") or expression.get("or"))
+    return any(_has_attr(c) for c in expression.get("and") or expression.get("or") or ())
 
 
 def _unknown_tag(ref: str) -> InvalidSegment:
@@ -251,6 +267,8 @@ def validate(expression: Any, user: Any) -> dict:
             raise InvalidSegment(
                 _("The expression is not valid JSON: %(error)s") % {"error": exc}
             ) from None
+        except RecursionError:
+            raise InvalidSegment(_TOO_DEEP % {"n": MAX_DEPTH}) from None
     expression = canonical(expression)
     wanted = tag_ids(expression)
     visible = set(policy.customer_tags(user).filter(pk__in=wanted).values_list("pk", flat=True))
@@ -277,7 +295,8 @@ _KEYWORDS = {"and": "and", "or": "or", "not": "not", "contains": "contains"}
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
+    tokens: list[tuple[str, str]] = []
+    pos = 0
     text = text.strip()
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -286,7 +305,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                 _("Cannot read the expression at “%(rest)s”.") % {"rest": text[pos : pos + 20]}
             )
         pos = match.end()
-        kind = match.lastgroup
+        kind = match.lastgroup or ""  # every alternative of _TOKEN is a named group
         value = match.group(kind)
         if kind == "quoted":
             tokens.append(("word", re.sub(r"\\(.)", r"\1", value)))
@@ -302,6 +321,7 @@ class _TextParser:
         self.tokens = _tokens(text)
         self.pos = 0
         self.resolve = resolve
+        self.depth = 0  # open NOTs and parentheses: bounded, the parser recurses on both
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -337,15 +357,25 @@ class _TextParser:
             items.append(self.parse_unary())
         return items[0] if len(items) == 1 else {"and": items}
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InvalidSegment(_TOO_DEEP % {"n": MAX_DEPTH})
+
     def parse_unary(self) -> dict:
         kind = self.peek()
         if kind == "not":
             self.take()
-            return {"not": self.parse_unary()}
+            self.nest()
+            node = {"not": self.parse_unary()}
+            self.depth -= 1
+            return node
         if kind == "lp":
             self.take()
+            self.nest()
             node = self.parse_or()
             self.take("rp")
+            self.depth -= 1
             return node
         if kind == "attr":
             field = self.take()[1][1:]
@@ -399,6 +429,7 @@ def parse(text_or_json: Any, user: Any) -> dict:
             if tag_id not in by_id:
                 raise _unknown_tag(f"#{tag_id}")
             return tag_id
+        name = name or ""  # a reference without an id has a name
         candidates = by_name.get(fold_name(name), [])
         if group is not None:
             candidates = [t for t in candidates if t.group.name_key == fold_name(group)]
@@ -480,7 +511,8 @@ def rewrite_tags(expression: dict, mapping: dict[int, int]) -> dict:
 
 
 def rewrite_segments_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: saved segments that named a merged tag name
+    """Registered in ``tagging.hooks`` (``TaggingConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: saved segments that named a merged tag name
     the target instead (SPEC §2). Returns the number of segments changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0
@@ -679,8 +711,6 @@ def tag_segment(expression: dict, tag: Any, *, user: Any, reason: str = "") -> B
     (``policy.editable_customers``); those shared with them read-only are counted in
     ``read_only`` and left alone. Raises before writing anything on permission or segment errors; a service error in a later batch leaves earlier batches applied and is
     raised with the number already added in ``details``."""
-    from tagging.services import assign_tags
-
     (tag,) = policy.require_tags(user, [tag], policy.Level.EDIT)
     read_only = 0
     if policy.is_tag_admin(user):  # tag admins change every customer

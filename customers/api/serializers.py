@@ -6,34 +6,22 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config import safe_json
 from customers.models import AddWay, EventKind, ImportJob
 from tagging.api.serializers import CustomerTagResultSerializer
 from tagging.models import AssignmentSource, AuditAction, TagKind
 
 MAX_EVENTS_PER_CALL = 1000
+EVENT_YEARS = (1900, 2199)
 
 
 def storable_json(value):
-    """Refuse what PostgreSQL's jsonb cannot store: NUL characters and lone surrogates."""
-
-    def walk(item, path):
-        if isinstance(item, dict):
-            for key, child in item.items():
-                walk(key, path)
-                walk(child, f"{path}.{key}" if path else str(key))
-        elif isinstance(item, list):
-            for index, child in enumerate(item):
-                walk(child, f"{path}.{index}")
-        elif isinstance(item, str) and (
-            "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item)
-        ):
-            raise serializers.ValidationError(
-                _("Text may not contain NUL or unpaired surrogate characters (%(path)s).")
-                % {"path": path or "-"}
-            )
-
-    walk(value, "")
-    return value
+    """Refuse what PostgreSQL's jsonb cannot store (config.safe_json): NUL characters, lone
+    surrogates, non-finite numbers, absurd nesting."""
+    try:
+        return safe_json.check(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class CustomerTagSerializer(serializers.Serializer):
@@ -45,7 +33,8 @@ class CustomerTagSerializer(serializers.Serializer):
     group_name = serializers.CharField(source="tag.group.name")
     kind = serializers.ChoiceField(source="tag.group.kind", choices=TagKind.choices)
     colour = serializers.CharField(source="tag.display_colour")
-    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)  # type: ignore[assignment]
     added_at = serializers.DateTimeField(source="created_at")
     added_by = serializers.SerializerMethodField()
     expires_at = serializers.DateTimeField(allow_null=True)
@@ -94,7 +83,8 @@ class CustomerSerializer(serializers.Serializer):
     owner_name = serializers.SerializerMethodField()
     department = serializers.IntegerField(source="department_id", read_only=True, allow_null=True)
     department_name = serializers.SerializerMethodField()
-    source = serializers.CharField(read_only=True, help_text="Source channel.")
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.CharField(read_only=True, help_text="Source channel.")  # type: ignore[assignment]
     added_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     tags = CustomerTagSerializer(source="visible_assignments", many=True, read_only=True)
@@ -149,7 +139,8 @@ class UpsertCustomerSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     remark = serializers.CharField(required=False, allow_blank=True, max_length=255)
     company = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    source = serializers.CharField(
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.CharField(  # type: ignore[assignment]
         required=False, allow_blank=True, max_length=64, help_text="Source channel, e.g. 展会."
     )
     attributes = serializers.DictField(required=False, validators=[storable_json])
@@ -181,10 +172,33 @@ class UpsertResultSerializer(CustomerDetailSerializer):
     created = serializers.BooleanField(read_only=True)
 
 
+class EventTimeField(serializers.DateTimeField):
+    """A timestamp between 1900 and 2199. Date arithmetic on far-away ones overflows (time
+    zones, rule windows; DRF itself raises OverflowError on 0001-01-01 east of UTC), and no
+    behaviour event is from before 1900 or after 2199."""
+
+    def to_internal_value(self, value):
+        message = _("The time must lie between the years %(low)d and %(high)d.") % {
+            "low": EVENT_YEARS[0],
+            "high": EVENT_YEARS[1],
+        }
+        try:
+            parsed = super().to_internal_value(value)
+        except OverflowError:
+            raise serializers.ValidationError(message) from None
+        except serializers.ValidationError as exc:
+            if exc.get_codes() == ["overflow"]:
+                raise serializers.ValidationError(message) from None
+            raise
+        if not EVENT_YEARS[0] <= parsed.year <= EVENT_YEARS[1]:
+            raise serializers.ValidationError(message)
+        return parsed
+
+
 class EventSerializer(serializers.Serializer):
     customer = serializers.IntegerField(min_value=1)
     kind = serializers.ChoiceField(choices=EventKind.choices)
-    occurred_at = serializers.DateTimeField()
+    occurred_at = EventTimeField()
     client_event_id = serializers.CharField(
         max_length=64, help_text="Your id for the event; sending it again changes nothing."
     )
@@ -201,7 +215,8 @@ class EventSerializer(serializers.Serializer):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)
+    # many=True makes a ListSerializer, which takes max_length (the DRF stubs type the child).
+    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)  # type: ignore[call-arg]
 
 
 class EventResultSerializer(serializers.Serializer):
@@ -217,7 +232,8 @@ class TimelineEntrySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     action = serializers.ChoiceField(choices=AuditAction.choices)
     action_display = serializers.CharField(source="get_action_display")
-    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)  # type: ignore[assignment]
     actor = serializers.IntegerField(source="actor_id", allow_null=True)
     actor_name = serializers.SerializerMethodField()
     tag = serializers.IntegerField(source="tag_id", allow_null=True)

@@ -82,7 +82,7 @@ def check_expiry(expires_at: datetime | None, *, now: datetime | None = None) ->
 
 @transaction.atomic
 def assign_tags(
-    customers: Iterable[Any] | QuerySet,
+    customers: Iterable[Any] | QuerySet[Any],
     tags: Iterable[Any],
     *,
     actor: Any,
@@ -193,7 +193,12 @@ def assign_tags(
     return result
 
 
-def _check_corporate_limit(customer_ids, to_add, to_replace, tags_by_id) -> None:
+def _check_corporate_limit(
+    customer_ids: list[int],
+    to_add: list[tuple[int, int]],
+    to_replace: list[tuple[int, int, int]],
+    tags_by_id: dict[int, Tag],
+) -> None:
     limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
     delta: dict[int, int] = defaultdict(int)
     for c, t in to_add:
@@ -224,7 +229,7 @@ def _check_corporate_limit(customer_ids, to_add, to_replace, tags_by_id) -> None
 
 @transaction.atomic
 def unassign_tags(
-    customers: Iterable[Any] | QuerySet,
+    customers: Iterable[Any] | QuerySet[Any],
     tags: Iterable[Any],
     *,
     actor: Any,
@@ -269,7 +274,7 @@ def unassign_tags(
 
 @transaction.atomic
 def change_tags(
-    customers: Iterable[Any] | QuerySet,
+    customers: Iterable[Any] | QuerySet[Any],
     *,
     add: Iterable[Any] = (),
     remove: Iterable[Any] = (),
@@ -368,9 +373,9 @@ def bulk_assign(
         if error is not None:
             raise error
     now = timezone.now()
-    expiries = {pair: check_expiry(when, now=now) for pair, when in (expiries or {}).items()}
+    checked = {pair: check_expiry(when, now=now) for pair, when in (expiries or {}).items()}
     return _insert_assignments(
-        pairs, tags=tags, actor=actor, source=source, reason=reason, now=now, expiries=expiries
+        pairs, tags=tags, actor=actor, source=source, reason=reason, now=now, expiries=checked
     )
 
 
@@ -444,8 +449,8 @@ def _insert_assignments(
         reason=reason,
         now=now,
     )
-    for audit in audits:
-        when = expiry_of[(audit.customer_id, audit.tag_id)]
+    for audit, pair in zip(audits, to_add, strict=True):
+        when = expiry_of[pair]
         if when is not None:
             audit.after = {"expires_at": when.isoformat()}
     AuditEntry.objects.bulk_create(audits, batch_size=2000)
@@ -453,7 +458,15 @@ def _insert_assignments(
 
 
 def _insert_assignments_postgresql(
-    pairs, *, actor_id, source, rule_id, expires_at, expiries, reason, now
+    pairs: Sequence[tuple[int, int]],
+    *,
+    actor_id: int | None,
+    source: str,
+    rule_id: int | None,
+    expires_at: datetime | None,
+    expiries: Mapping[tuple[int, int], datetime | None],
+    reason: str,
+    now: datetime,
 ) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -502,4 +515,4 @@ def _insert_assignments_postgresql(
                 "reason": reason[:255],
             },
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)

@@ -5,7 +5,7 @@ archives each. Every step is atomic and audited."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -57,7 +57,7 @@ def list_stale_personal_tags(now: dt.datetime | None = None) -> int:
         [
             PersonalTagReview(
                 tag=tag,
-                owner_id=tag.group.owner_id,
+                owner_id=cast(int, tag.group.owner_id),  # personal groups have an owner
                 last_used_at=tag.last_used,
                 customers=tag.carried,
                 listed_at=now,
