@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "customers",
     "tagging",
     "rules",
+    "wecom",
     "demo",
 ]
 
@@ -208,6 +209,25 @@ TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimu
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 
+# --- WeCom (企业微信) integration: unset WECOM_CORP_ID / WECOM_SECRET = integration off -----------
+WECOM_CORP_ID = env_str("WECOM_CORP_ID") or ""
+WECOM_SECRET = env_str("WECOM_SECRET") or ""  # the 客户联系 secret
+WECOM_AGENT_ID = env_str("WECOM_AGENT_ID") or ""
+WECOM_CALLBACK_TOKEN = env_str("WECOM_CALLBACK_TOKEN") or ""
+WECOM_CALLBACK_AES_KEY = env_str("WECOM_CALLBACK_AES_KEY") or ""
+WECOM_API_BASE = (env_str("WECOM_API_BASE") or "https://qyapi.weixin.qq.com").rstrip("/")
+if not WECOM_API_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"WECOM_API_BASE must be an http(s) URL, got {WECOM_API_BASE!r}")
+if bool(WECOM_CORP_ID) != bool(WECOM_SECRET):
+    raise ImproperlyConfigured("Set both WECOM_CORP_ID and WECOM_SECRET, or neither")
+if WECOM_CALLBACK_AES_KEY and len(WECOM_CALLBACK_AES_KEY) != 43:
+    raise ImproperlyConfigured("WECOM_CALLBACK_AES_KEY must be the 43-character EncodingAESKey")
+WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", 10, minimum=1)
+# mark_tag calls per second for the whole corp, shared by all workers (WeCom allows far more).
+WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
+WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
+
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -240,6 +260,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "compact-segment-index": {
         "task": "tagging.compact_segment_index",
+        "schedule": crontab(minute="*"),
+    },
+    "wecom-drain-outbox": {
+        "task": "wecom.drain_outbox",
         "schedule": crontab(minute="*"),
     },
 }

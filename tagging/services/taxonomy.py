@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
     InvalidTagName,
@@ -551,6 +552,7 @@ def delete_tag(tag: Tag, *, actor: Any, confirm: bool = False) -> int:
     )
     Tag.objects.filter(merged_into=tag).update(merged_into=None)
     tag.delete()
+    hooks.assignments_changed(removed=[(c, tag.pk) for c in rows])
     return len(rows)
 
 
@@ -670,6 +672,9 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             reason=reason,
         )
     _follow_merge(source_ids, target.pk)
+    hooks.assignments_changed(
+        added=[(c, target.pk) for c in to_add], removed=[(c, t) for _pk, c, t in removed]
+    )
     return len(to_add)
 
 

@@ -1,0 +1,66 @@
+"""Celery tasks of the WeCom sync: each takes ids (or nothing), calls one service and records
+a run row where it is a sync. All are idempotent; they do nothing while the integration is off."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.core.cache import cache
+
+from wecom.client import WecomError, get_wecom, is_enabled
+from wecom.models import WecomCallbackEvent
+from wecom.services import callbacks, outbox, runs
+
+DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts another
+LIBRARY_LOCK = "wecom:library-lock"
+
+
+@shared_task(name="wecom.drain_outbox", ignore_result=True)
+def drain_outbox() -> dict | None:
+    if not is_enabled():
+        return None
+    counts = outbox.drain(get_wecom(), deadline=time.monotonic() + DRAIN_SECONDS)
+    due = outbox.next_due_in()
+    if due is not None and due < 60:
+        drain_outbox.apply_async(countdown=max(due, 1))
+    return counts
+
+
+@shared_task(name="wecom.sync_library", bind=True, ignore_result=True, max_retries=20)
+def sync_library(self) -> dict | None:
+    if not is_enabled():
+        return None
+    # One library merge at a time for the corp; a second request waits for the first.
+    if not cache.add(LIBRARY_LOCK, 1, timeout=600):
+        raise self.retry(countdown=15)
+    try:
+        return runs.run("library", lambda wecom: {"library": _library(wecom)})
+    finally:
+        cache.delete(LIBRARY_LOCK)
+
+
+def _library(wecom):
+    from wecom.services.library import sync_library as merge
+
+    return merge(wecom)
+
+
+@shared_task(name="wecom.process_callback", ignore_result=True)
+def process_callback(event_id: int) -> str | None:
+    event = WecomCallbackEvent.objects.filter(pk=event_id).first()
+    if event is None or not is_enabled():
+        return None
+    try:
+        wecom = get_wecom()
+    except WecomError:
+        return None
+    return callbacks.process(event, wecom)
+
+
+@shared_task(name="wecom.nightly_sync", ignore_result=True)
+def nightly_sync() -> dict | None:
+    """Library, contacts and chats, then the drift report (stored on the run row)."""
+    if not is_enabled():
+        return None
+    return runs.full_sync(library=True, contacts=True, chats=True, check=True, kind="nightly")
