@@ -135,9 +135,7 @@ class Wecom:
 
     def contact_ids(self, userid: str) -> list[str]:
         try:
-            return self._call(self.client.external_contact.list, userid).get(
-                "external_userid", []
-            )
+            return self._call(self.client.external_contact.list, userid).get("external_userid", [])
         except WecomError as exc:
             if exc.errcode == NOT_EXTERNAL_CONTACT:  # the employee has no customers
                 return []

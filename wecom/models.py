@@ -119,7 +119,7 @@ class OutboxStatus(models.TextChoices):
 
 
 class WecomOutbox(models.Model):
-    """"This relationship's tags changed in TagDesk": one row per change and relationship,
+    """ "This relationship's tags changed in TagDesk": one row per change and relationship,
     written in the change's transaction. The worker sends the relationship's final state (not
     the row's delta), so rows of one relationship collapse into one mark_tag call."""
 

@@ -20,9 +20,15 @@ logger = logging.getLogger("wecom")
 @require_http_methods(["GET", "POST"])
 def callback(request: HttpRequest) -> HttpResponse:
     if not callbacks_enabled():
-        return HttpResponse("WeCom callbacks are not configured.", status=404, content_type="text/plain")
+        return HttpResponse(
+            "WeCom callbacks are not configured.", status=404, content_type="text/plain"
+        )
     q = request.GET
-    signature, timestamp, nonce = (q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+    signature, timestamp, nonce = (
+        q.get("msg_signature", ""),
+        q.get("timestamp", ""),
+        q.get("nonce", ""),
+    )
     try:
         if request.method == "GET":
             echo = callbacks.verify_url(signature, timestamp, nonce, q.get("echostr", ""))

@@ -201,7 +201,9 @@ class FakeWecom:
         status, payload = self._dispatch(entry)
         entry.errcode = payload.get("errcode") if isinstance(payload, dict) else None
         data = json.dumps(payload, ensure_ascii=False).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        )
         return [data]
 
     def _dispatch(self, req: LoggedRequest) -> tuple[str, dict]:
@@ -230,7 +232,9 @@ class FakeWecom:
             return "200 OK", _err(42001)
         if self.transient_rate and self.random.random() < self.transient_rate:
             return "200 OK", _err(self.random.choice([-1, 45009]))
-        handler = getattr(self, "_ep_" + endpoint.replace("externalcontact/", "").replace("/", "_"), None)
+        handler = getattr(
+            self, "_ep_" + endpoint.replace("externalcontact/", "").replace("/", "_"), None
+        )
         if handler is None:
             return "404 Not Found", _err(60001)
         if req.body is None:
@@ -320,9 +324,7 @@ class FakeWecom:
             owner = next((g for g in self.groups.values() if wid in g["tags"]), None)
             if owner is None:
                 return _err(40068)
-            if name and any(
-                t["name"] == name for t in owner["tags"].values() if t["id"] != wid
-            ):
+            if name and any(t["name"] == name for t in owner["tags"].values() if t["id"] != wid):
                 return _err(40071)
             target = owner["tags"][wid]
         if name:
@@ -391,7 +393,12 @@ class FakeWecom:
     def _tag_json(self, tid: str) -> dict:
         for g in self.groups.values():
             if tid in g["tags"]:
-                return {"group_name": g["name"], "tag_name": g["tags"][tid]["name"], "tag_id": tid, "type": 1}
+                return {
+                    "group_name": g["name"],
+                    "tag_name": g["tags"][tid]["name"],
+                    "tag_id": tid,
+                    "type": 1,
+                }
         raise KeyError(tid)
 
     def _ep_get(self, params, body):

@@ -17,7 +17,9 @@ def local_library() -> dict[str, list[str]]:
     out = {}
     for group in TagGroup.objects.filter(wecom_link__isnull=False).order_by("sort_order", "id"):
         out[group.name] = list(
-            group.tags.filter(status=TagStatus.ACTIVE).order_by("sort_order", "id").values_list("name", flat=True)
+            group.tags.filter(status=TagStatus.ACTIVE)
+            .order_by("sort_order", "id")
+            .values_list("name", flat=True)
         )
     return out
 
@@ -62,7 +64,9 @@ def test_push_creates_renames_reorders_and_round_trips(fake_wecom, wecom):
     # A second sync changes nothing on either side.
     before = len(fake_wecom.requests)
     stats = sync_library(wecom)
-    assert [r.endpoint for r in fake_wecom.requests[before:]] == ["externalcontact/get_corp_tag_list"]
+    assert [r.endpoint for r in fake_wecom.requests[before:]] == [
+        "externalcontact/get_corp_tag_list"
+    ]
     assert not any(k for k, v in stats.items() if v)
 
 
@@ -103,9 +107,9 @@ def test_group_deleted_in_tagdesk_is_deleted_in_wecom(fake_wecom, wecom):
 
 
 def test_move_to_another_group_is_copy_then_delete(fake_wecom, wecom, customers):
+    from tests.factories import UserFactory
     from tests.wecom.fake_wecom import Follow
     from wecom.services.contacts import sync_contacts
-    from tests.factories import UserFactory
 
     UserFactory(wecom_userid="zhangsan")
     fake_wecom.add_group("来源", ["展会"])
@@ -117,14 +121,20 @@ def test_move_to_another_group_is_copy_then_delete(fake_wecom, wecom, customers)
     tag = Tag.objects.get(name="展会")
     tagging_services.update_tag(tag, actor=None, group=TagGroup.objects.get(name="活动"))
     sync_library(wecom)
-    assert fake_wecom.library() == {"活动": ["双11", "展会"]} or fake_wecom.library() == {"活动": ["展会", "双11"]}
+    assert fake_wecom.library() == {"活动": ["双11", "展会"]} or fake_wecom.library() == {
+        "活动": ["展会", "双11"]
+    }
     new_id = fake_wecom.tag_id("活动", "展会")
     assert new_id != old_id
     assert fake_wecom.relation_tags("zhangsan", "wmA") == {new_id}
     endpoints = [r.endpoint for r in fake_wecom.requests]
     # copy, then re-assign, then delete — never an edit of the group
-    assert endpoints.index("externalcontact/add_corp_tag") < endpoints.index("externalcontact/mark_tag")
-    assert endpoints.index("externalcontact/mark_tag") < endpoints.index("externalcontact/del_corp_tag")
+    assert endpoints.index("externalcontact/add_corp_tag") < endpoints.index(
+        "externalcontact/mark_tag"
+    )
+    assert endpoints.index("externalcontact/mark_tag") < endpoints.index(
+        "externalcontact/del_corp_tag"
+    )
 
 
 def test_names_over_30_characters_are_skipped_and_logged(fake_wecom, wecom):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from xml.parsers.expat import ExpatError
 
 import xmltodict
 from django.conf import settings
@@ -17,7 +18,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
-from xml.parsers.expat import ExpatError
 
 from wecom.client import Wecom
 from wecom.models import CallbackStatus, WecomCallbackEvent
@@ -124,7 +124,11 @@ def _contact_event(change_type: str, p: dict, wecom: Wecom) -> tuple[str, str]:
     userid, ext = p.get("UserID", ""), p.get("ExternalUserID", "")
     if not ext:
         return CallbackStatus.IGNORED, _("No ExternalUserID in the event.")
-    if change_type in {"add_external_contact", "edit_external_contact", "add_half_external_contact"}:
+    if change_type in {
+        "add_external_contact",
+        "edit_external_contact",
+        "add_half_external_contact",
+    }:
         contacts.apply_contact(wecom.contact(ext))
     elif change_type in {"del_external_contact", "del_follow_user"}:
         contacts.remove_relation(userid, ext)

@@ -42,9 +42,9 @@ def sync_chats(wecom: Wecom) -> dict[str, int]:
             stats["chats_skipped"] += 1
             continue
         stats["chats"] += 1
-    stats["chats_dismissed"] += GroupChat.objects.exclude(chat_id__in=ids).filter(
-        dismissed=False
-    ).update(dismissed=True)
+    stats["chats_dismissed"] += (
+        GroupChat.objects.exclude(chat_id__in=ids).filter(dismissed=False).update(dismissed=True)
+    )
     return dict(stats)
 
 
@@ -74,7 +74,9 @@ def apply_chat(data: dict) -> GroupChat:
     employees = dict(users.filter(wecom_userid__in=ids).values_list("wecom_userid", "pk"))
     chat.members.exclude(userid__in=ids).delete()
     for m in members:
-        kind = GroupChatMember.Kind.EXTERNAL if m.get("type") == 2 else GroupChatMember.Kind.EMPLOYEE
+        kind = (
+            GroupChatMember.Kind.EXTERNAL if m.get("type") == 2 else GroupChatMember.Kind.EMPLOYEE
+        )
         GroupChatMember.objects.update_or_create(
             chat=chat,
             userid=m["userid"][:64],
@@ -111,9 +113,7 @@ def tag_chat_customers(chats, tags, *, actor) -> tuple[AssignResult, int]:
     service's result and how many chat customers were outside the actor's scope."""
     tag_list = policy.require_tags(actor, tags, policy.Level.EDIT)
     ids = chat_customer_ids(chats)
-    visible = list(
-        policy.visible_customers(actor).filter(pk__in=ids).values_list("pk", flat=True)
-    )
+    visible = list(policy.visible_customers(actor).filter(pk__in=ids).values_list("pk", flat=True))
     result = tagging_services.assign_tags(
         visible, tag_list, actor=actor, source=AssignmentSource.MANUAL, reason="group chat"
     )

@@ -111,9 +111,7 @@ def apply_contact(data: dict) -> dict[str, int]:
     follows = [f for f in data.get("follow_user") or [] if f.get("userid")]
     users = {
         u.wecom_userid: u
-        for u in get_user_model().objects.filter(
-            wecom_userid__in=[f["userid"] for f in follows]
-        )
+        for u in get_user_model().objects.filter(wecom_userid__in=[f["userid"] for f in follows])
     }
     for f in follows:
         if f["userid"] not in users:
@@ -121,9 +119,12 @@ def apply_contact(data: dict) -> dict[str, int]:
                 "userid",
                 f["userid"],
                 "unknown_userid",
-                _("No TagDesk employee has the WeCom userid “%(userid)s”.") % {"userid": f["userid"]},
+                _("No TagDesk employee has the WeCom userid “%(userid)s”.")
+                % {"userid": f["userid"]},
             )
-    follows = sorted((f for f in follows if f["userid"] in users), key=lambda f: f.get("createtime", 0))
+    follows = sorted(
+        (f for f in follows if f["userid"] in users), key=lambda f: f.get("createtime", 0)
+    )
     phone = next(
         (p for f in follows if (p := _first_phone(f.get("remark_mobiles"), external_userid))),
         None,
@@ -165,7 +166,9 @@ def apply_contact(data: dict) -> dict[str, int]:
                 "remark": (f.get("remark") or "")[:128],
             },
         )
-        now_tags = {t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")}
+        now_tags = {
+            t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
+        }
         added |= now_tags - before
         removed |= before - now_tags
         relation.tags.filter(wecom_tag_id__in=before - now_tags).delete()
@@ -244,13 +247,17 @@ def _apply_corp_tags(customer, added, removed, links, stats) -> None:
             continue
         chosen[key] = tag
     try:
-        result = tagging_services.assign_tags([customer.pk], chosen.values(), actor=None, source=SYNC)
+        result = tagging_services.assign_tags(
+            [customer.pk], chosen.values(), actor=None, source=SYNC
+        )
         stats["assignments_added"] += len(result.added)
     except TaggingError:
         for tag in chosen.values():  # find the refused ones, apply the others
             try:
                 with transaction.atomic():
-                    result = tagging_services.assign_tags([customer.pk], [tag], actor=None, source=SYNC)
+                    result = tagging_services.assign_tags(
+                        [customer.pk], [tag], actor=None, source=SYNC
+                    )
                 stats["assignments_added"] += len(result.added)
             except TaggingError as exc:
                 record_issue("contact", customer.external_userid or "", exc.code, str(exc))
@@ -270,14 +277,20 @@ def _apply_personal_tags(customer, employee, tags, stats) -> None:
                 group = TagGroup.objects.filter(
                     owner=employee, kind=TagKind.PERSONAL, name_key=fold_name(group_name)
                 ).first() or tagging_services.create_group(
-                    name=group_name, actor=employee, kind=TagKind.PERSONAL, owner=employee, source=SYNC
+                    name=group_name,
+                    actor=employee,
+                    kind=TagKind.PERSONAL,
+                    owner=employee,
+                    source=SYNC,
                 )
                 tag = Tag.objects.filter(group=group, name_key=fold_name(tag_name)).first()
                 if tag is None:
                     tag = tagging_services.create_tag(group, tag_name, actor=employee, source=SYNC)
                 if tag.status != TagStatus.ACTIVE:
                     continue
-                result = tagging_services.assign_tags([customer.pk], [tag], actor=employee, source=SYNC)
+                result = tagging_services.assign_tags(
+                    [customer.pk], [tag], actor=employee, source=SYNC
+                )
                 stats["personal_assignments_added"] += len(result.added)
         except TaggingError as exc:
             record_issue("personal_tag", tag_name, exc.code, str(exc))

@@ -50,19 +50,32 @@ def _library_drift(remote: list[dict], items: list[dict]) -> int:
     skipped = 0
     groups = {g["group_id"]: g for g in remote if not g.get("deleted")}
     tags = {t["id"]: t for g in groups.values() for t in g.get("tag", []) if not t.get("deleted")}
-    group_links = {link.wecom_id: link for link in WecomTagGroupLink.objects.select_related("group")}
+    group_links = {
+        link.wecom_id: link for link in WecomTagGroupLink.objects.select_related("group")
+    }
     tag_links = {link.wecom_id: link for link in WecomTagLink.objects.select_related("tag__group")}
     for gid, g in groups.items():
         link = group_links.get(gid)
         if link is None:
             if _valid(g["group_name"]):
-                items.append({"kind": "group_missing_in_tagdesk", "wecom_id": gid, "name": g["group_name"]})
+                items.append(
+                    {"kind": "group_missing_in_tagdesk", "wecom_id": gid, "name": g["group_name"]}
+                )
             else:
                 skipped += 1
         elif link.group is None:
-            items.append({"kind": "group_deleted_in_tagdesk", "wecom_id": gid, "name": g["group_name"]})
+            items.append(
+                {"kind": "group_deleted_in_tagdesk", "wecom_id": gid, "name": g["group_name"]}
+            )
         elif link.group.name != g["group_name"]:
-            items.append({"kind": "group_name", "wecom_id": gid, "wecom": g["group_name"], "tagdesk": link.group.name})
+            items.append(
+                {
+                    "kind": "group_name",
+                    "wecom_id": gid,
+                    "wecom": g["group_name"],
+                    "tagdesk": link.group.name,
+                }
+            )
     for wid, link in group_links.items():
         if wid not in groups:
             items.append({"kind": "group_missing_in_wecom", "wecom_id": wid, "name": link.name})
@@ -76,7 +89,9 @@ def _library_drift(remote: list[dict], items: list[dict]) -> int:
         elif link.tag is None or link.tag.status != TagStatus.ACTIVE:
             items.append({"kind": "tag_deleted_in_tagdesk", "wecom_id": tid, "name": t["name"]})
         elif link.tag.name != t["name"]:
-            items.append({"kind": "tag_name", "wecom_id": tid, "wecom": t["name"], "tagdesk": link.tag.name})
+            items.append(
+                {"kind": "tag_name", "wecom_id": tid, "wecom": t["name"], "tagdesk": link.tag.name}
+            )
     for tid, link in tag_links.items():
         if tid not in tags:
             items.append({"kind": "tag_missing_in_wecom", "wecom_id": tid, "name": link.name})
@@ -91,7 +106,10 @@ def _library_drift(remote: list[dict], items: list[dict]) -> int:
     linked_groups = [
         link for wid, link in group_links.items() if wid in groups and link.group is not None
     ]
-    local = [link.wecom_id for link in sorted(linked_groups, key=lambda x: (x.group.sort_order, x.group.pk))]
+    local = [
+        link.wecom_id
+        for link in sorted(linked_groups, key=lambda x: (x.group.sort_order, x.group.pk))
+    ]
     if local != _remote_sequence([{"id": w, **groups[w]} for w in local]):
         items.append({"kind": "group_order"})
     by_group: dict[int, list[WecomTagLink]] = defaultdict(list)
@@ -119,9 +137,7 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
     known_users = set(
         get_user_model().objects.exclude(wecom_userid=None).values_list("wecom_userid", flat=True)
     )
-    relations = {
-        (r.userid, r.external_userid): r for r in WecomRelation.objects.all()
-    }
+    relations = {(r.userid, r.external_userid): r for r in WecomRelation.objects.all()}
     remote_pairs: dict[tuple[str, str], set[str]] = {}
     seen: set[str] = set()
     for userid in wecom.follow_users():
@@ -131,7 +147,9 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
             seen.add(ext)
             for f in wecom.contact(ext)["follow_user"]:
                 remote_pairs[(f["userid"], ext)] = {
-                    t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
+                    t["tag_id"]
+                    for t in f.get("tags") or []
+                    if t.get("type") == 1 and t.get("tag_id")
                 }
     desired = outbox.desired_tags({r.customer_id for r in relations.values()})
     to_enqueue = []
@@ -139,7 +157,13 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
         relation = relations.get(key)
         if relation is None:
             if key[0] in known_users:
-                items.append({"kind": "relation_missing_in_tagdesk", "userid": key[0], "external_userid": key[1]})
+                items.append(
+                    {
+                        "kind": "relation_missing_in_tagdesk",
+                        "userid": key[0],
+                        "external_userid": key[1],
+                    }
+                )
             else:
                 skipped += 1  # an employee TagDesk does not know (logged by the sync)
             continue
@@ -158,7 +182,9 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
             )
             to_enqueue.append((relation, remote_tags))
     for key in relations.keys() - remote_pairs.keys():
-        items.append({"kind": "relation_missing_in_wecom", "userid": key[0], "external_userid": key[1]})
+        items.append(
+            {"kind": "relation_missing_in_wecom", "userid": key[0], "external_userid": key[1]}
+        )
     if repair and to_enqueue:
         with transaction.atomic():
             for relation, remote_tags in to_enqueue:
@@ -168,6 +194,3 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
                 )
             outbox.enqueue_relations([r for r, _t in to_enqueue], "repair")
     return skipped
-
-
-

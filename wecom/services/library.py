@@ -204,7 +204,9 @@ class _Merge:
                 try:
                     validate_name(remote_name)
                     if kind == "group":
-                        tagging_services.update_group(obj, actor=None, source=SYNC, name=remote_name)
+                        tagging_services.update_group(
+                            obj, actor=None, source=SYNC, name=remote_name
+                        )
                     else:
                         tagging_services.update_tag(obj, actor=None, source=SYNC, name=remote_name)
                 except (InvalidName, TaggingError) as exc:
@@ -255,7 +257,8 @@ class _Merge:
             return None
         group = TagGroup.objects.filter(name_key=fold_name(name), owner__isnull=True).first()
         if group is not None and (
-            group.kind != TagKind.CORPORATE or WecomTagGroupLink.objects.filter(group=group).exists()
+            group.kind != TagKind.CORPORATE
+            or WecomTagGroupLink.objects.filter(group=group).exists()
         ):
             record_issue(
                 "group",

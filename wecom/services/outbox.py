@@ -107,8 +107,11 @@ def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
 def _relations_of(changes: dict[int, dict]):
     ids = list(changes)
     for start in range(0, len(ids), 5000):
-        yield from WecomRelation.objects.filter(customer_id__in=ids[start : start + 5000])\
-            .order_by("id").values_list("customer_id", "userid", "external_userid")
+        yield from (
+            WecomRelation.objects.filter(customer_id__in=ids[start : start + 5000])
+            .order_by("id")
+            .values_list("customer_id", "userid", "external_userid")
+        )
 
 
 def _kick_drain() -> None:

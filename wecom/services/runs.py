@@ -36,9 +36,8 @@ def full_sync(
 ) -> dict:
     from wecom.services import chats as chats_service
     from wecom.services import contacts as contacts_service
-    from wecom.services import drift
+    from wecom.services import drift, outbox
     from wecom.services import library as library_service
-    from wecom.services import outbox
 
     def work(wecom: Wecom) -> dict:
         summary: dict = {}

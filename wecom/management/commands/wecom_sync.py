@@ -54,6 +54,8 @@ class Command(BaseCommand):
 
     def _fail(self, opts, message: str, summary: dict | None = None) -> None:
         if opts["json"]:
-            self.stdout.write(json.dumps(summary or {"ok": False, "error": message}, ensure_ascii=False))
+            self.stdout.write(
+                json.dumps(summary or {"ok": False, "error": message}, ensure_ascii=False)
+            )
             raise SystemExit(1)
         raise CommandError(message)
