@@ -152,7 +152,7 @@ def assign_tags(
         now=now,
     )
     result.added = to_add
-    hooks.assignments_changed(added=to_add, removed=result.replaced)
+    hooks.assignments_changed(removed=result.replaced)  # additions: _insert_assignments
     return result
 
 
