@@ -64,3 +64,14 @@ def nightly_sync() -> dict | None:
     if not is_enabled():
         return None
     return runs.full_sync(library=True, contacts=True, chats=True, check=True, kind="nightly")
+
+
+@shared_task(name="wecom.run_sync", ignore_result=True)
+def run_sync(check: bool = False, repair: bool = False) -> dict | None:
+    """The admin's "sync now" / "check drift" buttons."""
+    if not is_enabled():
+        return None
+    parts = not check and not repair
+    return runs.full_sync(
+        library=parts, contacts=parts, chats=parts, check=check, repair=repair, kind="admin"
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from permissions import policy
@@ -106,7 +107,9 @@ def chat_customer_ids(chats) -> list[int]:
 
 
 @transaction.atomic
-def tag_chat_customers(chats, tags, *, actor) -> tuple[AssignResult, int]:
+def tag_chat_customers(
+    chats, tags, *, actor, replace_exclusive: bool = True, reason: str = ""
+) -> tuple[AssignResult, int]:
     """Give ``tags`` to every customer of ``chats`` the actor may see (seed 远航: 为群聊的客户添加
     标签), through the one assignment service (audited, limits and kinds enforced). The actor
     needs edit on the tags' groups (``policy.require_tags`` raises otherwise). Returns the
@@ -115,6 +118,11 @@ def tag_chat_customers(chats, tags, *, actor) -> tuple[AssignResult, int]:
     ids = chat_customer_ids(chats)
     visible = list(policy.visible_customers(actor).filter(pk__in=ids).values_list("pk", flat=True))
     result = tagging_services.assign_tags(
-        visible, tag_list, actor=actor, source=AssignmentSource.MANUAL, reason="group chat"
+        visible,
+        tag_list,
+        actor=actor,
+        source=AssignmentSource.MANUAL,
+        replace_exclusive=replace_exclusive,
+        reason=reason or _("tagged through their group chat"),
     )
     return result, len(ids) - len(visible)
