@@ -35,9 +35,12 @@ def sync_library(self) -> dict | None:
     if not cache.add(LIBRARY_LOCK, 1, timeout=600):
         raise self.retry(countdown=15)
     try:
-        return runs.run("library", lambda wecom: {"library": _library(wecom)})
+        result = runs.run("library", lambda wecom: {"library": _library(wecom)})
     finally:
         cache.delete(LIBRARY_LOCK)
+    if not result["ok"]:  # WeCom unreachable or busy: the run row says why; try again later
+        raise self.retry(countdown=60)
+    return result
 
 
 def _library(wecom):
