@@ -123,9 +123,13 @@ def _kick_drain() -> None:
 # --- the relationship's final state ---------------------------------------------------------
 
 
-def desired_tags(customer_ids: Iterable[int]) -> dict[int, set[str]]:
-    """{customer_id: WeCom ids of the synced tags TagDesk gives the customer}."""
-    links = dict(synced_links().values_list("tag_id", "wecom_id"))
+def desired_tags(
+    customer_ids: Iterable[int], links: dict[int, str] | None = None
+) -> dict[int, set[str]]:
+    """{customer_id: WeCom ids of the synced tags TagDesk gives the customer}; ``links`` is
+    {tag id: WeCom id} of the synced tags (read here unless given)."""
+    if links is None:
+        links = dict(synced_links().values_list("tag_id", "wecom_id"))
     out: dict[int, set[str]] = defaultdict(set)
     ids = list(customer_ids)
     for start in range(0, len(ids), 5000):
@@ -150,8 +154,9 @@ def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
     """Send every due row; returns counts (sent, unchanged, retried, dead). Stops at
     ``deadline`` (a ``time.monotonic()`` value) if given. Safe to run in many workers."""
     counts = {"sent": 0, "unchanged": 0, "retried": 0, "dead": 0}
+    library = _Library()
     while deadline is None or time.monotonic() < deadline:
-        outcome = _drain_one(wecom)
+        outcome = _drain_one(wecom, library)
         if outcome is None:
             break
         counts[outcome] += 1
@@ -171,7 +176,25 @@ def next_due_in() -> float | None:
     return max((row - timezone.now()).total_seconds(), 0.0)
 
 
-def _drain_one(wecom: Wecom) -> str | None:
+class _Library:
+    """The synced tags, read once per few seconds of a drain rather than per relationship. A
+    tag linked meanwhile is sent by the rows its push enqueues; one deleted meanwhile is
+    answered 40068 and left out (``_mark``)."""
+
+    TTL = 5.0
+
+    def __init__(self) -> None:
+        self.read_at = -self.TTL
+
+    def current(self) -> tuple[dict[int, str], set[str]]:
+        if time.monotonic() - self.read_at >= self.TTL:
+            self.links = dict(synced_links().values_list("tag_id", "wecom_id"))
+            self.managed = set(WecomTagLink.objects.values_list("wecom_id", flat=True))
+            self.read_at = time.monotonic()
+        return self.links, self.managed
+
+
+def _drain_one(wecom: Wecom, library: _Library) -> str | None:
     with transaction.atomic():
         now = timezone.now()
         candidates = list(
@@ -197,7 +220,7 @@ def _drain_one(wecom: Wecom) -> str | None:
         )
         if not rows:
             return None
-        return _send(wecom, key, rows)
+        return _send(wecom, key, rows, library)
 
 
 def _lock_relation(userid: str, external_userid: str) -> bool:
@@ -211,14 +234,14 @@ def _lock_relation(userid: str, external_userid: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox]) -> str:
+def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library) -> str:
     ids = [r.pk for r in rows]
     relation = WecomRelation.objects.filter(userid=key[0], external_userid=key[1]).first()
     if relation is None:
         _finish(ids, OutboxStatus.DONE, error=_("The relationship no longer exists in WeCom."))
         return "unchanged"
-    managed = set(WecomTagLink.objects.values_list("wecom_id", flat=True))
-    desired = desired_tags([relation.customer_id]).get(relation.customer_id, set())
+    links, managed = library.current()
+    desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
     add, remove = relation_delta(relation, desired, managed)
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
