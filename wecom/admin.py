@@ -172,9 +172,10 @@ class WecomCallbackEventAdmin(TagAdminOnly):
     def reprocess(self, request, queryset):
         from wecom.tasks import process_callback
 
-        ids = list(queryset.filter(status=CallbackStatus.FAILED).values_list("pk", flat=True))
+        stuck = [CallbackStatus.FAILED, CallbackStatus.PROCESSING]
+        ids = list(queryset.filter(status__in=stuck).values_list("pk", flat=True))
         for pk in ids:
-            process_callback.delay(pk)
+            process_callback.delay(pk, again=True)
         self.message_user(
             request,
             ngettext("%(count)d callback queued.", "%(count)d callbacks queued.", len(ids))

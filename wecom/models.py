@@ -162,6 +162,7 @@ class WecomOutbox(models.Model):
 
 class CallbackStatus(models.TextChoices):
     RECEIVED = "received", _("received")
+    PROCESSING = "processing", _("processing")
     DONE = "done", _("applied")
     IGNORED = "ignored", _("ignored")
     FAILED = "failed", _("failed")

@@ -50,7 +50,7 @@ def _library(wecom):
 
 
 @shared_task(name="wecom.process_callback", ignore_result=True)
-def process_callback(event_id: int) -> str | None:
+def process_callback(event_id: int, again: bool = False) -> str | None:
     event = WecomCallbackEvent.objects.filter(pk=event_id).first()
     if event is None or not is_enabled():
         return None
@@ -58,7 +58,7 @@ def process_callback(event_id: int) -> str | None:
         wecom = get_wecom()
     except WecomError:
         return None
-    return callbacks.process(event, wecom)
+    return callbacks.process(event, wecom, again=again)
 
 
 @shared_task(name="wecom.nightly_sync", ignore_result=True)

@@ -198,3 +198,34 @@ def test_chat_created_and_dismissed(
         )
     chat.refresh_from_db()
     assert chat.dismissed
+
+
+def test_failed_callback_is_kept_and_applied_again(
+    client, fake_wecom, employees, django_capture_on_commit_callbacks
+):
+    from wecom.client import get_wecom
+    from wecom.services.callbacks import process
+
+    fake_wecom.add_contact("wmZ", "丁", [Follow("lisi")])
+    fake_wecom.fail_next("externalcontact/get", 40096)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(
+            client,
+            fake_wecom,
+            {
+                "Event": "change_external_contact",
+                "ChangeType": "edit_external_contact",
+                "UserID": "lisi",
+                "ExternalUserID": "wmZ",
+            },
+        )
+    event = WecomCallbackEvent.objects.get()
+    assert event.status == CallbackStatus.FAILED and "40096" in event.error
+    assert not Customer.objects.filter(external_userid="wmZ").exists()
+    # Without "again" a failed event is not taken; with it (the admin action), it is applied.
+    assert process(event, get_wecom()) == CallbackStatus.FAILED
+    assert process(event, get_wecom(), again=True) == CallbackStatus.DONE
+    assert Customer.objects.filter(external_userid="wmZ").exists()
+    calls = len(fake_wecom.calls("externalcontact/get"))
+    assert process(event, get_wecom(), again=False) == CallbackStatus.DONE
+    assert len(fake_wecom.calls("externalcontact/get")) == calls  # applied once

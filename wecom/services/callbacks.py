@@ -86,14 +86,18 @@ def receive(body: bytes, signature: str, timestamp: str, nonce: str) -> WecomCal
         return None
 
 
-def process(event: WecomCallbackEvent, wecom: Wecom) -> str:
+def process(event: WecomCallbackEvent, wecom: Wecom, *, again: bool = False) -> str:
     """Apply one recorded event; returns the final status. Claimed with a conditional UPDATE
-    so that two workers never apply the same event."""
-    claimed = WecomCallbackEvent.objects.filter(
-        pk=event.pk, status__in=[CallbackStatus.RECEIVED, CallbackStatus.FAILED]
-    ).update(status=CallbackStatus.RECEIVED, processed_at=timezone.now())
+    (received → processing) so that two workers never apply the same event; ``again`` (the
+    admin's action) also takes failed events and ones left processing by a dead worker."""
+    claimable = [CallbackStatus.RECEIVED]
+    if again:
+        claimable += [CallbackStatus.FAILED, CallbackStatus.PROCESSING]
+    claimed = WecomCallbackEvent.objects.filter(pk=event.pk, status__in=claimable).update(
+        status=CallbackStatus.PROCESSING, processed_at=timezone.now()
+    )
     if not claimed:
-        return event.status
+        return WecomCallbackEvent.objects.get(pk=event.pk).status
     p = event.payload
     status, error = CallbackStatus.DONE, ""
     try:
