@@ -28,6 +28,7 @@ from wecom.models import (
     GroupChat,
     OutboxStatus,
     WecomCallbackEvent,
+    WecomGroupRule,
     WecomOutbox,
     WecomSyncIssue,
     WecomSyncRun,
@@ -189,6 +190,31 @@ class WecomSyncIssueAdmin(TagAdminOnly):
     list_display = ["last_seen", "kind", "wecom_id", "code", "message", "count"]
     list_filter = ["kind", "code"]
     search_fields = ["wecom_id", "message"]
+
+
+@admin.register(WecomGroupRule)
+class WecomGroupRuleAdmin(admin.ModelAdmin):
+    """Sync rules: per corporate group, which way its assignments sync (tag admins)."""
+
+    list_display = ["group", "direction"]
+    list_filter = ["direction"]
+    list_select_related = ["group"]
+    autocomplete_fields: list[str] = []
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return policy.is_tag_admin(request.user)
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "group":
+            from tagging.models import TagGroup, TagKind
+
+            kwargs["queryset"] = TagGroup.objects.filter(kind=TagKind.CORPORATE)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(WecomTagLink)

@@ -66,6 +66,38 @@ class WecomTagLink(models.Model):
         return f"{self.name} ({self.wecom_id})"
 
 
+class SyncDirection(models.TextChoices):
+    BOTH = "both", _("both ways")
+    TO_WECOM = "to_wecom", _("TagDesk → WeCom only")
+    FROM_WECOM = "from_wecom", _("WeCom → TagDesk only")
+    OFF = "off", _("not synced")
+
+
+class WecomGroupRule(models.Model):
+    """Per tag group: in which direction its assignments sync (groups without a rule: both).
+    The library itself (names, order) always syncs both ways."""
+
+    group = models.OneToOneField(
+        "tagging.TagGroup",
+        verbose_name=_("tag group"),
+        on_delete=models.CASCADE,
+        related_name="wecom_rule",
+    )
+    direction = models.CharField(
+        _("assignments sync"),
+        max_length=16,
+        choices=SyncDirection.choices,
+        default=SyncDirection.BOTH,
+    )
+
+    class Meta:
+        verbose_name = _("WeCom sync rule")
+        verbose_name_plural = _("WeCom sync rules")
+
+    def __str__(self) -> str:
+        return f"{self.group} · {self.get_direction_display()}"
+
+
 class WecomRelation(models.Model):
     """One WeCom relationship (follow_user): an employee and an external contact."""
 

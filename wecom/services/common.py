@@ -8,7 +8,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tagging.models import TagKind, TagStatus
-from wecom.models import WecomSyncIssue, WecomTagLink
+from wecom.models import SyncDirection, WecomSyncIssue, WecomTagLink
 
 logger = logging.getLogger("wecom")
 
@@ -25,13 +25,31 @@ def record_issue(kind: str, wecom_id: str, code: str, message: str) -> None:
         )
 
 
+NOT_TO_WECOM = [SyncDirection.FROM_WECOM, SyncDirection.OFF]
+NOT_FROM_WECOM = [SyncDirection.TO_WECOM, SyncDirection.OFF]
+
+
 def synced_links():
-    """Tag links that sync: the TagDesk tag exists, is active and corporate."""
+    """Tag links whose assignments go to WeCom: the TagDesk tag exists, is active and
+    corporate, and its group's sync rule (if any) sends to WeCom."""
     return WecomTagLink.objects.filter(
         tag__isnull=False, tag__status=TagStatus.ACTIVE, tag__group__kind=TagKind.CORPORATE
+    ).exclude(tag__group__wecom_rule__direction__in=NOT_TO_WECOM)
+
+
+def managed_wecom_ids() -> set[str]:
+    """WeCom tag ids TagDesk may remove from a relationship: linked, and sent to WeCom."""
+    return set(
+        WecomTagLink.objects.exclude(
+            tag__group__wecom_rule__direction__in=NOT_TO_WECOM
+        ).values_list("wecom_id", flat=True)
     )
 
 
-def synced_tag_map() -> dict[int, str]:
-    """{TagDesk tag id: WeCom tag id} of every synced tag."""
-    return dict(synced_links().values_list("tag_id", "wecom_id"))
+def pulled_links() -> dict[str, int]:
+    """{WeCom tag id: TagDesk tag id} of the tags whose WeCom-side changes come to TagDesk."""
+    return dict(
+        WecomTagLink.objects.filter(tag__isnull=False)
+        .exclude(tag__group__wecom_rule__direction__in=NOT_FROM_WECOM)
+        .values_list("wecom_id", "tag_id")
+    )

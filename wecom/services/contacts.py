@@ -30,9 +30,9 @@ from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, Tag, TagGroup, TagKind, TagStatus
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
-from wecom.models import WecomRelation, WecomRelationTag, WecomTagLink
+from wecom.models import WecomRelation, WecomRelationTag
 from wecom.services import outbox
-from wecom.services.common import record_issue
+from wecom.services.common import managed_wecom_ids, pulled_links, record_issue
 
 SYNC = AssignmentSource.SYNC
 PERSONAL_GROUP_FALLBACK = "企业微信"
@@ -134,7 +134,7 @@ def apply_contact(data: dict) -> dict[str, int]:
         return dict(stats)
 
     relations = {r.userid: r for r in WecomRelation.objects.filter(customer=customer)}
-    links = dict(WecomTagLink.objects.filter(tag__isnull=False).values_list("wecom_id", "tag_id"))
+    links = pulled_links()
     added: set[str] = set()
     removed: set[str] = set()
     now = timezone.now()
@@ -185,7 +185,7 @@ def apply_contact(data: dict) -> dict[str, int]:
     _apply_corp_tags(customer, added, removed, links, stats)
     # Whatever TagDesk still holds that a relationship lacks (or the reverse) goes out.
     desired = outbox.desired_tags([customer.pk]).get(customer.pk, set())
-    managed = set(WecomTagLink.objects.values_list("wecom_id", flat=True))
+    managed = managed_wecom_ids()
     stale = [
         r
         for r in WecomRelation.objects.filter(customer=customer)

@@ -19,6 +19,7 @@ from tagging.names import InvalidName, validate_name
 from wecom.client import Wecom
 from wecom.models import WecomRelation, WecomRelationTag, WecomTagGroupLink, WecomTagLink
 from wecom.services import library, outbox
+from wecom.services.common import managed_wecom_ids
 from wecom.services.library import WECOM_NAME_LIMIT, _remote_sequence
 
 MAX_LISTED = 200
@@ -133,7 +134,7 @@ def groups_has_valid(groups: dict, tag_id: str) -> bool:
 
 def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
     skipped = 0
-    managed = set(WecomTagLink.objects.values_list("wecom_id", flat=True))
+    managed = managed_wecom_ids()
     known_users = set(
         get_user_model().objects.exclude(wecom_userid=None).values_list("wecom_userid", flat=True)
     )

@@ -32,9 +32,8 @@ from wecom.models import (
     WecomOutbox,
     WecomRelation,
     WecomRelationTag,
-    WecomTagLink,
 )
-from wecom.services.common import record_issue, synced_links
+from wecom.services.common import managed_wecom_ids, record_issue, synced_links
 
 CLAIM_WINDOW = 20
 
@@ -48,7 +47,7 @@ def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int
     if not is_enabled():
         return
     tag_ids = {t for _c, t in added} | {t for _c, t in removed}
-    linked = set(WecomTagLink.objects.filter(tag_id__in=tag_ids).values_list("tag_id", flat=True))
+    linked = set(synced_links().filter(tag_id__in=tag_ids).values_list("tag_id", flat=True))
     if not linked:
         return
     changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
@@ -189,7 +188,7 @@ class _Library:
     def current(self) -> tuple[dict[int, str], set[str]]:
         if time.monotonic() - self.read_at >= self.TTL:
             self.links = dict(synced_links().values_list("tag_id", "wecom_id"))
-            self.managed = set(WecomTagLink.objects.values_list("wecom_id", flat=True))
+            self.managed = managed_wecom_ids()
             self.read_at = time.monotonic()
         return self.links, self.managed
 
