@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -20,7 +22,13 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from customers.forms import BulkTagForm
 from permissions import policy
-from tagging.admin_base import ReadOnlyAdminMixin, StaffAdmin
+from tagging.admin_base import (
+    ReadOnlyAdminMixin,
+    ServiceFormAdmin,
+    ServiceRejected,
+    StaffAdmin,
+    copy_saved,
+)
 from tagging.errors import TaggingError
 from wecom.client import callbacks_enabled, is_enabled
 from wecom.models import (
@@ -29,6 +37,7 @@ from wecom.models import (
     OutboxStatus,
     WecomCallbackEvent,
     WecomGroupRule,
+    WecomMassMessage,
     WecomOutbox,
     WecomSyncIssue,
     WecomSyncRun,
@@ -286,3 +295,98 @@ class GroupChatAdmin(ReadOnlyAdminMixin, StaffAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/wecom/groupchat/tag_customers.html", context)
+
+
+class MassMessageForm(forms.ModelForm):
+    link_url = forms.URLField(label=gettext_lazy("link URL"), required=False, assume_scheme="https")
+
+    class Meta:
+        model = WecomMassMessage
+        fields = ["segment", "text", "link_title", "link_url"]
+
+
+@admin.register(WecomMassMessage)
+class WecomMassMessageAdmin(ServiceFormAdmin):
+    """群发 to a segment: staff pick one of the segments they may use; only the customers they
+    may see receive it. Created messages are read-only; *Fetch results* reads delivery status."""
+
+    form = MassMessageForm
+    list_display = ["created_at", "segment_name", "created_by", "customers", "status", "results"]
+    list_filter = ["status"]
+    actions = ["fetch_results"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if policy.is_tag_admin(request.user) else qs.filter(created_by=request.user)
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_staff and is_enabled()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [
+            "segment_name",
+            "text",
+            "link_title",
+            "link_url",
+            "created_by",
+            "created_at",
+            "status",
+            "customers",
+            "results",
+            "results_at",
+        ]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj) or [
+            "segment",
+            "text",
+            "link_title",
+            "link_url",
+        ]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "segment":
+            from tagging.segments import visible_segments
+
+            kwargs["queryset"] = visible_segments(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        from wecom.services.mass import create_mass_message
+        from wecom.tasks import send_mass_message
+
+        data = form.cleaned_data
+        try:
+            saved = create_mass_message(
+                data["segment"],
+                actor=request.user,
+                text=data["text"],
+                link_title=data["link_title"],
+                link_url=data["link_url"],
+            )
+        except TaggingError as exc:
+            raise ServiceRejected(exc.message) from exc
+        copy_saved(saved, obj)
+        transaction.on_commit(lambda: send_mass_message.delay(saved.pk))
+
+    @admin.action(description=gettext_lazy("Fetch delivery results from WeCom"))
+    def fetch_results(self, request, queryset):
+        from wecom.client import WecomError, get_wecom
+        from wecom.services.mass import fetch_results
+
+        try:
+            wecom = get_wecom()
+            for message in queryset:
+                fetch_results(message, wecom)
+        except WecomError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, _("Results fetched."), messages.SUCCESS)

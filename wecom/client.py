@@ -157,6 +157,27 @@ class Wecom:
             cursor = page.get("next_cursor")
         return {"external_contact": data.get("external_contact", {}), "follow_user": follow}
 
+    # --- 群发
+    def add_msg_template(self, template: dict) -> dict:
+        return self._call(self.client.external_contact.add_msg_template, template)
+
+    def group_msg_send_result(self, msgid: str, userid: str) -> list[dict]:
+        """get_groupmsg_send_result (wechatpy has only the older get_group_msg_result, so
+        this goes through the client's generic ``post``), every cursor page."""
+        rows: list[dict] = []
+        cursor = ""
+        while True:
+            data = {"msgid": msgid, "userid": userid, "limit": 1000}
+            if cursor:
+                data["cursor"] = cursor
+            page = self._call(
+                self.client.post, "externalcontact/get_groupmsg_send_result", data=data
+            )
+            rows.extend(page.get("send_list", []))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return rows
+
     # --- group chats
     def chat_ids(self) -> list[str]:
         chat = self.client.external_contact_group_chat

@@ -341,3 +341,71 @@ class GroupChatMember(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.userid
+
+
+class MassMessageStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("created in WeCom")
+    PARTLY_FAILED = "partly_failed", _("partly failed")
+    FAILED = "failed", _("failed")
+
+
+class WecomMassMessage(models.Model):
+    """群发 to a saved segment: one WeCom mass message (add_msg_template) per follower, for
+    that follower's customers in the segment; each employee confirms it in WeCom."""
+
+    segment = models.ForeignKey(
+        "tagging.Segment",
+        verbose_name=_("segment"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    segment_name = models.CharField(_("segment"), max_length=100, editable=False)
+    text = models.TextField(_("text"), max_length=4000)
+    link_title = models.CharField(_("link title"), max_length=128, blank=True)
+    link_url = models.URLField(_("link URL"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=MassMessageStatus.choices,
+        default=MassMessageStatus.PENDING,
+    )
+    customers = models.PositiveIntegerField(_("customers"), default=0)
+    results = models.JSONField(_("results"), default=dict, blank=True)
+    results_at = models.DateTimeField(_("results fetched"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WeCom mass message")
+        verbose_name_plural = _("WeCom mass messages")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.segment_name} · {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class WecomMassMessagePart(models.Model):
+    """One add_msg_template call: one sender, at most WeCom's 10,000 customers."""
+
+    message = models.ForeignKey(WecomMassMessage, on_delete=models.CASCADE, related_name="parts")
+    sender = models.CharField(_("sender userid"), max_length=64)
+    external_userids = models.JSONField(default=list)
+    msgid = models.CharField(_("msgid"), max_length=128, blank=True)
+    errcode = models.IntegerField(_("WeCom errcode"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+    fail_list = models.JSONField(_("refused by WeCom"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("mass message part")
+        verbose_name_plural = _("mass message parts")
+
+    def __str__(self) -> str:
+        return f"{self.sender} ({len(self.external_userids)})"

@@ -78,3 +78,14 @@ def run_sync(check: bool = False, repair: bool = False) -> dict | None:
     return runs.full_sync(
         library=parts, contacts=parts, chats=parts, check=check, repair=repair, kind="admin"
     )
+
+
+@shared_task(name="wecom.send_mass_message", ignore_result=True)
+def send_mass_message(message_id: int) -> str | None:
+    from wecom.models import WecomMassMessage
+    from wecom.services import mass
+
+    message = WecomMassMessage.objects.filter(pk=message_id).first()
+    if message is None or not is_enabled():
+        return None
+    return mass.send(message, get_wecom()).status

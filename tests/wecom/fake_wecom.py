@@ -73,6 +73,7 @@ class FakeWecom:
         self.contacts: dict[str, dict] = {}  # external_userid -> {name, follows: {userid: Follow}}
         self.follow_user_ids: list[str] = []
         self.chats: dict[str, dict] = {}
+        self.mass_messages: dict[str, dict] = {}
         self.requests: list[LoggedRequest] = []
         self.follow_page_size = 500
         self.chat_page_limit_max = 1000
@@ -430,6 +431,54 @@ class FakeWecom:
             ],
             "next_cursor": str(nxt) if nxt < len(follows) else "",
         }
+
+    # --- 群发 ------------------------------------------------------------------------------
+    def _ep_add_msg_template(self, params, body):
+        sender = body.get("sender")
+        exts = body.get("external_userid") or []
+        if not sender or sender not in self.follow_user_ids:
+            return _err(60111)
+        if not exts or len(exts) > 10000:
+            return _err(40058)
+        if not (body.get("text") or {}).get("content") and not body.get("attachments"):
+            return _err(40058)
+        reachable = [e for e in exts if sender in self.contacts.get(e, {}).get("follows", {})]
+        msgid = "msg" + self.new_id("")
+        self.mass_messages[msgid] = {
+            "sender": sender,
+            "body": body,
+            "to": {e: 0 for e in reachable},
+        }
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "msgid": msgid,
+            "fail_list": [e for e in exts if e not in reachable],
+        }
+
+    def _ep_get_groupmsg_send_result(self, params, body):
+        msg = self.mass_messages.get(body.get("msgid"))
+        if msg is None:
+            return _err(40058)
+        rows = [
+            {"external_userid": e, "userid": msg["sender"], "status": s, "send_time": 0}
+            for e, s in msg["to"].items()
+            if body.get("userid") in (None, msg["sender"])
+        ]
+        limit = int(body.get("limit") or 500)
+        start = int(body.get("cursor") or 0)
+        nxt = start + limit
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "send_list": rows[start:nxt],
+            "next_cursor": str(nxt) if nxt < len(rows) else "",
+        }
+
+    def confirm_mass_message(self, msgid: str) -> None:
+        """The employee confirms the 群发 in WeCom: every customer gets it."""
+        msg = self.mass_messages[msgid]
+        msg["to"] = {e: 1 for e in msg["to"]}
 
     # --- group chats ---------------------------------------------------------------------
     def _ep_groupchat_list(self, params, body):
