@@ -131,3 +131,13 @@ def test_bad_phone_is_logged_and_contact_still_imported(library, wecom, employee
     sync_contacts(wecom)
     assert Customer.objects.get(external_userid="wmG").phone is None
     assert WecomSyncIssue.objects.filter(code="invalid_phone").exists()
+
+
+def test_a_follow_user_wecom_refuses_is_logged_and_the_others_synced(library, wecom, employees):
+    library.add_contact("wmH", "吴", [Follow("lisi")])
+    library.follow_user_ids.insert(0, "gone")
+    library.fail_next("externalcontact/list", 60111)  # WeCom no longer knows that userid
+    stats = sync_contacts(wecom)
+    assert stats["follow_users_skipped"] == 1
+    assert Customer.objects.filter(external_userid="wmH").exists()
+    assert WecomSyncIssue.objects.get(code="wecom_60111").wecom_id == "gone"

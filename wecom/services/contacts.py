@@ -45,7 +45,15 @@ def sync_contacts(wecom: Wecom) -> dict[str, int]:
     stats: Counter[str] = Counter()
     seen: set[str] = set()
     for userid in wecom.follow_users():
-        for external_userid in wecom.contact_ids(userid):
+        try:
+            contact_ids = wecom.contact_ids(userid)
+        except WecomError as exc:
+            if exc.transient:
+                raise
+            record_issue("userid", userid, f"wecom_{exc.errcode}", str(exc))
+            stats["follow_users_skipped"] += 1
+            continue
+        for external_userid in contact_ids:
             if external_userid in seen:
                 continue
             seen.add(external_userid)
