@@ -97,6 +97,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             details = {"retry_after": exc.wait and int(exc.wait + 0.999)}
             if exc.wait is not None:
                 headers["Retry-After"] = str(int(exc.wait + 0.999))
+        elif getattr(exc, "retry_after", None):  # e.g. a login lockout (api.auth.LockedOut)
+            details = {"retry_after": exc.retry_after}
+            headers["Retry-After"] = str(exc.retry_after)
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
     else:

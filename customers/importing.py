@@ -51,7 +51,7 @@ from customers.services import identifier_conflict_message
 from permissions import policy
 from permissions.models import DepartmentMembership
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind
-from tagging.names import FORBIDDEN_NAME_CHARS, fold_name
+from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
 from tagging.services import assignable_error
 
 # Header aliases (trimmed, case-insensitive): SPEC §7.
@@ -452,6 +452,11 @@ class Importer:
             if len(parts) != 1:
                 return _malformed(item)
             group_name, tag_name = group.name, parts[0]
+        try:  # bidi controls, or nothing visible: no name is like that (tagging.names)
+            check_characters(group_name)
+            check_characters(tag_name)
+        except InvalidName as exc:
+            return "malformed_tag", f"“{visible(item[:80])}”: {exc}"
         too_long = [n for n in (group_name, tag_name) if len(n) > limit]
         if too_long:
             return (

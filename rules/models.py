@@ -91,7 +91,12 @@ class RunStatus(models.TextChoices):
 
 class RuleRun(models.Model):
     """One evaluation of a rule. At most one ``running`` row per rule (a partial unique
-    constraint): inserting it is how a run claims its rule, so runs never overlap."""
+    constraint): inserting it is how a run claims its rule, so runs never overlap.
+
+    A running row holds a lease (``lease_expires_at``) that its worker renews while it works; a
+    run whose lease expired lost its worker, and ``rules.reap_rule_runs`` fails it and queues a
+    new run of the rule (``attempt`` + 1). The evaluation is one transaction, so the lost run left
+    nothing behind and the new one starts over."""
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(_("trigger"), max_length=16, choices=RunTrigger.choices)
@@ -112,6 +117,9 @@ class RuleRun(models.Model):
         related_name="+",
         verbose_name=_("triggered by"),
     )
+    task_id = models.CharField(_("task id"), max_length=64, blank=True, db_index=True)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("rule run")

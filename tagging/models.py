@@ -319,6 +319,15 @@ class AuditAction(models.TextChoices):
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
 
 
+AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
+
+
+def allow_audit_truncate(cursor) -> None:
+    """Let this transaction TRUNCATE the audit log (PostgreSQL trigger, tagging 0006): only for
+    wiping a whole database on purpose (``seed_demo --reset``, the test suite's flush)."""
+    cursor.execute("SELECT set_config(%s, 'allow', true)", [AUDIT_TRUNCATE_SETTING])
+
+
 class AuditQuerySet(models.QuerySet):
     def update(self, **kwargs):  # noqa: ARG002
         raise ValidationError(_("The audit log is append-only."))
@@ -331,7 +340,7 @@ class AuditEntry(models.Model):
     """Append-only record of a change: who, when, what, before/after.
 
     References use no database constraint, so the history of a deleted tag or customer stays.
-    On PostgreSQL a trigger also refuses UPDATE and DELETE.
+    On PostgreSQL triggers also refuse UPDATE, DELETE and TRUNCATE.
     """
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
