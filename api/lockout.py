@@ -36,6 +36,7 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
 
     seconds = lockout_seconds()
     retry_after = str(seconds) if seconds else None
+    response: HttpResponse
     if request.path.startswith("/api/"):
         if original_response is not None and original_response.status_code == 429:
             return original_response  # the token view answered already, in the error shape
@@ -50,8 +51,9 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
             "title": _("Login locked"),
             "message": lockout_message(),
         }
-        response = TemplateResponse(request, "admin/locked_out.html", context, status=429)
-        response.render()
+        page = TemplateResponse(request, "admin/locked_out.html", context, status=429)
+        page.render()
+        response = page
     if retry_after:
         response["Retry-After"] = retry_after
     return response

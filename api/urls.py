@@ -2,13 +2,13 @@
 
 from csp.constants import UNSAFE_EVAL
 from csp.decorators import csp_update
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from api.auth import TokenView
 from api.errors import not_found_view
 
-v1 = [
+v1: list[URLPattern | URLResolver] = [
     path("auth/token", TokenView.as_view(), name="api-token"),
     path("", include("tagging.api.urls")),
     path("", include("customers.api.urls")),

@@ -22,16 +22,13 @@ validate_external_userid = RegexValidator(
 )
 
 
+NAME_MAX_LENGTH = 128  # Customer.name; the importer reports longer names
+
+
 class CustomerQuerySet(models.QuerySet):
     def with_tags(self) -> CustomerQuerySet:
         """Prefetch assignments with their tag and group: one extra query for a whole page."""
         return self.prefetch_related("assignments__tag__group")
-
-    def visible_to(self, user) -> CustomerQuerySet:
-        """The customers in ``user``'s scope (SPEC §5); see permissions.policy."""
-        from permissions import policy
-
-        return policy.visible_customers(user, queryset=self)
 
 
 class Customer(models.Model):
@@ -52,7 +49,7 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Stored in E.164 form, e.g. +8613800138000."),
     )
-    name = models.CharField(_("name"), max_length=128, blank=True)
+    name = models.CharField(_("name"), max_length=NAME_MAX_LENGTH, blank=True)
     remark = models.CharField(_("remark"), max_length=255, blank=True)
     company = models.CharField(_("company"), max_length=128, blank=True)
     owner = models.ForeignKey(

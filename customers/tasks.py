@@ -208,7 +208,7 @@ def _process(job: ImportJob) -> str:
     except UnreadableFile as exc:
         return _finish(job, S.REJECTED, report=_file_error(exc.code, str(exc)))
     except HeaderError as exc:
-        report = ImportReport(file_error=True, header=header.values)
+        report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return _finish(job, S.REJECTED, report=report)
     ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))

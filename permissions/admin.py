@@ -616,7 +616,7 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["name"]
     actions = ["approve", "reject"]
     list_select_related = ["group", "created_by"]
-    fields = ["name", "group_name", "description", "status", "created_by", "review_note"]
+    fields = ("name", "group_name", "description", "status", "created_by", "review_note")
     readonly_fields = fields
 
     def has_module_permission(self, request):
@@ -706,7 +706,7 @@ class DeviceTokenAdmin(admin.ModelAdmin):
     list_filter = ["expires_at"]
     search_fields = ["name", "user__username", "user__display_name"]
     list_select_related = ["user"]
-    readonly_fields = ["user", "name", "prefix_display", "created_at", "last_used_at", "expires_at"]
+    readonly_fields = ("user", "name", "prefix_display", "created_at", "last_used_at", "expires_at")
     fields = readonly_fields
     actions = ["revoke_tokens"]
 

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Value
@@ -40,8 +40,9 @@ class User(AbstractUser):
     )
 
     class Meta(AbstractUser.Meta):
-        verbose_name = _("employee")
-        verbose_name_plural = _("employees")
+        # django-stubs types AbstractUser.Meta's names as str; Django takes lazy text there.
+        verbose_name = _("employee")  # type: ignore[assignment]
+        verbose_name_plural = _("employees")  # type: ignore[assignment]
         swappable = "AUTH_USER_MODEL"
         # Model-level powers checked by permissions.policy (superusers hold them implicitly).
         permissions = [
@@ -55,7 +56,9 @@ class User(AbstractUser):
     def save(self, *args, **kwargs) -> None:
         # A new password or a deactivation ends every device's API session (set_password marks
         # ``_password``; a rehash on login does not, so it keeps them).
-        revoke = self.pk is not None and (self._password is not None or not self.is_active)
+        # (``_password`` is set by AbstractBaseUser.set_password; the stubs do not declare it.)
+        changed = getattr(self, "_password", None) is not None
+        revoke = self.pk is not None and (changed or not self.is_active)
         super().save(*args, **kwargs)
         if revoke:
             DeviceToken.objects.filter(user=self).delete()
@@ -65,7 +68,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class DeviceTokenQuerySet(models.QuerySet):
+class DeviceTokenQuerySet(models.QuerySet["DeviceToken"]):
     def issue(self, user, name: str) -> tuple[DeviceToken, str]:
         """A new token for one device of ``user``; returns it with its key, which is shown once
         and never stored (only its SHA-256). Logging in again with the same device name replaces
@@ -190,11 +193,12 @@ class Department(models.Model):
                 self.auth_group = Group.objects.create(name=f"department:{self.name}:{id(self)}")
             old_path = self.path
             super().save(*args, **kwargs)
-            parent_path = self.parent.path if self.parent_id else "/"
+            parent_path = self.parent.path if self.parent is not None else "/"
             new_path = f"{parent_path}{self.pk}/"
             group_name = f"department:{self.pk}"
-            if self.auth_group.name != group_name:
-                Group.objects.filter(pk=self.auth_group_id).update(name=group_name)
+            auth_group = self.auth_group  # created above when missing
+            if auth_group is not None and auth_group.name != group_name:
+                Group.objects.filter(pk=auth_group.pk).update(name=group_name)
             if new_path != old_path:
                 Department.objects.filter(pk=self.pk).update(path=new_path)
                 self.path = new_path
@@ -305,6 +309,9 @@ class GrantFields(models.Model):
         verbose_name=_("granted by"),
     )
     created_at = models.DateTimeField(_("granted"), auto_now_add=True)
+
+    # The foreign key comes from guardian's base class, listed first by every concrete grant.
+    permission: Permission
 
     class Meta:
         abstract = True

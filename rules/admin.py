@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -32,7 +32,10 @@ HISTORY_ROWS = 20
 def _rule_tags(rule: Rule | None):
     """Auto tags that have no rule yet (plus the rule's own)."""
     free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(status=TagStatus.ARCHIVED)
-    taken = Rule.objects.exclude(pk=getattr(rule, "pk", None)).values("tag_id")
+    others = (
+        Rule.objects.all() if rule is None or rule.pk is None else Rule.objects.exclude(pk=rule.pk)
+    )
+    taken = others.values("tag_id")
     return free.exclude(pk__in=taken).select_related("group")
 
 
@@ -56,7 +59,8 @@ class RuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(self.instance if self.instance.pk else None)
+        tag = cast(forms.ModelChoiceField, self.fields["tag"])
+        tag.queryset = _rule_tags(self.instance if self.instance.pk else None)
 
 
 class TemplateRuleForm(forms.Form):
@@ -66,7 +70,7 @@ class TemplateRuleForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(None)
+        cast(forms.ModelChoiceField, self.fields["tag"]).queryset = _rule_tags(None)
 
 
 class RunHistory:

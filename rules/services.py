@@ -22,13 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rules import diff, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
-from rules.models import Rule, RuleRun, RunStatus
+from rules.models import Rule, RuleRun, RunStatus, check_references
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -75,7 +75,7 @@ def validate_rule(
         messages.append(_("“%(tag)s” is not an auto tag.") % {"tag": tag})
     try:
         node = dsl.parse_tree(tree, version)
-        dsl.check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
+        check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
     except dsl.RuleSyntaxError as exc:
         raise RuleInvalid(messages + exc.messages()) from exc
     if messages:
@@ -183,7 +183,7 @@ def lease_expiry(now: dt.datetime | None = None) -> dt.datetime:
     return (now or timezone.now()) + dt.timedelta(seconds=settings.TAGDESK_JOB_LEASE_SECONDS)
 
 
-def expired_runs(now: dt.datetime | None = None):
+def expired_runs(now: dt.datetime | None = None) -> QuerySet[RuleRun]:
     """``running`` rows whose worker stopped renewing their lease (rows from before leases
     existed count from their start)."""
     now = now or timezone.now()
@@ -210,7 +210,7 @@ class _Heartbeat:
             self.thread.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stopped.set()
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -243,7 +243,7 @@ def run_rule(
     ``skipped`` and changes nothing, one whose lease expired is failed first (worker lost).
     Invalid rules end ``rejected``. Unexpected errors end ``failed`` and are re-raised (tasks
     retry)."""
-    rule_id = getattr(rule, "pk", rule)
+    rule_id = rule.pk if isinstance(rule, Rule) else rule
     rule = Rule.objects.select_related("tag__group").get(pk=rule_id)
     started_at = timezone.now()
     expired_runs(started_at).filter(rule=rule).update(
@@ -316,7 +316,7 @@ def dependency_order(rules: Iterable[Rule]) -> list[Rule]:
     ordered: list[Rule] = []
     done: set[int] = set()
 
-    def visit(r: Rule, trail: frozenset = frozenset()) -> None:
+    def visit(r: Rule, trail: frozenset[int] = frozenset()) -> None:
         if r.pk in done or r.pk in trail:
             return
         for dep in sorted(needs[r.pk]):
@@ -354,7 +354,7 @@ def run_rules(
             task_id=task_id[:64], status__in=[RunStatus.SUCCEEDED, RunStatus.REJECTED]
         ):
             done.setdefault(run.rule_id, run)
-    runs = []
+    runs: list[RuleRun] = []
     for rule in dependency_order(queryset):
         if rule.pk in done:
             runs.append(done[rule.pk])
@@ -366,7 +366,9 @@ def run_rules(
                 )
             )
         except Exception:  # recorded as failed by run_rule
-            runs.append(RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first())
+            failed = RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first()
+            if failed is not None:
+                runs.append(failed)
     return runs
 
 
@@ -384,7 +386,15 @@ def _rule_snapshot(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _audit_rule(rule: Rule, action: str, *, actor: Any, before=None, after=None, reason="") -> None:
+def _audit_rule(
+    rule: Rule,
+    action: str,
+    *,
+    actor: Any,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
     from tagging.models import AuditEntry
 
     AuditEntry.objects.create(
@@ -464,7 +474,8 @@ def _replace_tag_refs(tree: Any, mapping: dict[int, int]) -> Any:
 
 
 def rewrite_rules_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: rules that read a merged tag ("has tag A") read
+    """Registered in ``tagging.hooks`` (``RulesConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: rules that read a merged tag ("has tag A") read
     the target from now on. Audited as rule.updated. Returns the number of rules changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0

@@ -1,45 +1,93 @@
-"""Extension points for apps that mirror tagging changes elsewhere (the WeCom sync).
+"""What other parts of TagDesk do when the taxonomy or assignments change, registered in one place.
 
-tagging never imports those apps: they register listeners here in their ``AppConfig.ready``.
-The services call the listeners inside their own transaction, after the change is written, so a
-listener's rows (an outbox) commit or roll back with the change itself. Listeners must be cheap
-when their integration is off (no queries): they run on every assignment change.
+A merge (``tagging.services.merge_tags``) must also rewrite what names a merged tag: saved
+segments (``tagging.segments``) and rules (``rules.services``). Those modules sit above
+tagging's services (rules imports them), so the merge cannot import them without an import
+circle. Instead each registers a handler here from its ``AppConfig.ready``, and the merge calls
+:func:`tags_merged` inside its own transaction: handlers run in registration order, see the
+merge's writes, and an exception in one rolls the whole merge back.
+
+The WeCom sync (``wecom``) mirrors changes to WeCom the same way: the assignment services call
+:func:`assignments_changed` with the (customer_id, tag_id) pairs they added and removed, and
+every taxonomy change audited by ``tagging.services.common._audit`` calls
+:func:`taxonomy_changed`, both inside the service's transaction, so an outbox row commits or
+rolls back with the change itself. Handlers must cost nothing (no query) while their
+integration is off: they run on every assignment change.
+
+Deliberately not Django signals: one module lists every hook, each hook has its callers in the
+services, and errors propagate instead of being swallowed by a receiver loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-Pairs = Iterable[tuple[int, int]]  # (customer_id, tag_id)
-AssignmentListener = Callable[[list[tuple[int, int]], list[tuple[int, int]]], None]
-TaxonomyListener = Callable[[], None]
+from django.db import transaction
 
-_assignment_listeners: list[AssignmentListener] = []
-_taxonomy_listeners: list[TaxonomyListener] = []
+TagsMergedHandler = Callable[[Sequence[int], int], object]
+"""``handler(source_ids, target_id)``; the return value is ignored."""
 
+Pair = tuple[int, int]  # (customer_id, tag_id)
+AssignmentsChangedHandler = Callable[[list[Pair], list[Pair]], object]
+"""``handler(added, removed)``; the return value is ignored."""
 
-def register_assignment_listener(listener: AssignmentListener) -> None:
-    """``listener(added, removed)`` is called with the (customer_id, tag_id) pairs changed."""
-    if listener not in _assignment_listeners:
-        _assignment_listeners.append(listener)
+TaxonomyChangedHandler = Callable[[], object]
 
-
-def register_taxonomy_listener(listener: TaxonomyListener) -> None:
-    """``listener()`` is called after a tag or group is created, changed, moved or deleted."""
-    if listener not in _taxonomy_listeners:
-        _taxonomy_listeners.append(listener)
+_tags_merged: list[TagsMergedHandler] = []
+_assignments_changed: list[AssignmentsChangedHandler] = []
+_taxonomy_changed: list[TaxonomyChangedHandler] = []
 
 
-def assignments_changed(added: Pairs = (), removed: Pairs = ()) -> None:
-    if not _assignment_listeners:
+def on_tags_merged(handler: TagsMergedHandler) -> TagsMergedHandler:
+    """Register ``handler`` to run inside every merge. Registering the same function twice
+    (``ready`` may run more than once in tests) keeps one registration. Usable as a decorator."""
+    if handler not in _tags_merged:
+        _tags_merged.append(handler)
+    return handler
+
+
+def tags_merged_handlers() -> tuple[TagsMergedHandler, ...]:
+    """The registered handlers, in the order they run."""
+    return tuple(_tags_merged)
+
+
+def tags_merged(source_ids: Sequence[int], target_id: int) -> None:
+    """Run the merge handlers. Only ``merge_tags`` calls this, inside its transaction: a
+    handler's writes must commit or roll back with the merge, so calling it outside an atomic
+    block is a programming error."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("tagging.hooks.tags_merged must run inside the merge's transaction")
+    ids = list(source_ids)
+    for handler in _tags_merged:
+        handler(ids, target_id)
+
+
+def on_assignments_changed(handler: AssignmentsChangedHandler) -> AssignmentsChangedHandler:
+    """Register ``handler(added, removed)`` to run after every assignment change."""
+    if handler not in _assignments_changed:
+        _assignments_changed.append(handler)
+    return handler
+
+
+def assignments_changed(added: Iterable[Pair] = (), removed: Iterable[Pair] = ()) -> None:
+    """Run the assignment handlers with the pairs a service added and removed (inside its
+    transaction). Nothing runs when nothing changed."""
+    if not _assignments_changed:
         return
-    added, removed = list(added), list(removed)
-    if not added and not removed:
+    added_list, removed_list = list(added), list(removed)
+    if not added_list and not removed_list:
         return
-    for listener in _assignment_listeners:
-        listener(added, removed)
+    for handler in _assignments_changed:
+        handler(added_list, removed_list)
+
+
+def on_taxonomy_changed(handler: TaxonomyChangedHandler) -> TaxonomyChangedHandler:
+    """Register ``handler()`` to run after a tag or group is created, changed or deleted."""
+    if handler not in _taxonomy_changed:
+        _taxonomy_changed.append(handler)
+    return handler
 
 
 def taxonomy_changed() -> None:
-    for listener in _taxonomy_listeners:
-        listener()
+    for handler in _taxonomy_changed:
+        handler()

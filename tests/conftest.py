@@ -34,7 +34,8 @@ def _sql_flush_allowing_audit_truncate(self, style, tables, **kwargs):
     return statements
 
 
-DatabaseOperations.sql_flush = _sql_flush_allowing_audit_truncate
+# Patched on the class for the whole test session, on purpose (see the docstring above).
+DatabaseOperations.sql_flush = _sql_flush_allowing_audit_truncate  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -144,9 +144,13 @@ class WecomOutboxAdmin(TagAdminOnly):
 
     @admin.action(description=gettext_lazy("Retry the selected dead letters"))
     def retry(self, request, queryset):
+        from wecom.tasks import kick_drain
+
         count = outbox.retry_dead(
             queryset.filter(status=OutboxStatus.DEAD).values_list("pk", flat=True)
         )
+        if count:
+            transaction.on_commit(kick_drain)
         self.message_user(
             request,
             ngettext(

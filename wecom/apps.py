@@ -10,12 +10,11 @@ class WecomConfig(AppConfig):
     def ready(self) -> None:
         from tagging import hooks
         from wecom.schedule import ensure_after_migrate
-        from wecom.services.library import on_taxonomy_changed
-        from wecom.services.outbox import on_assignments_changed
+        from wecom.tasks import assignments_listener, taxonomy_listener
 
         # tagging calls these inside its own transactions; it never imports wecom.
-        hooks.register_assignment_listener(on_assignments_changed)
-        hooks.register_taxonomy_listener(on_taxonomy_changed)
+        hooks.on_assignments_changed(assignments_listener)
+        hooks.on_taxonomy_changed(taxonomy_listener)
         post_migrate.connect(
             ensure_after_migrate, sender=self, dispatch_uid="wecom_nightly_schedule"
         )

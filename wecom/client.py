@@ -165,7 +165,7 @@ class Wecom:
         """get_groupmsg_send_result (wechatpy has only the older get_group_msg_result, so
         this goes through the client's generic ``post``), every cursor page."""
         rows: list[dict] = []
-        cursor = ""
+        cursor: str | None = ""
         while True:
             data = {"msgid": msgid, "userid": userid, "limit": 1000}
             if cursor:

@@ -7,6 +7,7 @@ import time
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
 from wecom.client import WecomError, get_wecom, is_enabled
 from wecom.models import WecomCallbackEvent
@@ -16,11 +17,32 @@ DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts an
 LIBRARY_LOCK = "wecom:library-lock"
 
 
+def assignments_listener(added, removed) -> None:
+    """tagging's assignment hook (``WecomConfig.ready``): outbox rows in the change's own
+    transaction, a drain after it commits. No query while the integration is off."""
+    if outbox.on_assignments_changed(added, removed):
+        transaction.on_commit(kick_drain)
+
+
+def taxonomy_listener() -> None:
+    """tagging's taxonomy hook: push the library after the change commits."""
+    from wecom.services.library import taxonomy_sync_wanted
+
+    if taxonomy_sync_wanted():
+        transaction.on_commit(sync_library.delay)
+
+
+def kick_drain() -> None:
+    drain_outbox.delay()
+
+
 @shared_task(name="wecom.drain_outbox", ignore_result=True)
 def drain_outbox() -> dict | None:
     if not is_enabled():
         return None
     counts = outbox.drain(get_wecom(), deadline=time.monotonic() + DRAIN_SECONDS)
+    if counts.get("tags_gone"):
+        sync_library.delay()  # WeCom deleted tags TagDesk still links
     due = outbox.next_due_in()
     if due is not None and due < 60:
         drain_outbox.apply_async(countdown=max(due, 1))
@@ -58,7 +80,9 @@ def process_callback(event_id: int, again: bool = False) -> str | None:
         wecom = get_wecom()
     except WecomError:
         return None
-    return callbacks.process(event, wecom, again=again)
+    status = callbacks.process(event, wecom, again=again)
+    kick_drain()  # a contact event may have queued outbox rows
+    return status
 
 
 @shared_task(name="wecom.nightly_sync", ignore_result=True)

@@ -102,7 +102,7 @@ class FakeWecom:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # --- seeding and inspection -----------------------------------------------------------
     def new_id(self, prefix: str = "et") -> str:

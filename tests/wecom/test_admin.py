@@ -9,7 +9,7 @@ from django.urls import reverse
 from customers.models import Customer
 from tagging.models import AuditEntry, TagAssignment
 from tests.conftest import give_permission, tag
-from tests.factories import CustomerFactory, FollowerFactory, UserFactory
+from tests.factories import CustomerFactory, UserFactory
 from wecom.models import GroupChat, GroupChatMember, OutboxStatus, WecomOutbox
 
 pytestmark = pytest.mark.django_db
@@ -125,4 +125,3 @@ def test_status_page_without_configuration(client, tag_admin, settings):
     body = client.get(reverse("admin:wecom_wecomsyncrun_changelist")).content.decode()
     assert "Not configured" in body
     assert Customer.objects.count() == 0
-    assert FollowerFactory  # factories import stays used

@@ -20,11 +20,11 @@ from wecom.services.runs import full_sync
 pytestmark = pytest.mark.django_db
 
 
-def run_command(*args) -> tuple[int, dict]:
+def run_command(*args):
     from io import StringIO
 
     out = StringIO()
-    code = 0
+    code: object = 0
     try:
         call_command("wecom_sync", *args, "--json", stdout=out)
     except SystemExit as exc:

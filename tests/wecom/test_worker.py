@@ -17,6 +17,7 @@ from tagging import services as tagging_services
 from tagging.models import Tag
 from tests.conftest import wait_for
 from tests.wecom.fake_wecom import Follow
+from wecom import tasks
 from wecom.models import OutboxStatus, WecomOutbox
 from wecom.services import drift, outbox
 from wecom.services.contacts import sync_contacts
@@ -55,7 +56,7 @@ def test_worker_killed_mid_drain_resumes_without_extra_calls(
 ):
     count = 30
     _seed(fake_wecom, wecom, count)
-    monkeypatch.setattr(outbox, "_kick_drain", lambda: None)  # the killed process drains
+    monkeypatch.setattr(tasks, "kick_drain", lambda: None)  # the killed process drains
     tagging_services.assign_tags(
         Customer.objects.all(), [Tag.objects.get(name="高")], actor=None, source="api"
     )

@@ -99,7 +99,8 @@ def process(event: WecomCallbackEvent, wecom: Wecom, *, again: bool = False) -> 
     if not claimed:
         return WecomCallbackEvent.objects.get(pk=event.pk).status
     p = event.payload
-    status, error = CallbackStatus.DONE, ""
+    status: str = CallbackStatus.DONE
+    error = ""
     try:
         if event.event == "change_external_tag":
             library.sync_library(wecom)

@@ -235,8 +235,8 @@ def _apply_corp_tags(customer, added, removed, links, stats) -> None:
     add_ids = [links[w] for w in sorted(added) if w in links]
     remove_ids = [links[w] for w in sorted(removed) if w in links]
     if remove_ids:
-        result = tagging_services.unassign_tags([customer.pk], remove_ids, actor=None, source=SYNC)
-        stats["assignments_removed"] += len(result.removed)
+        removed = tagging_services.unassign_tags([customer.pk], remove_ids, actor=None, source=SYNC)
+        stats["assignments_removed"] += len(removed.removed)
     if not add_ids:
         return
     tags = list(Tag.objects.filter(pk__in=add_ids).select_related("group"))

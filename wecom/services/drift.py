@@ -81,21 +81,26 @@ def _library_drift(remote: list[dict], items: list[dict]) -> int:
         if wid not in groups:
             items.append({"kind": "group_missing_in_wecom", "wecom_id": wid, "name": link.name})
     for tid, t in tags.items():
-        link = tag_links.get(tid)
-        if link is None:
+        tag_link = tag_links.get(tid)
+        if tag_link is None:
             if _valid(t["name"]) and groups_has_valid(groups, tid):
                 items.append({"kind": "tag_missing_in_tagdesk", "wecom_id": tid, "name": t["name"]})
             else:
                 skipped += 1
-        elif link.tag is None or link.tag.status != TagStatus.ACTIVE:
+        elif tag_link.tag is None or tag_link.tag.status != TagStatus.ACTIVE:
             items.append({"kind": "tag_deleted_in_tagdesk", "wecom_id": tid, "name": t["name"]})
-        elif link.tag.name != t["name"]:
+        elif tag_link.tag.name != t["name"]:
             items.append(
-                {"kind": "tag_name", "wecom_id": tid, "wecom": t["name"], "tagdesk": link.tag.name}
+                {
+                    "kind": "tag_name",
+                    "wecom_id": tid,
+                    "wecom": t["name"],
+                    "tagdesk": tag_link.tag.name,
+                }
             )
-    for tid, link in tag_links.items():
+    for tid, tag_link in tag_links.items():
         if tid not in tags:
-            items.append({"kind": "tag_missing_in_wecom", "wecom_id": tid, "name": link.name})
+            items.append({"kind": "tag_missing_in_wecom", "wecom_id": tid, "name": tag_link.name})
     for tag in Tag.objects.filter(
         group__kind=TagKind.CORPORATE, status=TagStatus.ACTIVE, wecom_link__isnull=True
     ).select_related("group"):
@@ -105,20 +110,23 @@ def _library_drift(remote: list[dict], items: list[dict]) -> int:
             skipped += 1
     # Order: the linked items' sequence on both sides.
     linked_groups = [
-        link for wid, link in group_links.items() if wid in groups and link.group is not None
+        (link, link.group)
+        for wid, link in group_links.items()
+        if wid in groups and link.group is not None
     ]
     local = [
         link.wecom_id
-        for link in sorted(linked_groups, key=lambda x: (x.group.sort_order, x.group.pk))
+        for link, group in sorted(linked_groups, key=lambda x: (x[1].sort_order, x[1].pk))
     ]
     if local != _remote_sequence([{"id": w, **groups[w]} for w in local]):
         items.append({"kind": "group_order"})
-    by_group: dict[int, list[WecomTagLink]] = defaultdict(list)
-    for tid, link in tag_links.items():
-        if tid in tags and link.tag is not None and link.tag.status == TagStatus.ACTIVE:
-            by_group[link.tag.group_id].append(link)
-    for group_id, links in by_group.items():
-        local = [x.wecom_id for x in sorted(links, key=lambda x: (x.tag.sort_order, x.tag.pk))]
+    by_group: dict[int, list[tuple[str, Tag]]] = defaultdict(list)
+    for tid, tag_link in tag_links.items():
+        linked = tag_link.tag
+        if tid in tags and linked is not None and linked.status == TagStatus.ACTIVE:
+            by_group[linked.group_id].append((tid, linked))
+    for group_id, pairs in by_group.items():
+        local = [w for w, t in sorted(pairs, key=lambda x: (x[1].sort_order, x[1].pk))]
         if local != _remote_sequence([tags[w] for w in local]):
             items.append({"kind": "tag_order", "group": group_id})
     return skipped

@@ -47,13 +47,10 @@ def _syncing():
         _state.active = False
 
 
-def on_taxonomy_changed() -> None:
-    """The tagging hook: a group or tag changed in TagDesk, so push after commit."""
-    if not is_enabled() or getattr(_state, "active", False):
-        return
-    from wecom.tasks import sync_library as task
-
-    transaction.on_commit(task.delay)
+def taxonomy_sync_wanted() -> bool:
+    """Behind the tagging hook (``wecom.tasks.taxonomy_listener``): whether a TagDesk change
+    of a group or tag should be pushed (not while this sync itself writes the taxonomy)."""
+    return is_enabled() and not getattr(_state, "active", False)
 
 
 def sync_library(wecom: Wecom) -> dict[str, int]:
@@ -64,7 +61,7 @@ def sync_library(wecom: Wecom) -> dict[str, int]:
         with transaction.atomic():
             merge = _Merge(wecom, remote)
             merge.run()
-        if merge.retired:
+        if merge.retired or merge.stats["outbox_rows"]:
             outbox.drain(wecom)
         with transaction.atomic():
             merge.stats["tags_deleted_in_wecom"] += _push_tag_deletions(wecom)
@@ -284,6 +281,8 @@ class _Merge:
             record_issue("tag", remote["id"], exc.code, str(exc))
             return
         group = link.group
+        if group is None:
+            return
         tag = Tag.objects.filter(group=group, name_key=fold_name(name)).first()
         try:
             if tag is not None and WecomTagLink.objects.filter(tag=tag).exists():

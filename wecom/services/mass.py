@@ -123,7 +123,7 @@ def fetch_results(message: WecomMassMessage, wecom: Wecom) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for part in message.parts.exclude(msgid=""):
         for row in wecom.group_msg_send_result(part.msgid, part.sender):
-            counts[SEND_STATUS.get(row.get("status"), "unknown")] += 1
+            counts[SEND_STATUS.get(int(row.get("status") or 0), "unknown")] += 1
     message.results, message.results_at = dict(counts), timezone.now()
     message.save(update_fields=["results", "results_at"])
     return dict(counts)

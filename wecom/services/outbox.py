@@ -41,15 +41,16 @@ CLAIM_WINDOW = 20
 # --- enqueueing ---------------------------------------------------------------------------------
 
 
-def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int, int]]) -> None:
-    """The tagging hook (registered in ``WecomConfig.ready``): runs inside the assignment
-    service's transaction. No query at all while the integration is off."""
+def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int, int]]) -> int:
+    """Behind the tagging hook (``wecom.tasks.assignments_listener``): runs inside the
+    assignment service's transaction and returns the rows written. No query at all while the
+    integration is off."""
     if not is_enabled():
-        return
+        return 0
     tag_ids = {t for _c, t in added} | {t for _c, t in removed}
     linked = set(synced_links().filter(tag_id__in=tag_ids).values_list("tag_id", flat=True))
     if not linked:
-        return
+        return 0
     changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
     for c, t in added:
         if t in linked:
@@ -57,12 +58,12 @@ def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int
     for c, t in removed:
         if t in linked:
             changes[c]["remove"].append(t)
-    enqueue_customers(changes)
+    return enqueue_customers(changes)
 
 
 def enqueue_customers(changes: dict[int, dict]) -> int:
     """One row per relationship of each customer in ``changes`` ({customer_id: change}).
-    Returns the number of rows written; schedules a drain after commit."""
+    Returns the number of rows written (the caller's adapter schedules a drain)."""
     if not changes:
         return 0
     now = timezone.now()
@@ -78,8 +79,6 @@ def enqueue_customers(changes: dict[int, dict]) -> int:
         for customer_id, userid, ext in _relations_of(changes)
     ]
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
-    if rows:
-        transaction.on_commit(_kick_drain)
     return len(rows)
 
 
@@ -98,8 +97,6 @@ def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
         for r in relations
     ]
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
-    if rows:
-        transaction.on_commit(_kick_drain)
     return len(rows)
 
 
@@ -111,12 +108,6 @@ def _relations_of(changes: dict[int, dict]):
             .order_by("id")
             .values_list("customer_id", "userid", "external_userid")
         )
-
-
-def _kick_drain() -> None:
-    from wecom.tasks import drain_outbox
-
-    drain_outbox.delay()
 
 
 # --- the relationship's final state ---------------------------------------------------------
@@ -150,8 +141,9 @@ def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]
 
 
 def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
-    """Send every due row; returns counts (sent, unchanged, retried, dead). Stops at
-    ``deadline`` (a ``time.monotonic()`` value) if given. Safe to run in many workers."""
+    """Send every due row; returns counts (sent, unchanged, retried, dead, and tags_gone: tags
+    found deleted in WeCom, after which the library wants a sync). Stops at ``deadline`` (a
+    ``time.monotonic()`` value) if given. Safe to run in many workers."""
     counts = {"sent": 0, "unchanged": 0, "retried": 0, "dead": 0}
     library = _Library()
     while deadline is None or time.monotonic() < deadline:
@@ -159,6 +151,8 @@ def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
         if outcome is None:
             break
         counts[outcome] += 1
+    if library.gone:
+        counts["tags_gone"] = library.gone
     return counts
 
 
@@ -184,6 +178,7 @@ class _Library:
 
     def __init__(self) -> None:
         self.read_at = -self.TTL
+        self.gone = 0
 
     def current(self) -> tuple[dict[int, str], set[str]]:
         if time.monotonic() - self.read_at >= self.TTL:
@@ -246,7 +241,7 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         _finish(ids, OutboxStatus.DONE, sent={})
         return "unchanged"
     try:
-        _mark(wecom, relation, add, remove)
+        library.gone += _mark(wecom, relation, add, remove)
     except WecomError as exc:
         attempts = max(r.attempts for r in rows) + 1
         if exc.transient and attempts < settings.WECOM_OUTBOX_MAX_ATTEMPTS:
@@ -265,9 +260,11 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
     return "sent"
 
 
-def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> None:
+def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> int:
     """mark_tag, then record what WeCom now holds. A tag deleted in WeCom while the change was
-    queued (40068) is logged and left out, and the rest is sent again."""
+    queued (40068) is logged and left out, and the rest is sent again; returns how many such
+    tags there were."""
+    gone: list[str] = []
     throttle()
     try:
         wecom.mark_tag(relation.userid, relation.external_userid, add, remove)
@@ -285,7 +282,6 @@ def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[st
                 % {"id": wecom_id},
             )
         WecomRelationTag.objects.filter(wecom_tag_id__in=gone).delete()
-        transaction.on_commit(_kick_library_sync)
         add = [t for t in add if t in existing]
         remove = [t for t in remove if t in existing]
         if add or remove:
@@ -295,12 +291,7 @@ def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[st
     WecomRelationTag.objects.bulk_create(
         [WecomRelationTag(relation=relation, wecom_tag_id=t) for t in add], ignore_conflicts=True
     )
-
-
-def _kick_library_sync() -> None:
-    from wecom.tasks import sync_library
-
-    sync_library.delay()
+    return len(gone)
 
 
 def _finish(ids, status, *, errcode=None, error="", sent=None) -> None:
@@ -337,12 +328,9 @@ def throttle() -> None:
 @transaction.atomic
 def retry_dead(ids: Iterable[int]) -> int:
     """Put dead letters back in the queue (admin action); returns how many."""
-    count = WecomOutbox.objects.filter(pk__in=list(ids), status=OutboxStatus.DEAD).update(
+    return WecomOutbox.objects.filter(pk__in=list(ids), status=OutboxStatus.DEAD).update(
         status=OutboxStatus.PENDING,
         attempts=0,
         next_attempt_at=timezone.now(),
         finished_at=None,
     )
-    if count:
-        transaction.on_commit(_kick_drain)
-    return count
