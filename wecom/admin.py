@@ -212,7 +212,6 @@ class WecomGroupRuleAdmin(admin.ModelAdmin):
     list_display = ["group", "direction"]
     list_filter = ["direction"]
     list_select_related = ["group"]
-    autocomplete_fields: list[str] = []
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return policy.is_tag_admin(request.user)
@@ -251,7 +250,7 @@ class GroupChatAdmin(ReadOnlyAdminMixin, StaffAdmin):
 
     @admin.display(description=gettext_lazy("members"), ordering="_members")
     def member_count(self, obj: GroupChat) -> int:
-        return obj._members
+        return int(getattr(obj, "_members", 0))  # annotated by get_queryset
 
     def get_actions(self, request):
         # StaffAdmin's viewers lack Django's change permission, which actions check by default.
