@@ -133,6 +133,8 @@ class WecomRelationTag(models.Model):
     wecom_tag_id = models.CharField(max_length=64)
 
     class Meta:
+        verbose_name = _("WeCom relationship tag")
+        verbose_name_plural = _("WeCom relationship tags")
         constraints = [
             models.UniqueConstraint(
                 fields=["relation", "wecom_tag_id"], name="wecomrelationtag_unique"
