@@ -7,11 +7,12 @@ circle. Instead each registers a handler here from its ``AppConfig.ready``, and 
 :func:`tags_merged` inside its own transaction: handlers run in registration order, see the
 merge's writes, and an exception in one rolls the whole merge back.
 
-The WeCom sync (``wecom``) mirrors changes to WeCom the same way: the assignment services call
-:func:`assignments_changed` with the (customer_id, tag_id) pairs they added and removed, and
+The WeCom sync (``wecom``) and the real-time rules (``rules.realtime``) follow changes the same
+way: the assignment services call :func:`assignments_changed` with the (customer_id, tag_id)
+pairs they added and removed (WeCom writes an outbox row, rules a dirty mark), and
 every taxonomy change audited by ``tagging.services.common._audit`` calls
-:func:`taxonomy_changed`, both inside the service's transaction, so an outbox row commits or
-rolls back with the change itself. Handlers must cost nothing (no query) while their
+:func:`taxonomy_changed`, both inside the service's transaction, so those rows commit or roll back
+with the change itself. Handlers must cost nothing (no query) while their
 integration is off: they run on every assignment change.
 
 Deliberately not Django signals: one module lists every hook, each hook has its callers in the
