@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "customers",
     "tagging",
     "rules",
+    "wecom",
     "demo",
 ]
 
@@ -271,11 +272,33 @@ TAGDESK_IMPORT_INLINE_MAX_KB = env_int("TAGDESK_IMPORT_INLINE_MAX_KB", 1024, min
 TAGDESK_IMPORT_MAX_ROWS = env_int("TAGDESK_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
 TAGDESK_IMPORT_MAX_SHEET_MB = env_int("TAGDESK_IMPORT_MAX_SHEET_MB", 512, minimum=1)
 TAGDESK_IMPORT_MAX_SECONDS = env_int("TAGDESK_IMPORT_MAX_SECONDS", 300, minimum=1)
+# Real-time auto tags: milliseconds a worker waits after the first change before evaluating, so
+# a burst of changes for one customer is evaluated once (rules.realtime).
+TAGDESK_REALTIME_DEBOUNCE = env_int("TAGDESK_REALTIME_DEBOUNCE_MS", 200) / 1000
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 TAGDESK_TOKEN_TTL_DAYS = env_int("TAGDESK_TOKEN_TTL_DAYS", 30, minimum=1)
 TAGDESK_MAX_TOKENS_PER_USER = env_int("TAGDESK_MAX_TOKENS_PER_USER", 20, minimum=1)
 TAGDESK_IMPORT_BATCH_ROWS = env_int("TAGDESK_IMPORT_BATCH_ROWS", 5000, minimum=1)
 
+
+# --- WeCom (企业微信) integration: unset WECOM_CORP_ID / WECOM_SECRET = integration off -----------
+WECOM_CORP_ID = env_str("WECOM_CORP_ID") or ""
+WECOM_SECRET = env_str("WECOM_SECRET") or ""  # the 客户联系 secret
+WECOM_AGENT_ID = env_str("WECOM_AGENT_ID") or ""
+WECOM_CALLBACK_TOKEN = env_str("WECOM_CALLBACK_TOKEN") or ""
+WECOM_CALLBACK_AES_KEY = env_str("WECOM_CALLBACK_AES_KEY") or ""
+WECOM_API_BASE = (env_str("WECOM_API_BASE") or "https://qyapi.weixin.qq.com").rstrip("/")
+if not WECOM_API_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"WECOM_API_BASE must be an http(s) URL, got {WECOM_API_BASE!r}")
+if bool(WECOM_CORP_ID) != bool(WECOM_SECRET):
+    raise ImproperlyConfigured("Set both WECOM_CORP_ID and WECOM_SECRET, or neither")
+if WECOM_CALLBACK_AES_KEY and len(WECOM_CALLBACK_AES_KEY) != 43:
+    raise ImproperlyConfigured("WECOM_CALLBACK_AES_KEY must be the 43-character EncodingAESKey")
+WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", 10, minimum=1)
+# mark_tag calls per second for the whole corp, shared by all workers (WeCom allows far more).
+WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
+WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
@@ -341,10 +364,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tagging.list_stale_personal_tags",
         "schedule": crontab(day_of_month=1, hour=6, minute=30),
     },
+    "realtime-rules-sweep": {
+        # Safety net: evaluates dirty customers whose wake-up was lost (broker down at commit).
+        "task": "rules.realtime_batch",
+        "schedule": crontab(minute="*"),
+    },
     "compact-segment-index": {
         "task": "tagging.compact_segment_index",
         "schedule": crontab(minute="*"),
     },
     "reap-import-jobs": {"task": "customers.reap_import_jobs", "schedule": crontab(minute="*")},
     "reap-rule-runs": {"task": "rules.reap_rule_runs", "schedule": crontab(minute="*")},
+    "wecom-drain-outbox": {
+        "task": "wecom.drain_outbox",
+        "schedule": crontab(minute="*"),
+    },
 }

@@ -25,7 +25,7 @@ from permissions import policy
 from rules import fields as F
 from rules import services
 from rules.describe import describe_tree
-from rules.models import Rule, RuleRun, RunTrigger
+from rules.models import Rule, RuleMode, RuleRun, RunTrigger
 from rules.tasks import queue_rule_run
 from rules.templates import TEMPLATES
 from tagging import services as tagging_services
@@ -126,12 +126,16 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["name", "tag", "enabled", "description", "tree"]
+        fields = ["name", "tag", "enabled", "mode", "description", "tree"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         tag = cast(forms.ModelChoiceField, self.fields["tag"])
         tag.queryset = _rule_tags(self.instance if self.instance.pk else None)
+        self.fields["mode"].required = False  # forms that do not show it keep the rule's mode
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or self.instance.mode or RuleMode.NIGHTLY
 
 
 class TemplateRuleForm(forms.Form):
@@ -245,8 +249,16 @@ class TagAdminOnly:
 @admin.register(Rule)
 class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     form = RuleForm
-    list_display = ("name", "tag", "enabled", "summary_display", "last_run_display", "updated_at")
-    list_filter = ("enabled",)
+    list_display = (
+        "name",
+        "tag",
+        "enabled",
+        "mode",
+        "summary_display",
+        "last_run_display",
+        "updated_at",
+    )
+    list_filter = ("enabled", "mode")
     list_select_related = ("tag__group",)
     search_fields = ("name", "tag__name", "description")
     actions = ["run_now", "dry_run_now"]
@@ -267,7 +279,17 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = (
             None,
-            {"fields": ["name", "tag", "enabled", "description", "tree", "summary_display"]},
+            {
+                "fields": [
+                    "name",
+                    "tag",
+                    "enabled",
+                    "mode",
+                    "description",
+                    "tree",
+                    "summary_display",
+                ]
+            },
         )
         if obj is None:
             return [main]
@@ -478,6 +500,7 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
         "matched",
         "added",
         "removed",
+        "missed",
         "duration_display",
         "attempt",
         "error",
@@ -535,3 +558,6 @@ def rule_link(tag: Tag) -> str:
         "" if rule.enabled else " " + _("(disabled)"),
         describe_tree(rule.tree, rule.tree_version),
     )
+
+
+from rules import admin_realtime  # noqa: E402,F401  (real-time batches; rules.realtime)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
     InvalidExpiry,
@@ -190,6 +191,7 @@ def assign_tags(
         now=now,
     )
     result.added = to_add
+    hooks.assignments_changed(removed=result.replaced)  # additions: _insert_assignments
     return result
 
 
@@ -269,6 +271,7 @@ def unassign_tags(
             reason=reason,
         )
     )
+    hooks.assignments_changed(removed=result.removed)
     return result
 
 
@@ -328,6 +331,7 @@ def remove_expired_assignments(now: datetime | None = None) -> int:
             now=now,
         )
     )
+    hooks.assignments_changed(removed=[(c, t) for _pk, c, t in rows])
     return len(rows)
 
 
@@ -404,6 +408,9 @@ def _insert_assignments(
     expiries = expiries or {}
     actor_id = _actor_id(actor)
     if connection.vendor == "postgresql":
+        # The fast path does not return which pairs were new; listeners get every pair asked
+        # for (they mirror the final state, so a pair that existed already changes nothing).
+        hooks.assignments_changed(added=pairs)
         return _insert_assignments_postgresql(
             pairs,
             actor_id=actor_id,
@@ -454,6 +461,7 @@ def _insert_assignments(
         if when is not None:
             audit.after = {"expires_at": when.isoformat()}
     AuditEntry.objects.bulk_create(audits, batch_size=2000)
+    hooks.assignments_changed(added=to_add)
     return len(to_add)
 
 
