@@ -66,6 +66,30 @@ class Mode:
     TAGS = "tags"  # add tags to existing customers only
 
 
+# Every code an import reports: the contract's codes, then those for cases it does not name.
+# Each is documented with an example in docs/import-export.md#error-codes; tests/test_docs.py
+# checks that this list holds every code the import modules report and that docs/ has them all.
+ERROR_CODES = (
+    "wrong_field_count",
+    "missing_identifier",
+    "invalid_external_userid",
+    "invalid_phone",
+    "identifier_conflict",
+    "malformed_tag",
+    "tag_name_too_long",
+    "unknown_tag_group",
+    "unknown_tag",
+    "rule_tag_not_assignable",
+    "exclusive_conflict",
+    "permission_denied",
+    "limit_exceeded",
+    "unreadable_file",
+    "empty_file",
+    "duplicate_column",
+    "name_too_long",
+)
+
+
 @dataclass(slots=True)
 class RowError:
     line: int | None
