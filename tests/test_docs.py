@@ -389,7 +389,8 @@ def test_the_docs_index_lists_every_page():
 
 
 @pytest.mark.parametrize(
-    "name", ["import-export.md", "permissions.md", "rules.md", "api.md", "segments.md"]
+    "name",
+    ["taxonomy.md", "import-export.md", "permissions.md", "rules.md", "api.md", "segments.md"],
 )
 def test_user_pages_have_a_chinese_section(name):
     assert "## 中文说明" in page(name)
