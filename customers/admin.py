@@ -1,4 +1,5 @@
-"""Django admin for customers, their followers and events (SPEC §1, §3, §5).
+"""Django admin for customers, their followers and events (docs/taxonomy.md#customers,
+docs/permissions.md#customer-scope).
 
 Operations staff find customers (name, external_userid, phone in any spelling), filter them by
 tag, see tags as coloured chips and tag or untag many customers at once. Everything is scoped by
@@ -159,7 +160,8 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        # Through the service so that every edit lands in the audit log (SPEC §4).
+        # Through the service so that every edit lands in the audit log
+        # (docs/taxonomy.md#assignments-and-history).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
 
     def get_search_results(self, request, queryset, search_term):
@@ -173,9 +175,9 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return search_customers(queryset, term), False
 
     def has_delete_permission(self, request, obj=None):
-        # Deleting a customer would drop its tag assignments without the audit entries every
-        # removal must leave (SPEC §4), and there is no customer-deletion service that writes
-        # them; customers leave through the service layer only.
+        # Deleting a customer would drop its tag assignments without the audit entries every removal
+        # must leave (docs/taxonomy.md#assignments-and-history), and there is no customer-deletion
+        # service that writes them; customers leave through the service layer only.
         return False
 
     def get_changeform_initial_data(self, request):

@@ -1,5 +1,5 @@
-"""Bulk import of customers and their tags (SPEC §7): parse → validate the whole file → report →
-apply, set-based.
+"""Bulk import of customers and their tags (docs/import-export.md): parse → validate the whole file
+→ report → apply, set-based.
 
 Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
 django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
@@ -45,7 +45,7 @@ from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKi
 from tagging.names import FORBIDDEN_NAME_CHARS, fold_name
 from tagging.services import assignable_error
 
-# Header aliases (trimmed, case-insensitive): SPEC §7.
+# Header aliases (trimmed, case-insensitive): docs/import-export.md#columns.
 COLUMN_ALIASES = {
     "external_userid": "external_userid",
     "客户id": "external_userid",
@@ -108,7 +108,8 @@ class RowError:
 
 @dataclass
 class ImportReport:
-    """The summary of SPEC §10 plus what the admin shows (rejected rows, header)."""
+    """The import_customers --json summary (docs/import-export.md#import_customers) plus what the
+    admin shows (rejected rows, header)."""
 
     rows: int = 0
     valid: int = 0

@@ -1,4 +1,5 @@
-"""Customers, the employees who follow them, and their behaviour events (SPEC §3)."""
+"""Customers, the employees who follow them, and their behaviour events
+(docs/taxonomy.md#customers)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class CustomerQuerySet(models.QuerySet):
         return self.prefetch_related("assignments__tag__group")
 
     def visible_to(self, user) -> CustomerQuerySet:
-        """The customers in ``user``'s scope (SPEC §5); see permissions.policy."""
+        """The customers in ``user``'s scope (docs/permissions.md#customer-scope); see
+        permissions.policy."""
         from permissions import policy
 
         return policy.visible_customers(user, queryset=self)
@@ -235,7 +237,8 @@ class ImportJob(models.Model):
     """One customer/tag import: the status row the admin shows and the Celery task updates.
 
     ``rows_done`` counts data records whose batch is committed; a re-run resumes after them.
-    ``result`` holds the summary keys of SPEC §10 (errors included) as they accumulate.
+    ``result`` holds the import_customers --json keys (docs/import-export.md#import_customers;
+    errors included) as they accumulate.
     """
 
     class Status(models.TextChoices):

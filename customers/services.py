@@ -1,4 +1,5 @@
-"""Customer records and behaviour events (SPEC §3). Entry points call these; they audit."""
+"""Customer records and behaviour events (docs/taxonomy.md#customers). Entry points call these; they
+audit."""
 
 from __future__ import annotations
 

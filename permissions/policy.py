@@ -1,5 +1,6 @@
-"""Who may do what to which tag group, tag and customer (SPEC §5). THE policy: the admin, the
-API, import, export and segments call these functions; nobody else reads guardian's tables.
+"""Who may do what to which tag group, tag and customer (docs/permissions.md). THE policy: the
+admin, the API, import, export and segments call these functions; nobody else reads guardian's
+tables.
 
 Sources of truth
 - Grants: ``permissions.DepartmentGrant`` / ``EmployeeGrant``, guardian object-permission rows
@@ -85,7 +86,7 @@ SEE_ALL_PERMISSION = "permissions.view_all_customers"
 
 
 class Level(IntEnum):
-    """Cumulative levels on a tag group (SPEC §5)."""
+    """Cumulative levels on a tag group (docs/permissions.md#levels)."""
 
     NONE = 0
     VIEW = GrantLevel.VIEW.value
@@ -434,7 +435,8 @@ def _scope_departments(user: Any) -> QuerySet:
 
 
 def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
-    """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
+    """The user's customer scope (docs/permissions.md#customer-scope), narrowing ``queryset``
+    (default: all customers).
 
     One query. Whether the user sees all customers is read from Django's permission cache on the
     user object (``sees_all_customers``; loaded once per request, by the admin already), so that

@@ -112,7 +112,7 @@ class RunHistory:
 
 
 class TagAdminOnly:
-    """Rules are managed by tag admins only (SPEC §5)."""
+    """Rules are managed by tag admins only (docs/permissions.md#tag-admins-and-global-powers)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return policy.is_tag_admin(request.user)

@@ -1,4 +1,5 @@
-"""Tag search for pickers (SPEC §9): prefix, substring, pinyin initials and full pinyin.
+"""Tag search for pickers (docs/api.md#get-apiv1tagssearch): prefix, substring, pinyin initials and
+full pinyin.
 
 Typing ``nn``, ``niunai`` or ``牛奶`` finds 牛奶过敏. Pinyin keys are computed once per distinct
 tag name per process (names change rarely; a rename is simply a new key). Ranking: an exact

@@ -556,10 +556,10 @@ def delete_tag(tag: Tag, *, actor: Any, confirm: bool = False) -> int:
 
 @transaction.atomic
 def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
-    """Merge ``sources`` into ``target`` (SPEC §2): every customer holding a source tag holds the
-    target once, keeping the earliest assignment's author and time; source tags end archived with
-    ``merged_into`` = target. Auto tags are not merged (their rules own them). Returns the number
-    of assignments added to the target. Audited per assignment and per merged tag."""
+    """Merge ``sources`` into ``target`` (docs/taxonomy.md#merge): every customer holding a source
+    tag holds the target once, keeping the earliest assignment's author and time; source tags end
+    archived with ``merged_into`` = target. Auto tags are not merged (their rules own them). Returns
+    the number of assignments added to the target. Audited per assignment and per merged tag."""
     target = Tag.objects.select_for_update().select_related("group").get(pk=target.pk)
     source_list = [t for t in _load_tags(sources) if t.pk != target.pk]
     if not source_list:
