@@ -284,14 +284,28 @@ def _operations() -> list[str]:
     ]
 
 
-def test_every_api_operation_is_documented():
+def _operation_sections() -> dict[str, str]:
+    """docs/api.md's ``#### METHOD /path`` sections: heading -> text up to the next heading."""
+    parts = re.split(r"^#### (.+)$", page("api.md"), flags=re.M)
+    return {
+        heading.strip(): body.split("\n#", 1)[0]
+        for heading, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def test_every_api_operation_is_documented_with_a_curl_example():
     operations = _operations()
     assert len(operations) > 20
-    missing = missing_from(page("api.md"), operations, quoted=False)
+    sections = _operation_sections()
+    missing = [op for op in operations if op not in sections]
     assert not missing, (
         f"API operations {missing} are in the OpenAPI schema but not in docs/api.md: add a "
-        "'#### METHOD /path' section with what it does and a curl example"
+        "'#### METHOD /path' section under '## Endpoints' with what it does and a curl example"
     )
+    without_curl = [op for op in operations if "curl " not in sections[op]]
+    assert not without_curl, f"docs/api.md: give these sections a curl example: {without_curl}"
+    stale = sorted(set(sections) - set(operations))
+    assert not stale, f"docs/api.md documents operations the API does not have: {stale}"
 
 
 # --- pointers into docs/ --------------------------------------------------------------------------
