@@ -19,11 +19,10 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from permissions import policy
-from tagging.models import TagKind
 
 _MAX_ENTRIES = 10000
 _cache: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
@@ -74,15 +73,8 @@ def tag_ids(user, level=policy.Level.VIEW, include_inactive: bool = False) -> Ra
 
 
 def customer_tag_ids(user) -> RawSQL:
-    """Tags a user sees on a customer: groups they may view, and of personal tags only their
-    own (tag admins may view other people's personal groups, but not on customers)."""
-    return _compiled(
-        "customer-tags",
-        user,
-        lambda: policy.visible_tags(user, include_inactive=True).exclude(
-            Q(group__kind=TagKind.PERSONAL) & ~Q(group__owner=user.pk)
-        ),
-    )
+    """``policy.customer_tags(user)``: the tags a user sees on a customer."""
+    return _compiled("customer-tags", user, lambda: policy.customer_tags(user))
 
 
 def clear() -> None:

@@ -17,7 +17,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
@@ -39,13 +39,15 @@ from tagging.admin_base import (
     in_customer_scope,
     tag_chip,
 )
+from tagging.audit_view import customer_timeline, render_entries
 from tagging.errors import TaggingError
-from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagStatus
+from tagging.models import AssignmentSource, TagAssignment, TagStatus
 
 
 def visible_assignments(user):
-    """The assignments of tags the user may view, with tag and group, in display order."""
-    visible = policy.visible_tags(user, include_inactive=True).values("pk")
+    """The assignments of tags shown to the user on customers (``policy.customer_tags``), with
+    tag and group, in display order."""
+    visible = policy.customer_tags(user).values("pk")
     return (
         TagAssignment.objects.filter(tag_id__in=visible)
         .select_related("tag__group")
@@ -62,7 +64,7 @@ class TagListFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         tags = (
-            policy.visible_tags(request.user, include_inactive=True)
+            policy.customer_tags(request.user)
             .exclude(status=TagStatus.PENDING)
             .select_related("group")
             .order_by("group__sort_order", "group_id", "sort_order", "id")
@@ -77,7 +79,7 @@ class TagListFilter(admin.SimpleListFilter):
             raise IncorrectLookupParameters(_("Choose a tag from the list."))
         tag_id = int(value)
         # A tag the user cannot view filters to nothing (and is never named).
-        visible = policy.visible_tags(request.user, include_inactive=True).filter(pk=tag_id)
+        visible = policy.customer_tags(request.user).filter(pk=tag_id)
         return queryset.filter(
             Exists(TagAssignment.objects.filter(customer_id=OuterRef("pk"), tag_id=tag_id)),
             Exists(visible),
@@ -159,6 +161,17 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
             Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
         )
 
+    def has_change_permission(self, request, obj=None):
+        # A customer shared with the user read-only (a view share) opens as a read-only page.
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None or obj.pk is None:
+            return True
+        cache = request.__dict__.setdefault("_tagdesk_editable_customers", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = policy.editable_customers(request.user).filter(pk=obj.pk).exists()
+        return cache[obj.pk]
+
     def save_model(self, request, obj, form, change):
         # Through the service so that every edit lands in the audit log
         # (docs/taxonomy.md#assignments-and-history).
@@ -215,15 +228,10 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
 
     def customer_panels(self, request, customer) -> dict:
         user = request.user
-        visible_groups = policy.visible_groups(user).values("pk")
-        timeline = (
-            AuditEntry.objects.filter(customer_id=customer.pk)
-            .filter(Q(group_id__in=visible_groups) | Q(group__isnull=True, tag__isnull=True))
-            .select_related("actor", "rule")
-        )
+        timeline = customer_timeline(user, customer.pk)[: self.timeline_length]
         return {
             "current_tags": [a for a in customer.visible_tags],
-            "timeline": timeline[: self.timeline_length],
+            "timeline": render_entries(timeline, user),
             "timeline_url": (
                 f"{_admin_url('tagging_auditentry_changelist')}?customer__id__exact={customer.pk}"
             ),
@@ -285,6 +293,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return TemplateResponse(request, "admin/customers/customer/bulk_tags.html", context)
 
     def _apply_bulk(self, request, ids, data, mode: str) -> str:
+        policy.require_customers(request.user, ids, policy.Level.EDIT)
         tags = policy.require_tags(request.user, data["tags"], policy.Level.EDIT)
         if mode == "add":
             result = services.assign_tags(

@@ -3,7 +3,7 @@ memory.
 
 The layout is the importer's long layout — ``external_userid, phone, name, tags`` with tags as
 ``组:标签;组:标签`` — so an export reads back through the importer unchanged. Only what the user
-may see: customers of ``policy.visible_customers`` and tags of ``policy.visible_tags``.
+may see: customers of ``policy.visible_customers`` and tags of ``policy.customer_tags``.
 
 Memory stays flat at 1,000,000 rows: customers are read in keyset-paginated pages of
 ``PAGE`` ids (one query for the page, one for its tags), rows are written to a small buffer that
@@ -66,7 +66,7 @@ def iter_rows(
 ) -> Iterator[list[str]]:
     """Rows (not neutralised) of the user's visible customers in ``queryset``, by id, with the
     tags the user may view (``group_ids`` narrows them to some groups). Two queries per page."""
-    tags = policy.visible_tags(user, include_inactive=True)
+    tags = policy.customer_tags(user)
     if group_ids is not None:
         tags = tags.filter(group_id__in=group_ids)
     labels = {

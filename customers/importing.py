@@ -17,9 +17,16 @@ Contract
   ``assign_tags`` would refuse is a row error. Tags only in groups where the importer holds
   EDIT (``permissions.policy``); a group the importer may not view is reported exactly like an
   unknown one; unknown tags are never created.
-- Customers outside the importer's scope (``policy.visible_customers``) are not touched:
-  ``permission_denied``. New customers join the importer's first department so that the
-  importer keeps seeing them.
+- A row whose external_userid or phone belongs to a customer outside the importer's scope
+  (``policy.visible_customers``) is ``identifier_conflict`` with exactly the code, column and
+  message of a phone held by another *visible* customer ("This phone belongs to another
+  customer." / "This external userid belongs to another customer."), and no message ever names
+  the other customer (no external userid, no id). Decision (issue 11): the row must fail, since
+  identifiers are unique, but the error says only what the importer already knows, that the
+  identifier is taken, so it is no oracle for who holds it nor whether that customer is in
+  another department; the invisible customer is never touched. A customer the importer sees
+  only through a view share (``policy.editable_customers``) is ``permission_denied``. New
+  customers join the importer's first department so that the importer keeps seeing them.
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
   in file order. Apply is one transaction: an exception writes nothing. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
@@ -33,12 +40,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, Customer
 from customers.phones import InvalidPhone, normalize_phone
+from customers.services import identifier_conflict_message
 from permissions import policy
 from permissions.models import DepartmentMembership
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind
@@ -168,6 +177,7 @@ class CustomerState:
         "corporate",
         "exclusive",
         "visible",
+        "editable",
         "pending_tags",
     )
 
@@ -182,6 +192,7 @@ class CustomerState:
         self.corporate = 0
         self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
         self.visible = visible
+        self.editable = visible
         self.pending_tags: list[int] = []  # added by this file, in order
 
     @property
@@ -246,7 +257,7 @@ class Importer:
         self.fmt = "csv"
         self._item_cache: dict[tuple[int | None, str], Tag | tuple[str, str]] = {}
         self._load_catalog()
-        self.sees_all = policy.sees_all_customers(user)
+        self.edits_all = policy.is_tag_admin(user)
         membership = (
             DepartmentMembership.objects.filter(user=getattr(user, "pk", None))
             .order_by("department_id")
@@ -292,7 +303,7 @@ class Importer:
         for tag in self.tags_by_key.values():
             group = self.groups_by_id[tag.group_id]
             error = self.tag_errors.get(tag.id)
-            if group.id not in self.editable:
+            if error is None and group.id not in self.editable:
                 error = (
                     "permission_denied",
                     _("You may not add tags of the group “%(group)s”.") % {"group": group.name},
@@ -449,7 +460,13 @@ class Importer:
                 row.errors.append(RowError(row.line, column, code, message))
 
     def _resolve_item(self, item: str, group: TagGroup | None) -> Tag | tuple[str, str]:
-        """A tags-cell item to its tag, or (code, message); memoised per distinct item."""
+        """A tags-cell item to its tag, or (code, message); memoised per distinct item.
+
+        Checked in the contract's order (docs/import-export.md#tags-cell), so an item with several defects always
+        reports the first: malformed → a name over the limit (group or tag) → unknown (or
+        invisible) group → auto group (never assignable by import, whatever the grants) →
+        unknown tag; then what ``assign_tags`` would refuse (status, kind) → the importer's
+        level on the group (``permission_denied``)."""
         limit = settings.TAGDESK_TAG_NAME_MAX_LENGTH
         parts = item.split(":")
         if group is None:
@@ -460,17 +477,25 @@ class Importer:
             if len(parts) != 1:
                 return _malformed(item)
             group_name, tag_name = group.name, parts[0]
-        too_long = [n for n in (group_name, tag_name) if len(n) > max(limit, 64)]
-        if len(tag_name) > limit or too_long:
+        too_long = [n for n in (group_name, tag_name) if len(n) > limit]
+        if too_long:
             return (
                 "tag_name_too_long",
                 _("“%(name)s…” is longer than %(limit)d characters.")
-                % {"name": (too_long or [tag_name])[0][:limit], "limit": limit},
+                % {"name": too_long[0][:limit], "limit": limit},
             )
         target_group = group or self.groups_by_key.get(fold_name(group_name))
         if target_group is None:
             return _unknown_group(group_name)
         tag = self.tags_by_key.get((target_group.pk, fold_name(tag_name)))
+        if target_group.kind == TagKind.AUTO and tag is None:
+            # An existing auto tag resolves (a customer already holding it reads back without
+            # error; adding it is refused in ``tag_info``), an unknown one is refused as auto.
+            return (
+                "rule_tag_not_assignable",
+                _("“%(group)s” holds auto tags: only their rules add or remove them.")
+                % {"group": target_group.name},
+            )
         if tag is None:
             return (
                 "unknown_tag",
@@ -521,31 +546,28 @@ class Importer:
         ext, phone = row.external_userid, row.phone
         by_ext = state.by_ext.get(ext) if ext else None
         by_phone = state.by_phone.get(phone) if phone else None
-        phone_column = self.phone_column
-        if (by_ext and by_phone and by_ext is not by_phone) or (
-            by_phone and ext and by_phone.external_userid and by_phone.external_userid != ext
+        # A customer the importer may not see is refused exactly like a phone held by another
+        # (visible) customer: same code, same words, no identifier of the other customer echoed,
+        # so the error is no oracle for who holds the number (see the module docstring).
+        if by_ext is not None and not by_ext.visible:
+            row.errors.append(_identifier_conflict(row.line, self.ext_column, "external_userid"))
+            return
+        if (
+            (by_ext and by_phone and by_ext is not by_phone)
+            or (by_phone and ext and by_phone.external_userid and by_phone.external_userid != ext)
+            or (by_phone is not None and not by_phone.visible)
         ):
-            row.errors.append(
-                RowError(
-                    row.line,
-                    phone_column,
-                    "identifier_conflict",
-                    _(
-                        "The phone %(phone)s belongs to another customer (external userid %(other)s)."
-                    )
-                    % {"phone": phone, "other": by_phone.external_userid or by_ext.external_userid},
-                )
-            )
+            row.errors.append(_identifier_conflict(row.line, self.phone_column, "phone"))
             return
         customer = by_ext or by_phone
         id_column = self.ext_column if ext else self.phone_column
-        if customer is not None and not customer.visible:
+        if customer is not None and not customer.editable:
             row.errors.append(
                 RowError(
                     row.line,
                     id_column,
                     "permission_denied",
-                    _("This customer is outside the customers you may change."),
+                    _("You may view this customer but not change it."),
                 )
             )
             return
@@ -674,16 +696,20 @@ class _StateIndex:
         for pk, ext, phone, name in _matching_customers(exts, phones, lock=lock):
             if pk not in found:
                 found[pk] = CustomerState(pk, ext, phone, name)
-        if found and not importer.sees_all:
-            visible: set[int] = set()
+        if found and not importer.edits_all:
+            # {pk: editable} of the matched customers the importer sees (view shares: False).
+            scope: dict[int, bool] = {}
+            editable = policy.editable_customers(importer.user).filter(pk=OuterRef("pk"))
             for chunk in _chunks(list(found)):
-                visible.update(
+                scope.update(
                     policy.visible_customers(importer.user)
                     .filter(pk__in=chunk)
-                    .values_list("pk", flat=True)
+                    .annotate(editable=Exists(editable))
+                    .values_list("pk", "editable")
                 )
             for pk, customer in found.items():
-                customer.visible = pk in visible
+                customer.visible = pk in scope
+                customer.editable = scope.get(pk, False)
         facts = importer.held_tag_facts
         for customer_id, tag_id in _held_tags(list(found)):
             customer = found[customer_id]
@@ -758,6 +784,10 @@ def _malformed(item: str) -> tuple[str, str]:
         _("“%(item)s” is not “group:tag” (names may not contain %(chars)s).")
         % {"item": item[:80], "chars": " ".join(FORBIDDEN_NAME_CHARS)},
     )
+
+
+def _identifier_conflict(line: int, column: str | None, identifier: str) -> RowError:
+    return RowError(line, column, "identifier_conflict", identifier_conflict_message(identifier))
 
 
 def _unknown_group(name: str) -> tuple[str, str]:

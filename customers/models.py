@@ -195,14 +195,14 @@ class EventKind(models.TextChoices):
 
 
 class CustomerEvent(models.Model):
-    """One behaviour event; append-only, idempotent on ``client_event_id``."""
+    """One behaviour event; append-only, idempotent on ``client_event_id`` per customer (two
+    departments' clients may use the same ids for different customers: neither event is lost,
+    and each is a duplicate only of its own customer's)."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=EventKind.choices)
     occurred_at = models.DateTimeField(_("occurred"))
-    client_event_id = models.CharField(
-        _("client event id"), max_length=64, null=True, blank=True, unique=True
-    )
+    client_event_id = models.CharField(_("client event id"), max_length=64, null=True, blank=True)
     amount = models.DecimalField(
         _("amount"), max_digits=14, decimal_places=2, null=True, blank=True
     )
@@ -217,6 +217,13 @@ class CustomerEvent(models.Model):
         verbose_name = _("customer event")
         verbose_name_plural = _("customer events")
         ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "client_event_id"],
+                condition=models.Q(client_event_id__isnull=False),
+                name="event_client_id_per_customer",
+            ),
+        ]
         indexes = [
             models.Index(
                 fields=["customer", "kind", "occurred_at"], name="event_customer_kind_time"

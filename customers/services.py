@@ -28,6 +28,19 @@ class CustomerError(TaggingError):
     code = "invalid_customer"
 
 
+def identifier_conflict_message(identifier: str) -> str:
+    """The one message of ``identifier_conflict`` (services, API, import): it names no customer,
+    so it reads the same whether the holder is a customer the caller sees or one outside their
+    scope (no oracle either way)."""
+    if identifier == "phone":
+        return _("This phone belongs to another customer.")
+    return _("This external userid belongs to another customer.")
+
+
+def identifier_conflict(identifier: str) -> CustomerError:
+    return CustomerError(identifier_conflict_message(identifier), code="identifier_conflict")
+
+
 @transaction.atomic
 def upsert_customer(
     *,
@@ -72,18 +85,14 @@ def upsert_customer(
     )
     by_phone = Customer.objects.select_for_update().filter(phone=phone).first() if phone else None
     if by_ext and by_phone and by_ext.pk != by_phone.pk:
-        raise CustomerError(
-            _("This phone belongs to another customer."), code="identifier_conflict"
-        )
+        raise identifier_conflict("phone")
     if (
         by_phone
         and external_userid
         and by_phone.external_userid
         and by_phone.external_userid != external_userid
     ):
-        raise CustomerError(
-            _("This phone belongs to another customer."), code="identifier_conflict"
-        )
+        raise identifier_conflict("phone")
     customer = by_ext or by_phone
     created = customer is None
     before = None if created else _snapshot(customer)
@@ -160,26 +169,30 @@ def _snapshot(customer: Customer) -> dict[str, Any]:
 
 @transaction.atomic
 def record_events(events: Iterable[Mapping[str, Any]]) -> int:
-    """Append behaviour events (dicts of CustomerEvent fields with ``customer_id``); events whose
-    ``client_event_id`` is already stored are skipped. Refreshes the customers' aggregates.
-    Returns how many were new."""
+    """Append behaviour events (dicts of CustomerEvent fields with ``customer_id``); an event
+    whose ``client_event_id`` its customer already has (stored, or earlier in ``events``) is
+    skipped. Ids are unique per customer: the same id on another customer is another event
+    (two departments' clients may number their events alike). Refreshes the customers'
+    aggregates. Returns how many were new."""
     rows = [CustomerEvent(**event) for event in events]
     if not rows:
         return 0
-    ids = [r.client_event_id for r in rows if r.client_event_id]
-    known = set(
-        CustomerEvent.objects.filter(client_event_id__in=ids).values_list(
-            "client_event_id", flat=True
+    keyed = [r for r in rows if r.client_event_id]
+    known: set[tuple[int, str]] = set()
+    if keyed:
+        known = set(
+            CustomerEvent.objects.filter(
+                customer_id__in={r.customer_id for r in keyed},
+                client_event_id__in={r.client_event_id for r in keyed},
+            ).values_list("customer_id", "client_event_id")
         )
-    )
-    seen: set[str] = set()
     fresh = []
     for row in rows:
-        key = row.client_event_id
-        if key and (key in known or key in seen):
-            continue
-        if key:
-            seen.add(key)
+        if row.client_event_id:
+            key = (row.customer_id, row.client_event_id)
+            if key in known:
+                continue
+            known.add(key)
         fresh.append(row)
     CustomerEvent.objects.bulk_create(fresh, batch_size=2000, ignore_conflicts=True)
     refresh_aggregates({r.customer_id for r in fresh})

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -36,6 +36,7 @@ from permissions.models import (
     User,
 )
 from tagging.admin_base import ReadOnlyAdminMixin
+from tagging.audit_view import HIDDEN_GROUP
 from tagging.errors import TaggingError
 from tagging.models import TagGroup, TagKind, TagStatus
 
@@ -410,7 +411,7 @@ class CustomerShareForm(forms.ModelForm):
 
     class Meta:
         model = CustomerShare
-        fields = ["content_object"]
+        fields = ["content_object", "level"]
 
     def clean(self):
         data = super().clean()
@@ -419,25 +420,48 @@ class CustomerShareForm(forms.ModelForm):
         return data
 
 
+class CustomerShareLevelForm(forms.ModelForm):
+    """Changing a share: only its level."""
+
+    class Meta:
+        model = CustomerShare
+        fields = ["level"]
+
+
 @admin.register(CustomerShare)
 class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
     form = CustomerShareForm
-    list_display = ["content_object", "shared_with", "created_at"]
+    list_display = ["content_object", "shared_with", "level", "created_at"]
+    list_filter = ["level"]
     list_select_related = ["content_object", "group__department"]
     search_fields = ["content_object__name", "group__department__name"]
-    fields = ["content_object", "shared_with"]
+    fields = ["content_object", "shared_with", "level"]
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def get_readonly_fields(self, request, obj=None):
+        # The departments of a share are its identity; only its level changes.
+        return ["content_object", "shared_with"] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = CustomerShareLevelForm
+        return super().get_form(request, obj, change=change, **kwargs)
 
     @admin.display(description=gettext_lazy("shared with"))
     def shared_with(self, obj):
         return obj.group.department
 
     def save_model(self, request, obj, form, change):
-        department = form.cleaned_data["content_object"]
-        with_department = form.cleaned_data["shared_with"]
-        services.share_customers(department, with_department=with_department, actor=request.user)
+        if change:
+            department, with_department = obj.content_object, obj.group.department
+        else:
+            department = form.cleaned_data["content_object"]
+            with_department = form.cleaned_data["shared_with"]
+        services.share_customers(
+            department,
+            with_department=with_department,
+            actor=request.user,
+            level=form.cleaned_data["level"],
+        )
         saved = CustomerShare.objects.get(
             content_object=department, group_id=with_department.auth_group_id
         )
@@ -611,11 +635,21 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 Q(status=TagStatus.PENDING)
                 & Q(group__in=policy.visible_groups(request.user, policy.Level.CREATE))
             )
-        return qs.filter(Q(status=TagStatus.PENDING) | rejected, created_by=request.user.pk)
+        # A proposer who lost access to the group still sees their proposal and its review,
+        # never the group's name.
+        return qs.filter(
+            Q(status=TagStatus.PENDING) | rejected, created_by=request.user.pk
+        ).annotate(
+            td_group_visible=Exists(
+                policy.visible_groups(request.user).filter(pk=OuterRef("group_id"))
+            )
+        )
 
     @admin.display(description=gettext_lazy("group"), ordering="group__name")
     def group_name(self, obj):
-        return obj.group.name
+        if getattr(obj, "td_group_visible", True):
+            return obj.group.name
+        return str(HIDDEN_GROUP)
 
     @admin.action(description=gettext_lazy("Approve selected tags"), permissions=["review"])
     def approve(self, request, queryset):

@@ -264,16 +264,32 @@ class EmployeeGrant(UserObjectPermissionBase, GrantFields):
         return f"{self.user} · {self.content_object} · {self.level.label}"
 
 
+class ShareLevel(models.IntegerChoices):
+    """What a customer share lets the grantee do (``permissions.policy``): ``view`` is read-only
+    (see the customers and their tags, filter and export them); ``edit`` also tags them, edits
+    them, imports into them and records their events."""
+
+    VIEW = 1, _("view")
+    EDIT = 2, _("edit")
+
+
 class CustomerShare(GroupObjectPermissionBase):
-    """Cross-department sharing: the grantee department (``group``, its auth group) may view the
-    customers of ``content_object`` (and of its sub-departments). Guardian row with permission
-    ``permissions.view_customers`` on Department. Covers the grantee's sub-departments too."""
+    """Cross-department sharing: the grantee department (``group``, its auth group) may view (or,
+    at ``level`` edit, also change) the customers of ``content_object`` (and of its
+    sub-departments). Guardian row with permission ``permissions.view_customers`` on Department.
+    Covers the grantee's sub-departments too."""
 
     content_object = models.ForeignKey(
         Department,
         on_delete=models.CASCADE,
         related_name="customer_shares",
         verbose_name=_("department whose customers are shared"),
+    )
+    level = models.PositiveSmallIntegerField(
+        _("level"),
+        choices=ShareLevel.choices,
+        default=ShareLevel.VIEW,
+        help_text=_("View is read-only; edit also lets the department tag and change them."),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -291,7 +307,7 @@ class CustomerShare(GroupObjectPermissionBase):
         verbose_name_plural = _("customer shares")
 
     def __str__(self) -> str:
-        return f"{self.content_object} → {self.group}"
+        return f"{self.content_object} → {self.group} ({self.get_level_display()})"
 
 
 # --- Permission templates -------------------------------------------------------------------

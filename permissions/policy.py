@@ -16,6 +16,14 @@ Sources of truth
   user follows, customers of departments shared with one of the user's departments (or an
   ancestor of one) through ``CustomerShare`` (and their sub-departments). Tag admins and holders
   of ``permissions.view_all_customers`` see all. Seeing a group never widens customer scope.
+- Changing a customer (tagging it, editing it, importing into it, recording its events) needs
+  more than seeing it: ``editable_customers`` is the scope without view-only shares. A share
+  at ``ShareLevel.VIEW`` is read-only, one at ``EDIT`` lets the grantee change them too, and
+  ``view_all_customers`` is read-only beyond the holder's own scope; tag admins change all.
+  ``require_customers(user, ids, level=Level.EDIT)`` is the check every write door makes.
+- Tags shown on a customer (``customer_tags``): the groups the user may view, and of personal
+  tags only the user's own, in every door (admin customer page, filters, segments, export, API).
+  Tag admins see other people's personal tags in the taxonomy admin only (``visible_tags``).
 
 Model-level permissions never grant object access (guardian's ``accept_global_perms`` is not
 used): only the two named powers above are global.
@@ -59,6 +67,7 @@ from permissions.models import (
     DepartmentMembership,
     EmployeeGrant,
     GrantLevel,
+    ShareLevel,
 )
 from tagging.errors import NotFound, PermissionDenied
 from tagging.models import Tag, TagGroup, TagKind, TagStatus
@@ -70,6 +79,9 @@ __all__ = [
     "NotVisible",
     "can_create_tag",
     "can_manage_group",
+    "customer_groups",
+    "customer_tags",
+    "editable_customers",
     "global_powers",
     "group_levels",
     "is_tag_admin",
@@ -246,6 +258,38 @@ def visible_tags(
     return tags
 
 
+def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
+    return group.kind == TagKind.PERSONAL and group.owner_id != user.pk
+
+
+def customer_tags(
+    user: Any, include_inactive: bool = True, *, queryset: QuerySet | None = None
+) -> QuerySet[Tag]:
+    """The tags ``user`` sees *on customers* (docs/permissions.md#tags-shown-on-a-customer): tags of groups they may view,
+    and of personal tags only their own. THE rule for every door that shows, filters, counts or
+    exports customers by tag (admin customer page and filters, segments, export, API): a tag
+    admin may view other people's personal groups in the taxonomy admin (``visible_tags``) but
+    never sees them on a customer. Archived and pending tags are included by default (a
+    customer still shows an archived tag it holds). One query."""
+    tags = visible_tags(user, include_inactive=include_inactive, queryset=queryset)
+    if not _active_user(user):
+        return tags
+    return tags.exclude(_someone_elses_personal_q(user, "group__"))
+
+
+def customer_groups(user: Any) -> QuerySet[TagGroup]:
+    """The groups of :func:`customer_tags`: groups the user may view, of personal groups only
+    their own (per-group figures about customers, e.g. analytics coverage). One query."""
+    groups = visible_groups(user)
+    if not _active_user(user):
+        return groups
+    return groups.exclude(_someone_elses_personal_q(user))
+
+
+def _someone_elses_personal_q(user: Any, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}kind": TagKind.PERSONAL}) & ~Q(**{f"{prefix}owner": user.pk})
+
+
 def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int, Level]:
     """{group id: Level} for the groups the user can view (absent = invisible). One query: the
     user's grant rows and own personal groups (a UNION), folded to the highest level here."""
@@ -294,10 +338,14 @@ def group_levels(user: Any, group_ids: Iterable[int] | None = None) -> dict[int,
     return levels
 
 
-def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Tag]:
+def require_tags(
+    user: Any, tags_or_ids: Iterable[Any], level: Level, *, on_customers: bool = False
+) -> list[Tag]:
     """Load the tags (with their group) in the order given, checking the user holds ``level`` on
     each tag's group. One query. Raises NotVisible for unknown or invisible tags (the message
-    gives only the ids the caller sent) and Denied for visible tags below ``level``."""
+    gives only the ids the caller sent) and Denied for visible tags below ``level``.
+    ``on_customers``: the tags are used to find customers (filters), so only tags of
+    :func:`customer_tags` count as visible."""
     level = _level(level)
     wanted = _int_ids(getattr(t, "pk", t) for t in tags_or_ids)
     if wanted is None:
@@ -313,7 +361,13 @@ def require_tags(user: Any, tags_or_ids: Iterable[Any], level: Level) -> list[Ta
         .filter(pk__in=_storable(wanted))
         .annotate(user_level=_level_case(user, "group__"))
     }
-    missing = [pk for pk in wanted if pk not in rows or rows[pk].user_level == Level.NONE]
+    missing = [
+        pk
+        for pk in wanted
+        if pk not in rows
+        or rows[pk].user_level == Level.NONE
+        or (on_customers and _someone_elses_personal(rows[pk].group, user))
+    ]
     if missing:
         raise NotVisible(_tags_missing_message(missing), details={"tags": missing})
     below = [rows[pk] for pk in wanted if rows[pk].user_level < level]
@@ -414,12 +468,15 @@ def _outer_path() -> ExpressionWrapper:
     return ExpressionWrapper(OuterRef("path"), output_field=CharField())
 
 
-def _scope_departments(user: Any) -> QuerySet:
+def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySet:
     """Ids of departments whose customers the user sees: the user's departments, departments
-    shared with one of them or with an ancestor of one, and all their sub-departments."""
+    shared with one of them or with an ancestor of one (at ``share_level`` or above), and all
+    their sub-departments."""
     memberships = DepartmentMembership.objects.filter(user=user.pk)
     # Departments shared with a department the user belongs to (or one above it).
-    shared = CustomerShare.objects.filter(group__in=_user_department_auth_groups(user))
+    shared = CustomerShare.objects.filter(
+        group__in=_user_department_auth_groups(user), level__gte=share_level
+    )
     return Department.objects.filter(
         Exists(
             memberships.annotate(scope_path=_outer_path()).filter(
@@ -454,16 +511,44 @@ def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySe
     return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
 
 
-def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:
-    """The ids, de-duplicated in order, after checking every one is in the user's scope. One
-    query. Raises NotVisible naming the missing ids (which the caller sent)."""
+def editable_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+    """The customers ``user`` may change (tag, edit, import into, record events of), narrowing
+    ``queryset``: ``visible_customers`` without view-only shares. Tag admins change all; the
+    "see all customers" power is read-only beyond the holder's own scope. One query."""
+    customers = Customer.objects.all() if queryset is None else queryset
+    if not _active_user(user):
+        return customers.none()
+    if is_tag_admin(user):
+        return customers
+    followed = Follower.objects.filter(employee=user.pk).values("customer_id")
+    return customers.filter(
+        Q(department__in=_scope_departments(user, ShareLevel.EDIT)) | Q(pk__in=followed)
+    )
+
+
+def require_customers(
+    user: Any, customer_ids: Iterable[Any], level: Level = Level.VIEW
+) -> list[int]:
+    """The ids, de-duplicated in order, after checking every one is in the user's scope (at
+    ``level`` EDIT or above: in ``editable_customers``). One query. Raises NotVisible naming the
+    missing ids (which the caller sent), then Denied naming the customers the user may only
+    view."""
+    level = _level(level)
     ids = _int_ids(getattr(c, "pk", c) for c in customer_ids)
     if ids is None:
         raise NotVisible(_("Customer ids must be whole numbers."), details={"customers": []})
     ids = list(dict.fromkeys(ids))
     if not ids:
         return []
-    found = set(visible_customers(user).filter(pk__in=_storable(ids)).values_list("pk", flat=True))
+    rows = visible_customers(user).filter(pk__in=_storable(ids))
+    if level >= Level.EDIT:
+        found = dict(
+            rows.annotate(
+                editable=Exists(editable_customers(user).filter(pk=OuterRef("pk")))
+            ).values_list("pk", "editable")
+        )
+    else:
+        found = dict.fromkeys(rows.values_list("pk", flat=True), True)
     missing = [pk for pk in ids if pk not in found]
     if missing:
         raise NotVisible(
@@ -472,6 +557,17 @@ def require_customers(user: Any, customer_ids: Iterable[Any]) -> list[int]:
             )
             % {"ids": ", ".join(map(str, missing[:20]))},
             details={"customers": missing},
+        )
+    read_only = [pk for pk in ids if not found[pk]]
+    if read_only:
+        raise Denied(
+            ngettext(
+                "You may only view customer %(ids)s.",
+                "You may only view customers %(ids)s.",
+                len(read_only),
+            )
+            % {"ids": ", ".join(map(str, read_only[:20]))},
+            details={"customers": read_only},
         )
     return ids
 

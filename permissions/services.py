@@ -30,6 +30,7 @@ from permissions.models import (
     EmployeeGrant,
     GrantLevel,
     PermissionTemplate,
+    ShareLevel,
     User,
 )
 from tagging import services as tagging_services
@@ -335,50 +336,89 @@ def apply_template(
 # --- customer sharing ---------------------------------------------------------------------------
 
 
-def _share_audit(action: str, share_from: Department, share_to: Department, actor: Any) -> None:
-    snapshot = {
-        "customers_of": share_from.pk,
-        "shared_with": share_to.pk,
-        "principal": str(share_to),
-        "level": "view customers",
-    }
+def _share_audit(
+    action: str,
+    share_from: Department,
+    share_to: Department,
+    actor: Any,
+    *,
+    level: int = ShareLevel.VIEW,
+    before_level: int | None = None,
+) -> None:
+    def snapshot(share_level: int) -> dict[str, Any]:
+        return {
+            "customers_of": share_from.pk,
+            "shared_with": share_to.pk,
+            "principal": str(share_to),
+            "level": ShareLevel(share_level).name.lower(),
+        }
+
+    granted = action == AuditAction.PERMISSION_GRANTED
     AuditEntry.objects.create(
         actor_id=getattr(actor, "pk", None),
         action=action,
         source=AssignmentSource.MANUAL,
         object_repr=_("customers of %(from)s → %(to)s") % {"from": share_from, "to": share_to},
-        before=None if action == AuditAction.PERMISSION_GRANTED else snapshot,
-        after=snapshot if action == AuditAction.PERMISSION_GRANTED else None,
+        before=snapshot(before_level if before_level is not None else level)
+        if not granted or before_level is not None
+        else None,
+        after=snapshot(level) if granted else None,
     )
 
 
 @transaction.atomic
-def share_customers(department: Department, *, with_department: Department, actor: Any) -> bool:
+def share_customers(
+    department: Department,
+    *,
+    with_department: Department,
+    actor: Any,
+    level: int = ShareLevel.VIEW,
+) -> bool:
     """``with_department`` (and its sub-departments) may view the customers of ``department``
-    (and its sub-departments). True if the share is new."""
+    (and its sub-departments); at ``ShareLevel.EDIT`` also tag and change them (view shares are
+    read-only, ``permissions.policy``). Sharing again at another level changes the level
+    (audited with before and after). True if the share is new."""
     if department.pk == with_department.pk:
         raise TaggingError(_("A department already sees its own customers."))
+    level = ShareLevel(int(level))
     permission = Permission.objects.get(
         content_type__app_label="permissions", codename="view_customers"
     )
-    _share, created = CustomerShare.objects.get_or_create(
+    share, created = CustomerShare.objects.select_for_update().get_or_create(
         group_id=with_department.auth_group_id,
         content_object=department,
         permission=permission,
-        defaults={"created_by_id": getattr(actor, "pk", None)},
+        defaults={"created_by_id": getattr(actor, "pk", None), "level": level},
     )
     if created:
-        _share_audit(AuditAction.PERMISSION_GRANTED, department, with_department, actor)
+        _share_audit(
+            AuditAction.PERMISSION_GRANTED, department, with_department, actor, level=level
+        )
+    elif share.level != level:
+        before_level = share.level
+        CustomerShare.objects.filter(pk=share.pk).update(level=level)
+        _share_audit(
+            AuditAction.PERMISSION_GRANTED,
+            department,
+            with_department,
+            actor,
+            level=level,
+            before_level=before_level,
+        )
     return created
 
 
 @transaction.atomic
 def unshare_customers(department: Department, *, with_department: Department, actor: Any) -> bool:
-    deleted, _rows = CustomerShare.objects.filter(
+    shares = CustomerShare.objects.filter(
         group_id=with_department.auth_group_id, content_object=department
-    ).delete()
+    )
+    level = shares.values_list("level", flat=True).first()
+    deleted, _rows = shares.delete()
     if deleted:
-        _share_audit(AuditAction.PERMISSION_REVOKED, department, with_department, actor)
+        _share_audit(
+            AuditAction.PERMISSION_REVOKED, department, with_department, actor, level=level
+        )
     return bool(deleted)
 
 

@@ -26,6 +26,7 @@ from tagging import services
 from tagging.admin_base import (
     CountedChangeList,
     ReadOnlyAdminMixin,
+    RenderedAuditChangeList,
     ServiceFormAdmin,
     ServiceRejected,
     StaffAdmin,
@@ -35,13 +36,16 @@ from tagging.admin_base import (
     customer_counts,
     group_levels,
     in_customer_scope,
+    may_manage,
     rejected,
     tag_chip,
     visible_group_ids,
 )
+from tagging.audit_view import render_entries
 from tagging.errors import TaggingError
 from tagging.forms import ColourInput, MergeTagsForm, TagForm, TagGroupForm, TagInlineForm
 from tagging.models import (
+    AssignmentSource,
     AuditEntry,
     Tag,
     TagAssignment,
@@ -174,7 +178,13 @@ class TagGroupAdmin(ServiceFormAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "parent", "kind", "colour", "exclusive", "description"]
-        parent = "parent" if self.has_change_permission(request, obj) else "parent_display"
+        # The parent is picked among groups the user manages; a current parent outside them
+        # (hidden, or only viewed) is shown read-only, else saving the form would silently
+        # move the group to the top level.
+        movable = obj.parent_id is None or may_manage(request, obj.parent_id)
+        parent = (
+            "parent" if movable and self.has_change_permission(request, obj) else "parent_display"
+        )
         fields = ["name", parent, "kind", "colour", "exclusive", "description"]
         return [*fields, "owner", "created_at", "updated_at", "matrix_link"]
 
@@ -224,7 +234,7 @@ class TagGroupAdmin(ServiceFormAdmin):
             '<span class="td-drag" draggable="true" data-id="{}" data-parent="{}" data-depth="{}"'
             ' data-url="{}" title="{}">⠿</span>',
             group.pk,
-            group.parent_id or "",
+            getattr(group, "td_parent_id", None) or "",
             getattr(group, "tree_depth", 0),
             reverse("admin:tagging_taggroup_reorder"),
             _("Drag to reorder"),
@@ -513,10 +523,11 @@ class TagAdmin(ServiceFormAdmin):
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         if obj is not None:
-            context["change_log"] = (
+            context["change_log"] = render_entries(
                 AuditEntry.objects.filter(tag_id=obj.pk)
                 .exclude(action__startswith="assignment.")
-                .select_related("actor")[:50]
+                .select_related("actor")[:50],
+                request.user,
             )
             context["change_log_url"] = (
                 reverse("admin:tagging_auditentry_changelist") + f"?tag__id__exact={obj.pk}"
@@ -736,6 +747,24 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
         if lookup in ("tag__id__exact", "customer__id__exact", "group__id__exact"):
             return True
         return super().lookup_allowed(lookup, value, request)
+
+    def get_changelist(self, request, **kwargs):
+        return RenderedAuditChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Merge entries written before merges stored references carry the target's name in
+        # ``reason``: matching it would tell a reader the name of a tag they may not view.
+        reason = Q(reason__icontains=term) & ~Q(source=AssignmentSource.MERGE)
+        return queryset.filter(Q(object_repr__icontains=term) | reason), False
+
+    def get_object(self, request, object_id, from_field=None):
+        entry = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            render_entries([entry], request.user)
+        return entry
 
     @admin.display(description=gettext_lazy("customer"))
     def customer_link(self, entry):

@@ -73,7 +73,7 @@ class SegmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         if self.instance.pk:
-            self.fields["text"].initial = segments.to_text(self.instance.expression)
+            self.fields["text"].initial = segments.to_text(self.instance.expression, user)
 
     def clean_text(self):
         try:
@@ -95,7 +95,8 @@ class TagSegmentForm(forms.Form):
         )
 
 
-# The user whose changelist is being rendered (list_display callables get only the object).
+# The user whose changelist or page is being rendered (list_display and read-only field
+# callables get only the object).
 _changelist_user: contextvars.ContextVar = contextvars.ContextVar("segment_changelist_user")
 
 
@@ -139,9 +140,25 @@ class SegmentAdmin(admin.ModelAdmin):
 
     has_delete_permission = has_change_permission
 
+    _READ_ONLY_FIELDS = ["name", "description", "expression_text", "shared", "owner"]
+
+    def get_fields(self, request, obj=None):
+        # Someone else's shared segment: its text rendered for the reader, read-only.
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self._READ_ONLY_FIELDS
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self._READ_ONLY_FIELDS
+        return super().get_readonly_fields(request, obj)
+
     @admin.display(description=gettext_lazy("expression"))
     def expression_text(self, segment):
-        return segments.to_text(segment.expression)
+        user = _changelist_user.get(None)
+        if user is None:
+            return "—"
+        return segments.to_text(segment.expression, user)
 
     @admin.display(description=gettext_lazy("customers"))
     def customer_count(self, segment):
@@ -180,7 +197,14 @@ class SegmentAdmin(admin.ModelAdmin):
             if str(object_id).isdigit()
             else None,
         }
-        return super().change_view(request, object_id, form_url, extra_context)
+        token = _changelist_user.set(request.user)
+        try:
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # read-only fields render now: keep the reader set
+            return response
+        finally:
+            _changelist_user.reset(token)
 
     def customers_view(self, request, pk):
         segment = get_object_or_404(self.get_queryset(request), pk=pk)
@@ -216,11 +240,14 @@ class SegmentAdmin(admin.ModelAdmin):
             except TaggingError as exc:
                 messages.error(request, exc.message)
             else:
-                messages.success(
-                    request,
-                    _("“%(tag)s” added to %(added)d customers (%(unchanged)d had it already).")
-                    % {"tag": tag, "added": result.added, "unchanged": result.unchanged},
-                )
+                message = _(
+                    "“%(tag)s” added to %(added)d customers (%(unchanged)d had it already)."
+                ) % {"tag": tag, "added": result.added, "unchanged": result.unchanged}
+                if result.read_only:
+                    message += " " + _(
+                        "%(n)d customers shared with you read-only were left unchanged."
+                    ) % {"n": result.read_only}
+                messages.success(request, message)
             return HttpResponseRedirect(request.path)
         try:
             number = max(1, int(request.GET.get("p", 1)))
@@ -232,7 +259,7 @@ class SegmentAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "title": segment.name,
             "segment": segment,
-            "text": segments.to_text(expression),
+            "text": segments.to_text(expression, user),
             "result": result,
             "previous_page": number - 1 if number > 1 else None,
             "next_page": number + 1 if number < result.num_pages else None,
@@ -310,7 +337,9 @@ class SegmentListFilter(admin.ListFilter):
         return narrowed
 
     def choices(self, changelist):
-        tags = list(policy.visible_tags(self.request.user).select_related("group"))
+        tags = list(
+            policy.customer_tags(self.request.user, include_inactive=False).select_related("group")
+        )
         chosen = {
             name: set(self._ids(name)) if not self.error else set()
             for name in ("seg_any", "seg_all", "seg_none")
@@ -321,7 +350,7 @@ class SegmentListFilter(admin.ListFilter):
             "segments": list(segments.visible_segments(self.request.user)),
             "segment": self.values.get("segment", ""),
             "count": self.count,
-            "text": segments.to_text(self.expression) if self.expression else "",
+            "text": segments.to_text(self.expression, self.request.user) if self.expression else "",
             "error": self.error,
             "clear_url": changelist.get_query_string(remove=list(self.parameters)),
             "hidden": [
@@ -424,7 +453,7 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     r["day"].isoformat(),
                     r["rule"],
                     r["status"],
-                    r["matched"],
+                    "—" if r["matched"] is None else r["matched"],
                     r["added"],
                     r["removed"],
                 ]

@@ -18,7 +18,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from permissions import policy
-from tagging import bitmaps
+from tagging import audit_view, bitmaps
 from tagging.errors import TaggingError
 from tagging.models import Tag, TagAssignment, TagGroup, TagStatus
 
@@ -231,8 +231,11 @@ class TreeChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         groups = list(self.result_list)
+        levels = group_levels(request)
         for group in groups:
             group.td_manageable = may_manage(request, group.pk)
+            # A parent the user may not view is no parent for them (its id is never shown).
+            group.td_parent_id = group.parent_id if group.parent_id in levels else None
         if ORDER_VAR not in self.params and not self.query:
             self.result_list = tree_order(groups)
 
@@ -267,3 +270,11 @@ class CountedChangeList(ChangeList):
         for tag in tags:
             tag.customer_count = counts.get(tag.pk, 0)
         self.result_list = tags
+
+
+class RenderedAuditChangeList(ChangeList):
+    """The page's entries rendered for the reader (``tagging.audit_view``) after pagination."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = audit_view.render_entries(self.result_list, request.user)

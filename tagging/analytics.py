@@ -1,7 +1,8 @@
 """Tag analytics for the admin pages (docs/segments.md#analytics): every figure is for one user —
-only tags they may view, only customers in their scope (``permissions.policy``) — optionally
-narrowed to a department subtree and a date range. Each function returns plain rows (dicts) that the
-page draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
+only tags shown to them on customers (``policy.customer_tags``: never another employee's personal
+tags), only customers in their scope (``permissions.policy``) — optionally narrowed to a
+department subtree and a date range. Each function returns plain rows (dicts) that the page
+draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Now, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -58,7 +59,7 @@ def _restricted(user: Any, filters: Filters) -> bool:
 
 def customers_per_tag(user: Any, filters: Filters) -> list[dict]:
     """Per visible tag: customers (in scope) carrying it, most used first."""
-    tags = policy.visible_tags(user, include_inactive=True)
+    tags = policy.customer_tags(user)
     if bitmaps.available() and not _restricted(user, filters):
         counts = bitmaps.sizes()  # company-wide counts straight from the segment index
     else:
@@ -87,7 +88,7 @@ def group_coverage(user: Any, filters: Filters) -> list[dict]:
     customers in scope ("coverage")."""
     scope = customer_scope(user, filters)
     total = scope.count()
-    groups = policy.visible_groups(user)
+    groups = policy.customer_groups(user)
     assignments = TagAssignment.objects.filter(tag__group__in=groups.values("pk"))
     if _restricted(user, filters):
         assignments = assignments.filter(customer__in=scope.values("pk"))
@@ -127,7 +128,7 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
         action=AuditAction.ASSIGNMENT_ADDED,
         created_at__gte=start,
         created_at__lt=end,
-        tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+        tag__in=policy.customer_tags(user).values("pk"),
     )
     if _restricted(user, filters):
         entries = entries.filter(customer__in=customer_scope(user, filters).values("pk"))
@@ -151,7 +152,12 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
 
 def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
     """Per day and rule (rules whose tag the user may view): customers matched, added, removed
-    by finished runs (not dry runs) in the date range."""
+    by finished runs (not dry runs) in the date range.
+
+    A run's own counts are company-wide; a reader with a narrower customer scope (or a
+    department filter) gets the added and removed customers counted within that scope instead,
+    from the audit rows the run wrote, and no ``matched`` (None: a run does not record whom it
+    matched, so it cannot be narrowed)."""
     from rules.models import RuleRun
 
     start, end = filters.range()
@@ -160,21 +166,45 @@ def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
             dry_run=False,
             started_at__gte=start,
             started_at__lt=end,
-            rule__tag__in=policy.visible_tags(user, include_inactive=True).values("pk"),
+            rule__tag__in=policy.customer_tags(user).values("pk"),
         )
         .filter(~Q(status="running"))
         .select_related("rule")
         .order_by("started_at", "pk")
     )
+    restricted = _restricted(user, filters)
+    if restricted:
+        written = AuditEntry.objects.filter(
+            source=AssignmentSource.RULE,
+            rule_id=OuterRef("rule_id"),
+            created_at__gte=OuterRef("started_at"),
+            created_at__lte=Coalesce(OuterRef("finished_at"), Now()),
+            customer__in=customer_scope(user, filters).values("pk"),
+        )
+
+        def scoped(action: str) -> Coalesce:
+            counted = (
+                written.filter(action=action)
+                .order_by()
+                .values("rule_id")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            return Coalesce(Subquery(counted), 0)
+
+        runs = runs.annotate(
+            scoped_added=scoped(AuditAction.ASSIGNMENT_ADDED),
+            scoped_removed=scoped(AuditAction.ASSIGNMENT_REMOVED),
+        )
     tz = timezone.get_current_timezone()
     return [
         {
             "day": run.started_at.astimezone(tz).date(),
             "rule": run.rule.name,
             "status": run.status,
-            "matched": run.matched or 0,
-            "added": run.added or 0,
-            "removed": run.removed or 0,
+            "matched": None if restricted else run.matched or 0,
+            "added": run.scoped_added if restricted else run.added or 0,
+            "removed": run.scoped_removed if restricted else run.removed or 0,
         }
         for run in runs
     ]

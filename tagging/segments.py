@@ -18,9 +18,11 @@ Two forms of one expression:
   ``&``/``|``/``!``), NOT binds tightest, then AND, then OR. ``@field op value`` filters on a
   customer attribute (see :data:`FIELDS`).
 
-Evaluation is always for a user: only tags they may view can appear (others get the same
-"unknown tag" error as tags that do not exist), and results stay within their customer scope
-(``permissions.policy``). On PostgreSQL the tag part runs on the bitmap index
+Evaluation is always for a user: only tags shown to them on customers (``policy.customer_tags``)
+can appear (others get the same "unknown tag" error as tags that do not exist), and results stay
+within their customer scope (``permissions.policy``). A shared segment is rendered for its
+reader (:func:`to_text`): tags the reader may not view are an opaque placeholder, and the
+segment cannot be counted, listed or exported by that reader (``unknown_tag``). On PostgreSQL the tag part runs on the bitmap index
 (``tagging.bitmaps``); elsewhere, and for attribute filters, it compiles to SQL ``EXISTS``.
 """
 
@@ -55,6 +57,7 @@ from customers.models import Customer
 from permissions import policy
 from permissions.models import Department
 from tagging import bitmaps
+from tagging.audit_view import HIDDEN_TAG
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, Segment, Tag, TagAssignment
 from tagging.names import fold_name
@@ -251,11 +254,7 @@ def validate(expression: Any, user: Any) -> dict:
             ) from None
     expression = canonical(expression)
     wanted = tag_ids(expression)
-    visible = set(
-        policy.visible_tags(user, include_inactive=True)
-        .filter(pk__in=wanted)
-        .values_list("pk", flat=True)
-    )
+    visible = set(policy.customer_tags(user).filter(pk__in=wanted).values_list("pk", flat=True))
     missing = sorted(wanted - visible)
     if missing:
         raise _unknown_tag(f"#{missing[0]}")
@@ -390,9 +389,7 @@ def parse(text_or_json: Any, user: Any) -> dict:
         return validate(text_or_json, user)
     if not isinstance(text_or_json, str):
         raise InvalidSegment(_("Write the segment as text or as a JSON object."))
-    tags = list(
-        policy.visible_tags(user, include_inactive=True).select_related("group").order_by("pk")
-    )
+    tags = list(policy.customer_tags(user).select_related("group").order_by("pk"))
     by_id = {t.pk: t for t in tags}
     by_name: dict[str, list[Tag]] = {}
     for t in tags:
@@ -433,17 +430,29 @@ def to_text_ref(tag: Tag) -> str:
     return f"{_quote(tag.group.name)}:{_quote(tag.name)}"
 
 
-def to_text(expression: dict, tags: dict[int, Tag] | None = None) -> str:
-    """The readable form; tags the caller cannot name (not in ``tags``) are written ``#id``."""
+def readable_tags(expression: dict, user: Any) -> dict[int, Tag]:
+    """{id: tag} of the expression's tags that ``user`` may name (``policy.customer_tags``), with
+    their group. One query."""
+    ids = tag_ids(expression)
+    if not ids:
+        return {}
+    tags = policy.customer_tags(user).select_related("group").filter(pk__in=ids)
+    return {t.pk: t for t in tags}
+
+
+def to_text(expression: dict, user: Any, *, tags: dict[int, Tag] | None = None) -> str:
+    """The readable form for ``user`` (the reader, who may not be the segment's owner): tags
+    they may not view, and tags that no longer exist, are written as the same opaque
+    placeholder (``"[hidden tag]"``, quoted so that parsing it back fails as an unknown tag),
+    never by name or id. ``tags`` may pass :func:`readable_tags` already loaded."""
     if tags is None:
-        tags = {
-            t.pk: t for t in Tag.objects.select_related("group").filter(pk__in=tag_ids(expression))
-        }
+        tags = readable_tags(expression, user)
+    hidden = _quote(str(HIDDEN_TAG))
 
     def render(node: dict, parent: str) -> str:
         if "tag" in node:
             tag = tags.get(node["tag"])
-            return to_text_ref(tag) if tag else f"#{node['tag']}"
+            return to_text_ref(tag) if tag else hidden
         if "attr" in node:
             return f"@{node['attr']} {SYMBOL_OF[node['op']]} {_quote(str(node['value']))}"
         if "not" in node:
@@ -661,20 +670,30 @@ class BatchTagResult:
     added: int
     unchanged: int
     replaced: int
+    read_only: int = 0  # customers of the segment shared with the user read-only: left alone
 
 
 def tag_segment(expression: dict, tag: Any, *, user: Any, reason: str = "") -> BatchTagResult:
     """ "Add tag to everyone in this segment": requires EDIT on the tag's group; goes through
     ``tagging.services.assign_tags`` in batches of ``TAGDESK_MAX_BATCH_CUSTOMERS`` (each batch
-    atomic and audited, source ``manual``). Raises before writing anything on permission or
-    segment errors; a service error in a later batch leaves earlier batches applied and is
+    atomic and audited, source ``manual``). Only the customers the user may change are tagged
+    (``policy.editable_customers``); those shared with them read-only are counted in
+    ``read_only`` and left alone. Raises before writing anything on permission or segment errors; a service error in a later batch leaves earlier batches applied and is
     raised with the number already added in ``details``."""
     from tagging.services import assign_tags
 
     (tag,) = policy.require_tags(user, [tag], policy.Level.EDIT)
-    ids = customer_ids(expression, user)
+    read_only = 0
+    if policy.is_tag_admin(user):  # tag admins change every customer
+        ids = customer_ids(expression, user)
+    else:
+        in_segment = customers(expression, user)
+        ids = list(
+            policy.editable_customers(user, queryset=in_segment).values_list("pk", flat=True)
+        )
+        read_only = in_segment.count() - len(ids)
     size = settings.TAGDESK_MAX_BATCH_CUSTOMERS
-    result = BatchTagResult(len(ids), 0, 0, 0)
+    result = BatchTagResult(len(ids), 0, 0, 0, read_only)
     for start in range(0, len(ids), size):
         try:
             with transaction.atomic():

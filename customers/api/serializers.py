@@ -181,7 +181,9 @@ class EventBatchSerializer(serializers.Serializer):
 class EventResultSerializer(serializers.Serializer):
     received = serializers.IntegerField()
     created = serializers.IntegerField()
-    duplicates = serializers.IntegerField(help_text="Events whose client_event_id was known.")
+    duplicates = serializers.IntegerField(
+        help_text="Events whose client_event_id their customer already had."
+    )
 
 
 class TimelineEntrySerializer(serializers.Serializer):

@@ -41,7 +41,8 @@ from permissions import policy
 from tagging.api.examples import CUSTOMER_TAGS_REQUEST
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.views import change_customer_tags
-from tagging.models import AssignmentSource, AuditEntry, TagAssignment
+from tagging.audit_view import customer_timeline, render_entries
+from tagging.models import AssignmentSource, TagAssignment
 
 
 def visible_assignments(user) -> Prefetch:
@@ -99,7 +100,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             queryset = services.search_customers(queryset, query["search"])
         tag_ids = list(dict.fromkeys(query.get("tag", [])))
         if tag_ids:
-            policy.require_tags(self.request.user, tag_ids, policy.Level.VIEW)
+            policy.require_tags(self.request.user, tag_ids, policy.Level.VIEW, on_customers=True)
             for tag_id in tag_ids:
                 queryset = queryset.filter(
                     pk__in=TagAssignment.objects.filter(tag_id=tag_id).values("customer_id")
@@ -155,20 +156,20 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     @action(detail=True, methods=["get"], url_path="timeline", pagination_class=TimelinePagination)
     def timeline(self, request, pk=None):
         customer = self._customer(pk)
-        entries = (
-            AuditEntry.objects.filter(customer_id=customer.pk)
-            .filter(Q(tag__isnull=True) | Q(tag_id__in=scope.customer_tag_ids(request.user)))
-            .select_related("actor")
+        entries = customer_timeline(
+            request.user, customer.pk, tag_ids=scope.customer_tag_ids(request.user)
         )
-        page = self.paginate_queryset(entries)
+        page = render_entries(self.paginate_queryset(entries), request.user)
         return self.get_paginated_response(TimelineEntrySerializer(page, many=True).data)
 
     @extend_schema(
         summary="Create or update a customer by external_userid or phone",
         description="Looks the customer up by external_userid, then by phone (any spelling). "
         "A customer known only by phone gains the external_userid, keeping its tags. A new "
-        "customer is owned by you, in your first department. A customer outside your scope "
-        "is a 404; a phone that belongs to another customer is a 409.",
+        "customer is owned by you, in your first department. An identifier held by a customer "
+        "outside your scope, or a phone that belongs to another customer, is a 409 "
+        "`identifier_conflict` naming no customer; a customer shared with you read-only is "
+        "a 403.",
         request=UpsertCustomerSerializer,
         responses={
             200: UpsertResultSerializer,
@@ -189,9 +190,22 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             lookup |= Q(external_userid=external_userid)
         if normalized:
             lookup |= Q(phone=normalized)
-        existing_ids = list(Customer.objects.filter(lookup).values_list("pk", flat=True))
-        if existing_ids:
-            policy.require_customers(user, existing_ids)
+        existing = list(Customer.objects.filter(lookup).values_list("pk", "external_userid"))
+        if existing:
+            existing_ids = [pk for pk, _ext in existing]
+            seen = set(
+                policy.visible_customers(user)
+                .filter(pk__in=existing_ids)
+                .values_list("pk", flat=True)
+            )
+            hidden = [ext for pk, ext in existing if pk not in seen]
+            if hidden:
+                # Refused like an identifier held by another customer, naming no customer
+                # (the import's rule, customers.importing): no oracle for who holds it.
+                raise services.identifier_conflict(
+                    "external_userid" if external_userid and external_userid in hidden else "phone"
+                )
+            policy.require_customers(user, existing_ids, policy.Level.EDIT)
         else:
             data["owner"] = user
             data["department_id"] = (
@@ -229,15 +243,19 @@ class EventViewSet(ScopedViewSet):
 
     @extend_schema(
         summary="Ingest behaviour events",
-        description="Up to 1000 events per call, all for customers you may see (else 404, "
-        "nothing stored). Idempotent: an event whose `client_event_id` is known is skipped.",
+        description="Up to 1000 events per call, all for customers you may change (404 for "
+        "one you cannot see, 403 for one shared with you read-only; nothing stored). Idempotent: an event whose `client_event_id` its customer already has is skipped (ids are unique per customer).",
         request=EventBatchSerializer,
         responses={200: EventResultSerializer},
         examples=[ex.EVENTS_REQUEST, ex.EVENTS_RESPONSE],
     )
     def create(self, request):
         events = self.validated(EventBatchSerializer)["events"]
-        policy.require_customers(request.user, list(dict.fromkeys(e["customer"] for e in events)))
+        policy.require_customers(
+            request.user,
+            list(dict.fromkeys(e["customer"] for e in events)),
+            policy.Level.EDIT,
+        )
         created = services.record_events(
             [
                 {"customer_id": event["customer"]}

@@ -27,7 +27,6 @@ from api.viewsets import ScopedViewSet
 from customers.api.serializers import CustomerSerializer
 from customers.api.views import visible_assignments
 from customers.models import Customer
-from permissions import policy
 from tagging import segments
 from tagging.models import Segment
 
@@ -52,7 +51,12 @@ class SegmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_text(self, segment) -> str:
-        return segments.to_text(segment.expression)
+        # Rendered for the reader: tags they may not view are a placeholder, never a name.
+        user = self.context["request"].user
+        tags = self.context.get("readable_tags")
+        if tags is None:
+            return segments.to_text(segment.expression, user)
+        return segments.to_text(segment.expression, user, tags=tags)
 
     def get_owner_name(self, segment) -> str:
         return str(segment.owner)
@@ -200,13 +204,21 @@ class SegmentViewSet(mixins.ListModelMixin, ScopedViewSet):
             {
                 "count": segments.count(expression, self.request.user),
                 "expression": expression,
-                "text": segments.to_text(expression, self._tag_names(expression)),
+                "text": segments.to_text(expression, self.request.user),
             }
         )
 
-    def _tag_names(self, expression: dict) -> dict:
-        tags = policy.visible_tags(self.request.user, include_inactive=True).select_related("group")
-        return {t.pk: t for t in tags.filter(pk__in=segments.tag_ids(expression))}
+    def list(self, request, *args, **kwargs):
+        # One query for the names of every segment's tags on the page, not one per segment.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        combined = {"or": [{"tag": t} for s in page for t in segments.tag_ids(s.expression)]}
+        context = {
+            **self.get_serializer_context(),
+            "readable_tags": segments.readable_tags(combined, request.user)
+            if combined["or"]
+            else {},
+        }
+        return self.get_paginated_response(SegmentSerializer(page, many=True, context=context).data)
 
     @extend_schema(
         summary="Count the customers of a saved segment",

@@ -22,6 +22,10 @@ class TagGroupSerializer(serializers.ModelSerializer):
         help_text="Your level in this group: view, edit or create."
     )
     tag_count = serializers.SerializerMethodField(help_text="Active tags in the group.")
+    parent = serializers.SerializerMethodField(
+        help_text="The parent group, or null for a top-level group and for a group whose parent "
+        "you may not view (it is a top-level group for you)."
+    )
 
     class Meta:
         model = TagGroup
@@ -41,6 +45,11 @@ class TagGroupSerializer(serializers.ModelSerializer):
 
     def get_my_level(self, group) -> str | None:
         return level_name(self.context["levels"].get(group.pk))
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_parent(self, group) -> int | None:
+        # Never the id of a group the reader may not view (``levels``: the groups they view).
+        return group.parent_id if group.parent_id in self.context["levels"] else None
 
     def get_tag_count(self, group) -> int:
         return getattr(group, "active_tag_count", 0)

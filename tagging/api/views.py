@@ -86,7 +86,7 @@ def change_customer_tags(
 ) -> list[dict]:
     """Check everything, then remove and add in one transaction: all or nothing. Returns one
     result per customer, in the order given."""
-    policy.require_customers(user, customer_ids)
+    policy.require_customers(user, customer_ids, policy.Level.EDIT)
     add_tags = require_assignable(user, add)
     remove_tags = require_assignable(user, remove)
     removed = services.unassign_tags(

@@ -72,6 +72,7 @@ def _assignment_audits(
     rule_id: int | None = None,
     reason: str = "",
     now: datetime | None = None,
+    after: dict[str, Any] | None = None,
 ) -> list[AuditEntry]:
     now = now or timezone.now()
     actor_id = _actor_id(actor)
@@ -87,6 +88,7 @@ def _assignment_audits(
             rule_id=rule_id,
             object_repr=str(tags[tag_id])[:255],
             reason=reason[:255],
+            after=after,
         )
         for customer_id, tag_id in pairs
     ]

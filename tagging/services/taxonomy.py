@@ -559,7 +559,9 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
     """Merge ``sources`` into ``target`` (docs/taxonomy.md#merge): every customer holding a source
     tag holds the target once, keeping the earliest assignment's author and time; source tags end
     archived with ``merged_into`` = target. Auto tags are not merged (their rules own them). Returns
-    the number of assignments added to the target. Audited per assignment and per merged tag."""
+    the number of assignments added to the target. Audited per assignment and per merged tag; the
+    entries store the target as a reference (``after["merged_into"]``), not its name, which readers
+    who may not view the target must never see (``tagging.audit_view`` renders "merged into …")."""
     target = Tag.objects.select_for_update().select_related("group").get(pk=target.pk)
     source_list = [t for t in _load_tags(sources) if t.pk != target.pk]
     if not source_list:
@@ -630,7 +632,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
     )
     now = timezone.now()
     tags_by_id = {t.pk: t for t in [target, *source_list]}
-    reason = _("merged into “%(tag)s”") % {"tag": target}
+    pointer = {"merged_into": target.pk}
     AuditEntry.objects.bulk_create(
         _assignment_audits(
             [(c, t) for _pk, c, t in removed],
@@ -638,8 +640,8 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             tags=tags_by_id,
             actor=actor,
             source=AssignmentSource.MERGE,
-            reason=reason,
             now=now,
+            after=pointer,
         )
         + _assignment_audits(
             [(c, target.pk) for c in to_add],
@@ -647,8 +649,8 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             tags=tags_by_id,
             actor=actor,
             source=AssignmentSource.MERGE,
-            reason=reason,
             now=now,
+            after=pointer,
         ),
         batch_size=5000,
     )
@@ -666,8 +668,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             group=tag.group,
             object_repr=str(tag),
             before=before,
-            after={**_tag_snapshot(tag), "merged_into": target.pk},
-            reason=reason,
+            after={**_tag_snapshot(tag), **pointer},
         )
     _follow_merge(source_ids, target.pk)
     return len(to_add)

@@ -44,8 +44,6 @@ FOREIGN_CUSTOMER_CASES = [
     ("get", "/api/v1/customers/{foreign}/timeline", None),
     ("post", "/api/v1/tags/batch", {"customers": ["{own}", "{foreign}"], "add": ["{high}"]}),
     ("post", "/api/v1/events", {"events": ["{own_event}", "{foreign_event}"]}),
-    ("post", "/api/v1/customers/upsert", {"external_userid": "{foreign_ext}", "name": "改名"}),
-    ("post", "/api/v1/customers/upsert", {"phone": "{foreign_phone}", "name": "改名"}),
 ]
 
 INVISIBLE_TAG_CASES = [
@@ -126,6 +124,45 @@ def test_invisible_objects_are_404_and_nothing_changes(sales_api, ids, method, p
     assert "付款方式" not in error["message"] and "财务私标" not in error["message"]
     assert "微信" not in error["message"]
     assert _state() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"external_userid": "{foreign_ext}", "name": "改名"},
+            "This external userid belongs to another customer.",
+        ),
+        ({"phone": "{foreign_phone}", "name": "改名"}, "This phone belongs to another customer."),
+        (
+            {"external_userid": "wmBRANDNEW", "phone": "{foreign_phone}"},
+            "This phone belongs to another customer.",
+        ),
+    ],
+)
+def test_upsert_onto_an_invisible_customer_is_a_conflict_naming_no_one(
+    sales_api, world, ids, body, message
+):
+    """The same 409 as a phone held by a visible customer: no id, no external userid."""
+    before = _state()
+    error = assert_error(
+        _call(sales_api, "post", "/api/v1/customers/upsert", body, ids), 409, "identifier_conflict"
+    )
+    assert error["message"] == message
+    foreign = world.finance_customers[0]
+    assert str(foreign.pk) not in error["message"] + str(error["details"])
+    assert _state() == before
+    own = world.sales_customers[0]
+    visible = _call(
+        sales_api,
+        "post",
+        "/api/v1/customers/upsert",
+        {"external_userid": "wmOTHER", "phone": own.phone},
+        ids,
+    )
+    assert assert_error(visible, 409, "identifier_conflict")["message"] == (
+        "This phone belongs to another customer."
+    )
 
 
 def test_tag_admin_cannot_touch_someone_elses_personal_tags(world, tag_admin, ids):

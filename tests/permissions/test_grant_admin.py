@@ -14,6 +14,7 @@ from permissions.models import (
     EmployeeGrant,
     PermissionTemplate,
     PermissionTemplateEntry,
+    ShareLevel,
 )
 from permissions.policy import Level
 from tagging import services as tagging_services
@@ -209,16 +210,35 @@ def test_customer_share_admin_is_audited(tag_admin, departments):
     client = client_for(tag_admin)
     response = client.post(
         reverse("admin:permissions_customershare_add"),
-        {"content_object": departments["市场部"].pk, "shared_with": departments["销售部"].pk},
+        {
+            "content_object": departments["市场部"].pk,
+            "shared_with": departments["销售部"].pk,
+            "level": ShareLevel.VIEW,
+        },
     )
     assert response.status_code == 302
-    assert CustomerShare.objects.count() == 1
+    share = CustomerShare.objects.get()
+    assert share.level == ShareLevel.VIEW
     assert grant_audits().count() == 1
     same = client.post(
         reverse("admin:permissions_customershare_add"),
-        {"content_object": departments["市场部"].pk, "shared_with": departments["市场部"].pk},
+        {
+            "content_object": departments["市场部"].pk,
+            "shared_with": departments["市场部"].pk,
+            "level": ShareLevel.VIEW,
+        },
     )
     assert same.status_code == 200 and CustomerShare.objects.count() == 1
+    # Raising a share to edit: only the level changes, audited with before and after.
+    raised = client.post(
+        reverse("admin:permissions_customershare_change", args=[share.pk]),
+        {"level": ShareLevel.EDIT},
+    )
+    assert raised.status_code == 302
+    share.refresh_from_db()
+    assert share.level == ShareLevel.EDIT and share.content_object == departments["市场部"]
+    entry = grant_audits().order_by("-pk").first()
+    assert (entry.before["level"], entry.after["level"]) == ("view", "edit")
 
 
 def test_approval_queue_approve_and_reject_with_reason(

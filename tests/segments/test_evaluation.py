@@ -163,4 +163,4 @@ def test_matches_brute_force(world, superuser, monkeypatch, small_result, data):
 @given(data=st.data())
 def test_text_form_round_trips(world, superuser, data):
     expr = segments.validate(data.draw(expressions(world)), superuser)
-    assert segments.parse(segments.to_text(expr), superuser) == expr
+    assert segments.parse(segments.to_text(expr, superuser), superuser) == expr

@@ -58,7 +58,7 @@ def test_canonical_form_flattens_dedupes_and_sorts(superuser, taxonomy):
 def test_text_round_trip(superuser, taxonomy):
     text = '(意向:高 OR 意向:中) AND 客户来源:官网 AND NOT 饮食:"VIP 客户" AND @total_spend >= 2000'
     expr = segments.parse(text, superuser)
-    rendered = segments.to_text(expr)
+    rendered = segments.to_text(expr, superuser)
     assert "@total_spend >= 2000" in rendered
     assert segments.parse(rendered, superuser) == expr
 
