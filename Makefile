@@ -11,4 +11,4 @@ ci:  ## what CI runs: PostgreSQL + Redis on 127.0.0.1, then `make test`
 	bash .ci/run
 
 clean:
-	rm -rf .venv var/tagdesk.sqlite3 .pytest_cache .ruff_cache
+	rm -rf .venv var/tagdesk.sqlite3 .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

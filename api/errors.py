@@ -94,11 +94,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code, message, http = _drf_error_code(exc), _drf_message(exc), exc.status_code
         details = exc.detail if isinstance(exc, exceptions.ValidationError) else None
         if isinstance(exc, exceptions.Throttled):
-            details = {"retry_after": exc.wait and int(exc.wait + 0.999)}
-            if exc.wait is not None:
-                headers["Retry-After"] = str(int(exc.wait + 0.999))
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
+            # Throttled.__init__ sets ``wait``; the DRF stubs declare only the argument.
+            wait: float | None = getattr(exc, "wait", None)
+            details = {"retry_after": wait and int(wait + 0.999)}
+            if wait is not None:
+                headers["Retry-After"] = str(int(wait + 0.999))
+        elif retry_after := getattr(exc, "retry_after", None):  # a login lockout (api.auth)
+            details = {"retry_after": retry_after}
+            headers["Retry-After"] = str(retry_after)
+        auth_header: str | None = getattr(exc, "auth_header", None)  # set by DRF's auth views
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
     else:
         return None  # a bug: let Django log it and answer 500
     return Response(error_body(code, message, details), status=http, headers=headers)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import csp.constants as csp
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,13 +32,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
     "import_export",
     "django_celery_beat",
+    "axes",
+    "csp",
     "permissions",
     "customers",
     "tagging",
@@ -46,6 +49,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files with DEBUG=0 too (hashed names, compressed, cached for a year).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for a lockout into api.lockout's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -69,6 +77,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -89,6 +98,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "permissions.User"
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out account + address
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -99,6 +109,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Login lockout (django-axes) for the admin and the API token login alike: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one account from one address, that pair is refused
+# (429, even with the right password) for LOGIN_COOLOFF_MINUTES. Attempts and failures are
+# kept in axes' tables (admin: "Axes"); `manage.py axes_reset_username NAME` unlocks early.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "api.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_VERBOSE = False  # the tables are the record; no log line per attempt or command start
 
 # guardian: no anonymous user row; permissions come only from explicit grants.
 ANONYMOUS_USER_NAME = None
@@ -114,11 +137,29 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# collectstatic writes hashed, compressed copies; whitenoise serves them. Without DEBUG a missing
+# file in a template is an error at render time, so a production start is never unstyled.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_MANIFEST_STRICT = False  # a file missing from the manifest is served unhashed, not a 500
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Background jobs: leases, reaper -------------------------------------------------------
+# A worker renews its job's lease with every import batch (a rule run: every third of the lease,
+# from a heartbeat thread). A job still unfinished after its lease lost its worker: the reaper
+# (beat, every minute) queues it again, at most TAGDESK_JOB_MAX_ATTEMPTS times, then fails it.
+TAGDESK_JOB_LEASE_SECONDS = env_int("TAGDESK_JOB_LEASE_SECONDS", 600, minimum=1)
+TAGDESK_JOB_MAX_ATTEMPTS = env_int("TAGDESK_JOB_MAX_ATTEMPTS", 5, minimum=1)
 
 # --- Redis, cache, Celery ---------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or ""
@@ -150,12 +191,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged (acks_late) message after the visibility timeout. It only
+# has to outlast one lease (the longest batch or rule run): a job is healed by the reaper, and a
+# message delivered again while its job still holds a live lease is a no-op.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT", 2 * TAGDESK_JOB_LEASE_SECONDS, minimum=1
+    )
+}
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.tokens.DeviceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -207,6 +256,10 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
+TAGDESK_TOKEN_TTL_DAYS = env_int("TAGDESK_TOKEN_TTL_DAYS", 30, minimum=1)
+TAGDESK_MAX_TOKENS_PER_USER = env_int("TAGDESK_MAX_TOKENS_PER_USER", 20, minimum=1)
+TAGDESK_IMPORT_BATCH_ROWS = env_int("TAGDESK_IMPORT_BATCH_ROWS", 5000, minimum=1)
+
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
@@ -215,15 +268,45 @@ SECURE_SSL_REDIRECT = not DEBUG and env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only behind a proxy that sets the header (and strips it from clients): SECURE_PROXY_SSL_HEADER
+# names it, e.g. HTTP_X_FORWARDED_PROTO; a request carrying it with "https" counts as secure.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER") or ""
+if _proxy_ssl_header and not _proxy_ssl_header.startswith("HTTP_"):
+    raise ImproperlyConfigured(
+        f"SECURE_PROXY_SSL_HEADER must name a request header as Django sees it, e.g."
+        f" HTTP_X_FORWARDED_PROTO; got {_proxy_ssl_header!r}"
+    )
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp 4) on every page: scripts only from this site or inline
+# with the request's nonce (the admin's templates, the sidecar Swagger/Redoc pages carry it);
+# inline style attributes stay allowed (tag colour chips). Redoc adds 'unsafe-eval' on its page
+# only (api/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF, "data:"],
+        "connect-src": [csp.SELF],
+        "worker-src": [csp.SELF, "blob:"],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
+    # django-axes logs every reset at INFO; its tables are the record (admin: "Axes").
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # Static beat entries; django-celery-beat copies them into its tables, where the admin edits them.
@@ -242,4 +325,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tagging.compact_segment_index",
         "schedule": crontab(minute="*"),
     },
+    "reap-import-jobs": {"task": "customers.reap_import_jobs", "schedule": crontab(minute="*")},
+    "reap-rule-runs": {"task": "rules.reap_rule_runs", "schedule": crontab(minute="*")},
 }

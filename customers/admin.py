@@ -316,14 +316,14 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
             if result.unchanged:
                 message += " " + _("%(n)d were already there.") % {"n": result.unchanged}
             return message
-        result = services.unassign_tags(
+        removal = services.unassign_tags(
             ids, tags, actor=request.user, source=AssignmentSource.MANUAL, reason=data["reason"]
         )
         return ngettext(
             "Removed %(removed)d tag assignment from %(count)d selected customers.",
             "Removed %(removed)d tag assignments from %(count)d selected customers.",
-            len(result.removed),
-        ) % {"removed": len(result.removed), "count": len(ids)}
+            len(removal.removed),
+        ) % {"removed": len(removal.removed), "count": len(ids)}
 
 
 def _admin_url(name: str) -> str:
@@ -354,7 +354,7 @@ class CustomerEventAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
         "payload",
         "created_at",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     def get_queryset(self, request):
         events = super().get_queryset(request)

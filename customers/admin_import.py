@@ -28,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
@@ -375,10 +375,42 @@ class ImportJobAdmin(admin.ModelAdmin):
         "rows_done",
         "rows_total",
         "errors_so_far",
+        "attempts",
+        "heartbeat_at",
         "created_at",
     ]
     list_filter = ["status", "mode", "dry_run"]
     readonly_fields = [f.name for f in ImportJob._meta.fields]
+    actions = ["resume_jobs"]
+
+    @admin.action(
+        description=gettext_lazy("Resume selected imports (failed, or lost their worker)")
+    )
+    def resume_jobs(self, request, queryset):
+        resumed = [pk for pk in queryset.values_list("pk", flat=True) if tasks.resume_job(pk)]
+        skipped = queryset.count() - len(resumed)
+        if resumed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d import resumed: it goes on after its last committed batch.",
+                    "%(count)d imports resumed: they go on after their last committed batch.",
+                    len(resumed),
+                )
+                % {"count": len(resumed)},
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d import was left alone: it finished or its worker is alive.",
+                    "%(count)d imports were left alone: they finished or their worker is alive.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).select_related("user")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer
@@ -44,11 +48,11 @@ class GroupedTagChoices:
     """Tags grouped by their group (<optgroup>) for the bulk form's picker, auto tags left out
     (no person adds or removes them)."""
 
-    def __init__(self, queryset) -> None:
+    def __init__(self, queryset: QuerySet[Tag]) -> None:
         self.queryset = queryset
 
-    def __iter__(self):
-        groups: dict[int, tuple[str, list]] = {}
+    def __iter__(self) -> Iterator[tuple[str, list[tuple[int, str]]]]:
+        groups: dict[int, tuple[str, list[tuple[int, str]]]] = {}
         tags = self.queryset.exclude(group__kind=TagKind.AUTO).select_related("group")
         for tag in tags.order_by("group__sort_order", "group_id", "sort_order", "id"):
             label = (
@@ -89,6 +93,6 @@ class BulkTagForm(forms.Form):
         if mode == "remove":
             queryset = queryset.exclude(status=TagStatus.PENDING)
             del self.fields["replace_exclusive"]
-        field = self.fields["tags"]
+        field = cast(forms.ModelMultipleChoiceField, self.fields["tags"])
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)

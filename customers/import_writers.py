@@ -10,17 +10,15 @@ Audit entries match ``customers.services.upsert_customer``: one per created or c
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from customers.import_plan import CustomerState, Plan
 from customers.models import Customer
 from tagging.models import AssignmentSource, AuditAction, AuditEntry
 from tagging.services import bulk_assign
-
-if TYPE_CHECKING:
-    from customers.importing import CustomerState, Plan
 
 BATCH = 2000
 
@@ -33,10 +31,17 @@ def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
     else:
         _write_customers_orm(plan, actor_id=actor_id, department_id=department_id, now=now)
     bulk_assign(
-        [(customer.pk, tag_id) for customer, tag_id in plan.pairs],
+        [(_written_pk(customer), tag_id) for customer, tag_id in plan.pairs],
         actor=actor,
         source=AssignmentSource.IMPORT,
     )
+
+
+def _written_pk(customer: CustomerState) -> int:
+    """The customer's id, which the writers above gave every new customer."""
+    if customer.pk is None:
+        raise RuntimeError(f"Import: customer {customer.external_userid or customer.phone} unsaved")
+    return customer.pk
 
 
 def _snapshot(customer: CustomerState, department_id: int | None, *, before: bool) -> dict:

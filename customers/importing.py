@@ -43,15 +43,16 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
+from customers.import_plan import CustomerState, Plan
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
-from customers.models import EXTERNAL_USERID_RE, Customer
+from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH, Customer
 from customers.phones import InvalidPhone, normalize_phone
 from customers.services import identifier_conflict_message
 from permissions import policy
 from permissions.models import DepartmentMembership
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind
-from tagging.names import FORBIDDEN_NAME_CHARS, fold_name
+from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
 from tagging.services import assignable_error
 
 # Header aliases (trimmed, case-insensitive): docs/import-export.md#columns.
@@ -66,7 +67,6 @@ COLUMN_ALIASES = {
     "标签": "tags",
 }
 TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
-NAME_MAX_LENGTH = Customer._meta.get_field("name").max_length
 CHUNK = 5000  # identifiers per lookup query
 
 
@@ -160,61 +160,6 @@ class ImportReport:
         self.rejected.extend(other.rejected)
 
 
-# --- the in-memory picture of customers while validating ---------------------------------------
-
-
-class CustomerState:
-    """A customer as the file sees it: from the database and/or created by earlier good rows."""
-
-    __slots__ = (
-        "pk",
-        "external_userid",
-        "phone",
-        "name",
-        "orig_external_userid",
-        "orig_name",
-        "tags",
-        "corporate",
-        "exclusive",
-        "visible",
-        "editable",
-        "pending_tags",
-    )
-
-    def __init__(self, pk, external_userid, phone, name, *, visible=True):
-        self.pk = pk
-        self.external_userid = external_userid
-        self.phone = phone
-        self.name = name
-        self.orig_external_userid = external_userid
-        self.orig_name = name
-        self.tags: set[int] = set()
-        self.corporate = 0
-        self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
-        self.visible = visible
-        self.editable = visible
-        self.pending_tags: list[int] = []  # added by this file, in order
-
-    @property
-    def is_new(self) -> bool:
-        return self.pk is None
-
-    @property
-    def changed(self) -> bool:
-        return not self.is_new and (
-            self.external_userid != self.orig_external_userid or self.name != self.orig_name
-        )
-
-
-@dataclass
-class Plan:
-    """What applying a batch writes; built by validation, consumed by the writer."""
-
-    new: list[CustomerState] = field(default_factory=list)
-    changed: list[CustomerState] = field(default_factory=list)
-    pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
-
-
 @dataclass(slots=True)
 class ParsedRow:
     line: int
@@ -293,10 +238,10 @@ class Importer:
         # What assign_tags would refuse (kind, ownership, status), judged once per tag.
         self.tag_errors: dict[int, tuple[str, str]] = {}
         for tag in self.tags_by_key.values():
-            error = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
-            if error is not None:
-                code = error.code if error.code == "rule_tag_not_assignable" else "unknown_tag"
-                self.tag_errors[tag.pk] = (code, str(error))
+            refusal = assignable_error(tag, actor=self.user, source=AssignmentSource.IMPORT)
+            if refusal is not None:
+                code = refusal.code if refusal.code == "rule_tag_not_assignable" else "unknown_tag"
+                self.tag_errors[tag.pk] = (code, str(refusal))
         # Per tag, everything a row check needs: (group id, exclusive, corporate, error or None).
         self.corporate_limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
         self.tag_info: dict[int, tuple[int, bool, bool, tuple[str, str] | None]] = {}
@@ -477,6 +422,11 @@ class Importer:
             if len(parts) != 1:
                 return _malformed(item)
             group_name, tag_name = group.name, parts[0]
+        try:  # bidi controls, or nothing visible: no name is like that (tagging.names)
+            check_characters(group_name)
+            check_characters(tag_name)
+        except InvalidName as exc:
+            return "malformed_tag", f"“{visible(item[:80])}”: {exc}"
         too_long = [n for n in (group_name, tag_name) if len(n) > limit]
         if too_long:
             return (
@@ -584,7 +534,6 @@ class Importer:
             )
             return
         # Tags: what this row adds, checked like assign_tags would (additive: held tags are left).
-        fresh = customer is None
         held = customer.tags if customer else ()
         exclusive = dict(customer.exclusive) if customer and customer.exclusive else {}
         corporate = customer.corporate if customer else 0
@@ -631,7 +580,7 @@ class Importer:
         if row.errors:
             return
         # The row is good: it changes the picture the next rows see.
-        if fresh:
+        if customer is None:
             customer = CustomerState(None, ext, phone, row.name)
             plan.new.append(customer)
             state.add(customer)
@@ -717,7 +666,7 @@ class _StateIndex:
             group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
             if corporate:
                 customer.corporate += 1
-            if exclusive:
+            if exclusive and group_id is not None:
                 customer.exclusive[group_id] = tag_id
         for customer in found.values():
             self.add(customer)
@@ -825,7 +774,7 @@ def import_file(
     except UnreadableFile as exc:
         return file_error_report(exc, exc.code)
     except HeaderError as exc:
-        report = ImportReport(file_error=True, header=header.values)
+        report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return report
     report = importer.run(rows, dry_run=dry_run)

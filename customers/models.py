@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django.conf import settings
@@ -22,17 +23,13 @@ validate_external_userid = RegexValidator(
 )
 
 
+NAME_MAX_LENGTH = 128  # Customer.name; the importer reports longer names
+
+
 class CustomerQuerySet(models.QuerySet):
     def with_tags(self) -> CustomerQuerySet:
         """Prefetch assignments with their tag and group: one extra query for a whole page."""
         return self.prefetch_related("assignments__tag__group")
-
-    def visible_to(self, user) -> CustomerQuerySet:
-        """The customers in ``user``'s scope (docs/permissions.md#customer-scope); see
-        permissions.policy."""
-        from permissions import policy
-
-        return policy.visible_customers(user, queryset=self)
 
 
 class Customer(models.Model):
@@ -53,7 +50,7 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Stored in E.164 form, e.g. +8613800138000."),
     )
-    name = models.CharField(_("name"), max_length=128, blank=True)
+    name = models.CharField(_("name"), max_length=NAME_MAX_LENGTH, blank=True)
     remark = models.CharField(_("remark"), max_length=255, blank=True)
     company = models.CharField(_("company"), max_length=128, blank=True)
     owner = models.ForeignKey(
@@ -240,12 +237,22 @@ class CustomerEvent(models.Model):
         super().save(*args, **kwargs)
 
 
+def job_lease_expiry():
+    """When a job nobody works on is taken over (TAGDESK_JOB_LEASE_SECONDS from now)."""
+    return timezone.now() + dt.timedelta(seconds=settings.TAGDESK_JOB_LEASE_SECONDS)
+
+
 class ImportJob(models.Model):
     """One customer/tag import: the status row the admin shows and the Celery task updates.
 
     ``rows_done`` counts data records whose batch is committed; a re-run resumes after them.
     ``result`` holds the import_customers --json keys (docs/import-export.md#import_customers;
     errors included) as they accumulate.
+
+    The lease: the worker running the job (``lease_owner``) renews ``lease_expires_at`` with every
+    batch. A job still queued or running after its lease lost its worker (or its message); the
+    reaper (``customers.reap_import_jobs``, every minute) queues it again and it resumes after
+    its last committed batch. A new job's lease is the deadline for a worker to pick it up.
     """
 
     class Status(models.TextChoices):
@@ -284,6 +291,12 @@ class ImportJob(models.Model):
     )
     error_message = models.TextField(_("error"), blank=True)
     task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    lease_owner = models.CharField(_("worker lease"), max_length=64, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(
+        _("lease expires"), null=True, blank=True, default=job_lease_expiry
+    )
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)

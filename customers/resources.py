@@ -33,7 +33,14 @@ from import_export.results import Result, RowResult
 
 from customers.exporting import HEADERS, iter_rows, neutralise
 from customers.import_readers import Record, clean_field
-from customers.importing import HeaderError, Importer, ImportReport, Mode, import_file
+from customers.importing import (
+    HeaderError,
+    Importer,
+    ImportReport,
+    Mode,
+    RowError,
+    import_file,
+)
 from customers.models import Customer
 from permissions import policy
 
@@ -47,8 +54,8 @@ class CustomerResource(resources.ModelResource):
 
     class Meta:
         model = Customer
-        fields = ("external_userid", "phone", "name", "tags")
-        export_order = ("external_userid", "phone", "name", "tags")
+        fields: tuple[str, ...] = ("external_userid", "phone", "name", "tags")
+        export_order: tuple[str, ...] = ("external_userid", "phone", "name", "tags")
         import_id_fields = ("external_userid",)
         skip_unchanged = True
 
@@ -162,10 +169,12 @@ def _base_error(error):
 
 
 def _fill_result(result: Result, report: ImportReport, headers: list[str]) -> None:
-    by_line: dict[int, list] = {}
+    by_line: dict[int | None, list[RowError]] = {}
     for error in report.errors:
         by_line.setdefault(error.line, []).append(error)
-    values_by_line = {line: values for line, values, _reason in report.rejected}
+    values_by_line: dict[int | None, list[str]] = {
+        line: values for line, values, _reason in report.rejected
+    }
     for line, errors in by_line.items():
         values = dict(zip(headers, values_by_line.get(line, []), strict=False))
         messages: dict[str, list[str]] = {}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
@@ -93,12 +93,13 @@ def upsert_customer(
         and by_phone.external_userid != external_userid
     ):
         raise identifier_conflict("phone")
-    customer = by_ext or by_phone
-    created = customer is None
-    before = None if created else _snapshot(customer)
-    if created:
+    found = by_ext or by_phone
+    created = found is None
+    before = None if found is None else _snapshot(found)
+    if found is None:
         customer = Customer(external_userid=external_userid, phone=phone)
     else:
+        customer = found
         customer.external_userid = customer.external_userid or external_userid
         customer.phone = customer.phone or phone
     for key, value in attributes.items():
@@ -178,7 +179,7 @@ def record_events(events: Iterable[Mapping[str, Any]]) -> int:
     if not rows:
         return 0
     keyed = [r for r in rows if r.client_event_id]
-    known: set[tuple[int, str]] = set()
+    known: set[tuple[int, str | None]] = set()
     if keyed:
         known = set(
             CustomerEvent.objects.filter(
@@ -226,7 +227,7 @@ def refresh_aggregates(customer_ids: Iterable[int] | None = None) -> int:
     )
 
 
-def search_customers(queryset, term: str):
+def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:
     """Filter by name, remark, company or external_userid (substring) or phone in any spelling."""
     from customers.phones import clean_phone_text, try_normalize_phone
 

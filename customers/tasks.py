@@ -11,17 +11,27 @@ does not report left nothing, and a second worker running the same job cannot ap
 
 Strict jobs first validate the whole file without writing (nothing is applied if any row is
 bad); lenient jobs apply the good rows batch by batch in file order. Dry runs only validate.
+
+Leases heal lost jobs. Claiming a job (a conditional update) takes its lease; every batch renews
+it in the batch's transaction. A worker killed with SIGKILL renews nothing: once the lease has
+expired, ``reap_import_jobs`` (beat, every minute) releases it and queues the job again, and the
+next worker resumes after the last committed batch. A worker that finds another's live lease
+leaves the job alone (the same task delivered again may take over its own lease at once); a worker
+that lost its lease to another gets ``Superseded`` at its next batch and applies nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import uuid
 
 from celery import shared_task
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,11 +45,11 @@ from customers.importing import (
     read_records,
     rejected_rows_csv,
 )
-from customers.models import ImportJob
+from customers.models import ImportJob, job_lease_expiry
 
 logger = logging.getLogger(__name__)
 
-BATCH_ROWS = 5000
+BATCH_ROWS = settings.TAGDESK_IMPORT_BATCH_ROWS
 S = ImportJob.Status
 ACTIVE = [S.QUEUED, S.VALIDATING, S.RUNNING]
 
@@ -55,18 +65,54 @@ def run_import_job(self, job_id: int) -> str:
 
 
 def enqueue(job: ImportJob) -> None:
-    """Queue the job's task once the job row is committed."""
-    transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    """Queue the job's task once the job row is committed (its lease, set when the row was made,
+    is the deadline for a worker to claim it; the reaper queues it again after that)."""
+    transaction.on_commit(lambda: send(job.pk))
+
+
+def send(job_id: int) -> bool:
+    """Hand the job to the broker. A broker that refuses fails the job with the reason at once
+    (nothing was applied), so no job waits for a worker that will never come."""
+    try:
+        run_import_job.delay(job_id)
+    except Exception as exc:
+        if ImportJob.objects.filter(pk=job_id, status__in=ACTIVE, lease_owner="").exists():
+            logger.exception("import job %s could not be queued", job_id)
+            ImportJob.objects.filter(pk=job_id, status__in=ACTIVE, lease_owner="").update(
+                status=S.FAILED,
+                finished_at=Now(),
+                lease_expires_at=None,
+                error_message=_("The import could not be queued: %(error)s")
+                % {"error": str(exc)[:500]},
+            )
+            return False
+        raise  # eager mode: the job itself failed (and says so); let the caller see it
+    return True
 
 
 def process_job(job_id: int, task_id: str = "") -> str:
     """Claim the job (a conditional update: queued, running after a lost worker, or failed) and
-    run or resume it. A finished job is left alone, so duplicate deliveries are harmless."""
+    run or resume it. A finished job, or one whose lease another worker holds, is left alone, so
+    duplicate deliveries are harmless."""
     ImportJob.objects.filter(pk=job_id, status=S.FAILED).update(
         status=S.QUEUED, finished_at=None, error_message=""
     )
-    claimed = ImportJob.objects.filter(pk=job_id, status__in=ACTIVE).update(
-        started_at=Coalesce(F("started_at"), Now()), task_id=task_id[:64]
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if task_id:  # the same message delivered again (worker lost): take over its lease at once
+        free |= Q(task_id=task_id[:64])
+    claimed = (
+        ImportJob.objects.filter(pk=job_id, status__in=ACTIVE)
+        .filter(free)
+        .update(
+            started_at=Coalesce(F("started_at"), Now()),
+            task_id=task_id[:64],
+            lease_owner=token,
+            lease_expires_at=job_lease_expiry(),
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+        )
     )
     if not claimed:
         return ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first() or ""
@@ -77,8 +123,76 @@ def process_job(job_id: int, task_id: str = "") -> str:
         return S.RUNNING
     except Exception as exc:
         logger.exception("import job %s failed", job_id)
-        _finish(job, S.FAILED, message=str(exc)[:2000])
+        # Superseded: another worker owns the job now; this failure is not its outcome.
+        with contextlib.suppress(Superseded):
+            _finish(job, S.FAILED, message=str(exc)[:2000])
         raise
+
+
+def _renew(job: ImportJob) -> None:
+    """Renew the lease between batches; a job whose lease another worker took is not ours."""
+    renewed = ImportJob.objects.filter(
+        pk=job.pk, lease_owner=job.lease_owner, status__in=ACTIVE
+    ).update(lease_expires_at=job_lease_expiry(), heartbeat_at=Now())
+    if not renewed:
+        raise Superseded
+
+
+@shared_task(name="customers.reap_import_jobs", ignore_result=True)
+def reap_import_jobs() -> dict:
+    """Beat, every minute: queue again every unfinished job whose lease expired (its worker
+    or its message was lost), releasing the lease with a conditional update so that two reapers
+    never queue one job twice; a job that lost TAGDESK_JOB_MAX_ATTEMPTS workers fails."""
+    now = timezone.now()
+    expired = ImportJob.objects.filter(status__in=ACTIVE).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+    requeued, failed = [], []
+    for pk, attempts in expired.values_list("pk", "attempts"):
+        still_expired = ImportJob.objects.filter(pk=pk, status__in=ACTIVE).filter(
+            Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+        )
+        if attempts >= settings.TAGDESK_JOB_MAX_ATTEMPTS:
+            if still_expired.update(
+                status=S.FAILED,
+                finished_at=now,
+                lease_owner="",
+                lease_expires_at=None,
+                error_message=_("The import lost its worker %(count)d times; it was stopped.")
+                % {"count": attempts},
+            ):
+                failed.append(pk)
+        elif still_expired.update(lease_owner="", lease_expires_at=job_lease_expiry()):
+            requeued.append(pk)
+    for pk in requeued:
+        logger.warning("import job %s lost its worker: queued again", pk)
+        send(pk)
+    return {"requeued": requeued, "failed": failed}
+
+
+def resume_job(job_id: int) -> bool:
+    """Admin "resume": queue again a failed job, or an unfinished one whose lease expired. It
+    resumes after its last committed batch, with a fresh count of attempts. Jobs that finished,
+    or whose worker is alive, are left alone (False)."""
+    now = timezone.now()
+    resumable = Q(status=S.FAILED) | Q(status__in=ACTIVE) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+    updated = (
+        ImportJob.objects.filter(pk=job_id)
+        .filter(resumable)
+        .update(
+            status=S.QUEUED,
+            finished_at=None,
+            error_message="",
+            lease_owner="",
+            lease_expires_at=job_lease_expiry(),
+            attempts=0,
+        )
+    )
+    if updated:
+        transaction.on_commit(lambda: send(job_id))
+    return bool(updated)
 
 
 def _process(job: ImportJob) -> str:
@@ -95,7 +209,7 @@ def _process(job: ImportJob) -> str:
     except UnreadableFile as exc:
         return _finish(job, S.REJECTED, report=_file_error(exc.code, str(exc)))
     except HeaderError as exc:
-        report = ImportReport(file_error=True, header=header.values)
+        report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return _finish(job, S.REJECTED, report=report)
     ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
@@ -112,6 +226,7 @@ def _process(job: ImportJob) -> str:
     _set_status(job, S.RUNNING)
     start = job.rows_done
     while start < len(rows):
+        _renew(job)
         batch = rows[start : start + BATCH_ROWS]
         report = importer.run(
             batch, atomic_callback=_progress(job, start, len(batch), importer.header)
@@ -128,17 +243,25 @@ def _progress(job: ImportJob, start: int, size: int, header: list[str]):
 
     def record(report: ImportReport) -> None:
         current = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if current.rows_done != start or current.status != S.RUNNING:
+        if (
+            current.rows_done != start
+            or current.status != S.RUNNING
+            or current.lease_owner != job.lease_owner
+        ):
             raise Superseded
         result = _merged(current, report).summary()
         result["rejected"] = current.result.get("rejected", []) + [
             [line, values, reason] for line, values, reason in report.rejected
         ]
         result["header"] = header
-        updated = ImportJob.objects.filter(pk=job.pk, rows_done=start, status=S.RUNNING).update(
+        updated = ImportJob.objects.filter(
+            pk=job.pk, rows_done=start, status=S.RUNNING, lease_owner=job.lease_owner
+        ).update(
             rows_done=start + size,
             errors_so_far=F("errors_so_far") + len(report.errors),
             result=result,
+            lease_expires_at=job_lease_expiry(),  # the heartbeat, committed with the batch
+            heartbeat_at=Now(),
         )
         if updated != 1:
             raise Superseded
@@ -175,7 +298,10 @@ def _file_error(code: str, message: str) -> ImportReport:
 
 
 def _set_status(job: ImportJob, status: str) -> None:
-    ImportJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(status=status)
+    if not ImportJob.objects.filter(
+        pk=job.pk, status__in=ACTIVE, lease_owner=job.lease_owner
+    ).update(status=status, lease_expires_at=job_lease_expiry(), heartbeat_at=Now()):
+        raise Superseded
     job.status = status
 
 
@@ -187,7 +313,13 @@ def _finish(
     message: str = "",
     rows_done: int | None = None,
 ) -> str:
-    fields = {"status": status, "finished_at": timezone.now(), "error_message": message}
+    fields = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error_message": message,
+        "lease_owner": "",
+        "lease_expires_at": None,
+    }
     if report is not None:
         result = report.summary()
         result["rejected"] = [[line, values, reason] for line, values, reason in report.rejected]
@@ -206,7 +338,8 @@ def _finish(
                 save=False,
             )
             fields["error_report"] = job.error_report.name
-    ImportJob.objects.filter(pk=job.pk).update(**fields)
+    if not ImportJob.objects.filter(pk=job.pk, lease_owner=job.lease_owner).update(**fields):
+        raise Superseded  # another worker took the job over; it reports the outcome
     for key, value in fields.items():
         if key != "error_report":
             setattr(job, key, value)

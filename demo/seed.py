@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from io import TextIOBase
 from typing import Any, TextIO
 
 from django.contrib.auth import get_user_model
@@ -47,6 +48,7 @@ from tagging.models import (
     TagGroup,
     TagKind,
     TagStatus,
+    allow_audit_truncate,
 )
 
 DEFAULT_CUSTOMERS = 2000
@@ -83,7 +85,7 @@ class DemoContext:
     events_per_customer: int
     seed: int
     audit: bool = True  # one audit entry per seeded assignment (the customers' tag timelines)
-    out: TextIO | None = None
+    out: TextIO | TextIOBase | None = None
     now: datetime = field(default_factory=lambda: timezone.now().replace(second=0, microsecond=0))
     departments: dict[str, Department] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +147,7 @@ def clear_data() -> None:
         ]
         with connection.cursor() as cursor:
             # CASCADE also empties tables of other apps that point at these (jobs, segments...).
+            allow_audit_truncate(cursor)
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     else:
         with connection.cursor() as cursor:  # the audit log refuses deletes through the ORM
@@ -393,7 +396,8 @@ class _Plan:
 
 
 def _plan(ctx: DemoContext) -> _Plan:
-    departments, weights = [], []
+    departments = []
+    weights: list[float] = []
     for name, weight in data.CUSTOMER_DEPARTMENTS:
         departments.append((ctx.departments[name].pk, ctx.employees_by_department[name]))
         weights.append(weight)
@@ -668,7 +672,7 @@ def seed_demo(
     seed: int = DEFAULT_SEED,
     reset: bool = False,
     audit: bool | None = None,
-    out: TextIO | None = None,
+    out: TextIO | TextIOBase | None = None,
 ) -> dict[str, Any]:
     """Write the demo data set in one transaction and return the summary (docs/README.md#seed_demo).
 

@@ -77,7 +77,7 @@ class CopyWriter:
         self.tables = tables
         self.constraints: list[tuple[str, str, str]] = []
         self.indexes: list[str] = []
-        self._json: dict[int, tuple[Any, bytes]] = {}
+        self._json: dict[int, tuple[Any, str]] = {}
 
     def _dumps(self, value: Any) -> str:
         # JSON values come from small pools of shared dicts: serialise each object once.

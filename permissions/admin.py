@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from permissions import policy, services
 from permissions.models import (
@@ -28,6 +28,7 @@ from permissions.models import (
     Department,
     DepartmentGrant,
     DepartmentMembership,
+    DeviceToken,
     EmployeeGrant,
     GrantLevel,
     PermissionTemplate,
@@ -615,7 +616,7 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["name"]
     actions = ["approve", "reject"]
     list_select_related = ["group", "created_by"]
-    fields = ["name", "group_name", "description", "status", "created_by", "review_note"]
+    fields = ("name", "group_name", "description", "status", "created_by", "review_note")
     readonly_fields = fields
 
     def has_module_permission(self, request):
@@ -694,3 +695,64 @@ class TagProposalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/permissions/reject_tags.html", context)
+
+
+@admin.register(DeviceToken)
+class DeviceTokenAdmin(admin.ModelAdmin):
+    """Every employee lists and revokes their own devices' tokens; tag admins everyone's.
+    Tokens are issued only by logging in (the key is shown once, to the device)."""
+
+    list_display = ["name", "user", "prefix_display", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["expires_at"]
+    search_fields = ["name", "user__username", "user__display_name"]
+    list_select_related = ["user"]
+    readonly_fields = ("user", "name", "prefix_display", "created_at", "last_used_at", "expires_at")
+    fields = readonly_fields
+    actions = ["revoke_tokens"]
+
+    @admin.display(description=gettext_lazy("token starts with"))
+    def prefix_display(self, token: DeviceToken) -> str:
+        return f"{token.prefix}…"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if policy.is_tag_admin(request.user) else queryset.filter(user=request.user)
+
+    def _may(self, request, obj) -> bool:
+        return request.user.is_staff and (
+            obj is None or obj.user_id == request.user.pk or policy.is_tag_admin(request.user)
+        )
+
+    def has_module_permission(self, request):
+        return request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self._may(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request, obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "revoke" says what deleting a token means
+        return actions
+
+    @admin.action(description=gettext_lazy("Revoke selected tokens"), permissions=["delete"])
+    def revoke_tokens(self, request, queryset):
+        count, _by_model = queryset.delete()
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d token revoked: that device must log in again.",
+                "%(count)d tokens revoked: those devices must log in again.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )

@@ -7,12 +7,17 @@ everything below it" is one indexed prefix query, and an auth ``Group`` that obj
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import secrets
+
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat, Substr
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -35,8 +40,9 @@ class User(AbstractUser):
     )
 
     class Meta(AbstractUser.Meta):
-        verbose_name = _("employee")
-        verbose_name_plural = _("employees")
+        # django-stubs types AbstractUser.Meta's names as str; Django takes lazy text there.
+        verbose_name = _("employee")  # type: ignore[assignment]
+        verbose_name_plural = _("employees")  # type: ignore[assignment]
         swappable = "AUTH_USER_MODEL"
         # Model-level powers checked by permissions.policy (superusers hold them implicitly).
         permissions = [
@@ -46,6 +52,102 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
+
+    def save(self, *args, **kwargs) -> None:
+        # A new password or a deactivation ends every device's API session (set_password marks
+        # ``_password``; a rehash on login does not, so it keeps them).
+        # (``_password`` is set by AbstractBaseUser.set_password; the stubs do not declare it.)
+        changed = getattr(self, "_password", None) is not None
+        revoke = self.pk is not None and (changed or not self.is_active)
+        super().save(*args, **kwargs)
+        if revoke:
+            DeviceToken.objects.filter(user=self).delete()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class DeviceTokenQuerySet(models.QuerySet["DeviceToken"]):
+    def issue(self, user, name: str) -> tuple[DeviceToken, str]:
+        """A new token for one device of ``user``; returns it with its key, which is shown once
+        and never stored (only its SHA-256). Logging in again with the same device name replaces
+        that device's token; beyond TAGDESK_MAX_TOKENS_PER_USER the least recently used go."""
+        key = secrets.token_hex(20)  # 160 bits, 40 characters like the tokens clients know
+        now = timezone.now()
+        name = (name or "").strip()[:64] or str(_("API client"))
+        with transaction.atomic():
+            self.filter(user=user, name=name).delete()
+            keep = settings.TAGDESK_MAX_TOKENS_PER_USER - 1
+            stale = self.filter(user=user).order_by(
+                models.F("last_used_at").desc(nulls_last=True), "-created_at"
+            )[keep:]
+            self.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
+            token = self.create(
+                user=user,
+                name=name,
+                digest=_digest(key),
+                prefix=key[:8],
+                last_used_at=now,  # the login itself is the first use
+                expires_at=now + DeviceToken.lifetime(),
+            )
+        return token, key
+
+    def for_key(self, key: str) -> DeviceToken | None:
+        return self.select_related("user").filter(digest=_digest(key)).first()
+
+
+class DeviceToken(models.Model):
+    """One API token per device (app login), with a name and a sliding expiry.
+
+    Only the SHA-256 of the key is stored (as django-rest-knox does): a copy of the database
+    gives no usable token. Each use within the lifetime pushes the expiry out again
+    (TAGDESK_TOKEN_TTL_DAYS). A password change or deactivation deletes every token of the user.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="device_tokens",
+        verbose_name=_("employee"),
+    )
+    name = models.CharField(_("device"), max_length=64)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(_("token starts with"), max_length=8, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+
+    objects = DeviceTokenQuerySet.as_manager()
+
+    # Sliding expiry writes at most once a minute per token, not on every request.
+    REFRESH_INTERVAL = dt.timedelta(seconds=60)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["user", "-created_at"]
+        indexes = [models.Index(fields=["user", "name"], name="devicetoken_user_name")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.name} · {self.prefix}…"
+
+    @staticmethod
+    def lifetime() -> dt.timedelta:
+        return dt.timedelta(days=settings.TAGDESK_TOKEN_TTL_DAYS)
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    def touch(self, now: dt.datetime) -> None:
+        """Slide the expiry after a use (conditional: an expired or revoked token stays so)."""
+        if self.last_used_at is not None and now - self.last_used_at < self.REFRESH_INTERVAL:
+            return
+        expires = now + self.lifetime()
+        DeviceToken.objects.filter(pk=self.pk, expires_at__gt=now).update(
+            last_used_at=now, expires_at=expires
+        )
+        self.last_used_at, self.expires_at = now, expires
 
 
 class Department(models.Model):
@@ -91,11 +193,12 @@ class Department(models.Model):
                 self.auth_group = Group.objects.create(name=f"department:{self.name}:{id(self)}")
             old_path = self.path
             super().save(*args, **kwargs)
-            parent_path = self.parent.path if self.parent_id else "/"
+            parent_path = self.parent.path if self.parent is not None else "/"
             new_path = f"{parent_path}{self.pk}/"
             group_name = f"department:{self.pk}"
-            if self.auth_group.name != group_name:
-                Group.objects.filter(pk=self.auth_group_id).update(name=group_name)
+            auth_group = self.auth_group  # created above when missing
+            if auth_group is not None and auth_group.name != group_name:
+                Group.objects.filter(pk=auth_group.pk).update(name=group_name)
             if new_path != old_path:
                 Department.objects.filter(pk=self.pk).update(path=new_path)
                 self.path = new_path
@@ -207,6 +310,9 @@ class GrantFields(models.Model):
         verbose_name=_("granted by"),
     )
     created_at = models.DateTimeField(_("granted"), auto_now_add=True)
+
+    # The foreign key comes from guardian's base class, listed first by every concrete grant.
+    permission: Permission
 
     class Meta:
         abstract = True

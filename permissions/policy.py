@@ -127,7 +127,7 @@ def _active_user(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_active)
 
 
-def _user_department_auth_groups(user: Any) -> QuerySet:
+def _user_department_auth_groups(user: Any) -> QuerySet[Department, Any]:
     """Auth groups of the user's departments and of all their ancestors (grants to a department
     reach its sub-departments)."""
     return Department.objects.filter(
@@ -225,12 +225,12 @@ def sees_all_customers(user: Any) -> bool:
 
 
 def visible_groups(
-    user: Any, level: Level = Level.VIEW, *, queryset: QuerySet | None = None
+    user: Any, level: Level = Level.VIEW, *, queryset: QuerySet[TagGroup] | None = None
 ) -> QuerySet[TagGroup]:
     """Tag groups on which ``user`` holds at least ``level``: shared groups by grant, the user's
     own personal groups (any level); tag admins every shared group (up to CREATE) and others'
     personal groups at VIEW only. ``queryset`` (default: all groups) is the one
-    narrowed, as ``TagGroup.objects.visible_to`` does. One query."""
+    narrowed, e.g. ``visible_groups(user, queryset=TagGroup.objects.shared())``. One query."""
     level = max(_level(level), Level.VIEW)
     groups = TagGroup.objects.all() if queryset is None else queryset
     if not _active_user(user):
@@ -243,7 +243,7 @@ def visible_tags(
     level: Level = Level.VIEW,
     include_inactive: bool = False,
     *,
-    queryset: QuerySet | None = None,
+    queryset: QuerySet[Tag] | None = None,
 ) -> QuerySet[Tag]:
     """Tags of ``visible_groups(user, level)``; only active ones unless ``include_inactive``
     (pending and archived tags are for management screens, never for pickers). One query."""
@@ -263,7 +263,7 @@ def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
 
 
 def customer_tags(
-    user: Any, include_inactive: bool = True, *, queryset: QuerySet | None = None
+    user: Any, include_inactive: bool = True, *, queryset: QuerySet[Tag] | None = None
 ) -> QuerySet[Tag]:
     """The tags ``user`` sees *on customers* (docs/permissions.md#tags-shown-on-a-customer): tags of groups they may view,
     and of personal tags only their own. THE rule for every door that shows, filters, counts or
@@ -454,7 +454,7 @@ def can_manage_group(user: Any, group: TagGroup) -> bool:
     if not _active_user(user) or group is None or group.pk is None:
         return False
     if group.kind == TagKind.PERSONAL:
-        return group.owner_id == user.pk
+        return bool(group.owner_id == user.pk)
     if is_tag_admin(user):
         return True
     return group_levels(user, [group.pk]).get(group.pk, Level.NONE) >= Level.CREATE
@@ -463,12 +463,12 @@ def can_manage_group(user: Any, group: TagGroup) -> bool:
 # --- customers ----------------------------------------------------------------------------------
 
 
-def _outer_path() -> ExpressionWrapper:
+def _outer_path() -> ExpressionWrapper[OuterRef]:
     """The enclosing query's ``Department.path``, typed so it can be the left side of LIKE."""
     return ExpressionWrapper(OuterRef("path"), output_field=CharField())
 
 
-def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySet:
+def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySet[Department, Any]:
     """Ids of departments whose customers the user sees: the user's departments, departments
     shared with one of them or with an ancestor of one (at ``share_level`` or above), and all
     their sub-departments."""
@@ -491,7 +491,9 @@ def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySe
     ).values("pk")
 
 
-def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+def visible_customers(
+    user: Any, *, queryset: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
     """The user's customer scope (docs/permissions.md#customer-scope), narrowing ``queryset``
     (default: all customers).
 
@@ -511,7 +513,9 @@ def visible_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySe
     return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
 
 
-def editable_customers(user: Any, *, queryset: QuerySet | None = None) -> QuerySet[Customer]:
+def editable_customers(
+    user: Any, *, queryset: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
     """The customers ``user`` may change (tag, edit, import into, record events of), narrowing
     ``queryset``: ``visible_customers`` without view-only shares. Tag admins change all; the
     "see all customers" power is read-only beyond the holder's own scope. One query."""

@@ -70,11 +70,11 @@ class GrantSpec:
 
     @property
     def key(self) -> tuple[str, int]:
-        if (self.department is None) == (self.user is None):
-            raise TaggingError(_("A grant is for one department or one employee."))
-        if self.department is not None:
+        if self.department is not None and self.user is None:
             return ("department", self.department.pk)
-        return ("user", self.user.pk)
+        if self.user is not None and self.department is None:
+            return ("user", self.user.pk)
+        raise TaggingError(_("A grant is for one department or one employee."))
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -92,6 +92,14 @@ def _level_permissions() -> dict[int, Permission]:
         create_level_permissions()
         return _level_permissions()
     return {level: found[codename] for level, codename in LEVEL_CODENAMES.items()}
+
+
+def _auth_group_id(department: Department) -> int:
+    """The department's auth group (grants and shares hang on it; ``Department.save`` always
+    makes one)."""
+    if department.auth_group_id is None:
+        raise TaggingError(_("Department “%(d)s” has no auth group.") % {"d": department})
+    return department.auth_group_id
 
 
 def _check_level(level: Any) -> policy.Level:
@@ -114,7 +122,9 @@ def _check_groups(groups: Iterable[TagGroup]) -> list[TagGroup]:
     return groups
 
 
-def _snapshot(spec_key: tuple[str, int], label: str, level: int, needs_approval: bool) -> dict:
+def _snapshot(
+    spec_key: tuple[str, int], label: str, level: int, needs_approval: bool
+) -> dict[str, Any]:
     kind, pk = spec_key
     return {
         kind: pk,
@@ -132,10 +142,10 @@ def _existing(group_ids: list[int]) -> dict[tuple[int, str, int], Any]:
     ):
         department = grant_row.group.department
         rows[(grant_row.content_object_id, "department", department.pk)] = grant_row
-    for grant_row in EmployeeGrant.objects.filter(content_object_id__in=group_ids).select_related(
-        "permission", "user"
-    ):
-        rows[(grant_row.content_object_id, "user", grant_row.user_id)] = grant_row
+    for employee_row in EmployeeGrant.objects.filter(
+        content_object_id__in=group_ids
+    ).select_related("permission", "user"):
+        rows[(employee_row.content_object_id, "user", employee_row.user_id)] = employee_row
     return rows
 
 
@@ -151,17 +161,29 @@ def _write(
     for principals not in ``specs`` are revoked. Returns counts of granted/changed/revoked."""
     perms = _level_permissions()
     by_key: dict[tuple[str, int], GrantSpec] = {}
-    for spec in specs:
-        by_key[spec.key] = spec
-        if spec.level and spec.department is not None and spec.department.auth_group_id is None:
-            raise TaggingError(_("Department “%(d)s” has no auth group.") % {"d": spec.department})
+    for given in specs:
+        by_key[given.key] = given
+        if given.level and given.department is not None:
+            _auth_group_id(given.department)
     group_ids = [g.pk for g in groups]
     existing = _existing(group_ids)
-    create_dept, create_user, audits = [], [], []
-    update_dept, update_user, delete_dept, delete_user = [], [], [], []
+    create_dept: list[DepartmentGrant] = []
+    create_user: list[EmployeeGrant] = []
+    audits: list[AuditEntry] = []
+    update_dept: list[DepartmentGrant] = []
+    update_user: list[EmployeeGrant] = []
+    delete_dept: list[int] = []
+    delete_user: list[int] = []
     counts = {"granted": 0, "changed": 0, "revoked": 0}
 
-    def audit(group, action, key, label, before, after):
+    def audit(
+        group: TagGroup,
+        action: str,
+        key: tuple[str, int],
+        label: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
         audits.append(
             AuditEntry(
                 actor_id=getattr(actor, "pk", None),
@@ -190,9 +212,10 @@ def _write(
                 label = str(row.group.department if key[0] == "department" else row.user)
                 before = _snapshot(key, label, row.level, row.needs_approval)
             else:
-                principal = spec.department if key[0] == "department" else spec.user
+                # Without a row the key came from ``specs``, so ``spec`` is set.
+                principal = spec and (spec.department if key[0] == "department" else spec.user)
                 label = str(principal)
-            if level == policy.Level.NONE:
+            if level == policy.Level.NONE or spec is None:  # no spec: a revocation (level NONE)
                 if row is not None:
                     (delete_dept if key[0] == "department" else delete_user).append(row.pk)
                     audit(group, AuditAction.PERMISSION_REVOKED, key, label, before, None)
@@ -200,17 +223,17 @@ def _write(
                 continue
             after = _snapshot(key, label, level, needs_approval)
             if row is None:
-                if key[0] == "department":
+                if spec.department is not None:
                     create_dept.append(
                         DepartmentGrant(
-                            group_id=spec.department.auth_group_id,
+                            group_id=_auth_group_id(spec.department),
                             content_object=group,
                             permission=perms[level],
                             needs_approval=needs_approval,
                             created_by_id=getattr(actor, "pk", None),
                         )
                     )
-                else:
+                elif spec.user is not None:
                     create_user.append(
                         EmployeeGrant(
                             user_id=spec.user.pk,
@@ -385,7 +408,7 @@ def share_customers(
         content_type__app_label="permissions", codename="view_customers"
     )
     share, created = CustomerShare.objects.select_for_update().get_or_create(
-        group_id=with_department.auth_group_id,
+        group_id=_auth_group_id(with_department),
         content_object=department,
         permission=permission,
         defaults={"created_by_id": getattr(actor, "pk", None), "level": level},
@@ -411,13 +434,17 @@ def share_customers(
 @transaction.atomic
 def unshare_customers(department: Department, *, with_department: Department, actor: Any) -> bool:
     shares = CustomerShare.objects.filter(
-        group_id=with_department.auth_group_id, content_object=department
+        group_id=_auth_group_id(with_department), content_object=department
     )
     level = shares.values_list("level", flat=True).first()
     deleted, _rows = shares.delete()
     if deleted:
         _share_audit(
-            AuditAction.PERMISSION_REVOKED, department, with_department, actor, level=level
+            AuditAction.PERMISSION_REVOKED,
+            department,
+            with_department,
+            actor,
+            level=ShareLevel.VIEW if level is None else level,
         )
     return bool(deleted)
 
@@ -436,14 +463,14 @@ def delete_department(department: Department, *, actor: Any) -> None:
             code="has_children",
         )
     for grant_row in DepartmentGrant.objects.filter(
-        group_id=department.auth_group_id
+        group_id=_auth_group_id(department)
     ).select_related("content_object"):
         revoke(grant_row.content_object, actor=actor, department=department)
     for share in CustomerShare.objects.filter(content_object=department).select_related(
         "group__department"
     ):
         unshare_customers(department, with_department=share.group.department, actor=actor)
-    for share in CustomerShare.objects.filter(group_id=department.auth_group_id).select_related(
+    for share in CustomerShare.objects.filter(group_id=_auth_group_id(department)).select_related(
         "content_object"
     ):
         unshare_customers(share.content_object, with_department=department, actor=actor)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,7 +22,7 @@ from permissions import policy
 from rules import services
 from rules.describe import describe_tree
 from rules.models import Rule, RuleRun, RunTrigger
-from rules.tasks import run_rule_task
+from rules.tasks import queue_rule_run
 from rules.templates import TEMPLATES
 from tagging.models import Tag, TagKind, TagStatus
 
@@ -32,7 +32,10 @@ HISTORY_ROWS = 20
 def _rule_tags(rule: Rule | None):
     """Auto tags that have no rule yet (plus the rule's own)."""
     free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(status=TagStatus.ARCHIVED)
-    taken = Rule.objects.exclude(pk=getattr(rule, "pk", None)).values("tag_id")
+    others = (
+        Rule.objects.all() if rule is None or rule.pk is None else Rule.objects.exclude(pk=rule.pk)
+    )
+    taken = others.values("tag_id")
     return free.exclude(pk__in=taken).select_related("group")
 
 
@@ -56,7 +59,8 @@ class RuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(self.instance if self.instance.pk else None)
+        tag = cast(forms.ModelChoiceField, self.fields["tag"])
+        tag.queryset = _rule_tags(self.instance if self.instance.pk else None)
 
 
 class TemplateRuleForm(forms.Form):
@@ -66,7 +70,7 @@ class TemplateRuleForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = _rule_tags(None)
+        cast(forms.ModelChoiceField, self.fields["tag"]).queryset = _rule_tags(None)
 
 
 class RunHistory:
@@ -109,6 +113,9 @@ class RunHistory:
             head,
             rows,
         )
+
+
+QUEUE_DOWN = gettext_lazy("The task queue is unavailable; nothing was queued. Try again later.")
 
 
 class TagAdminOnly:
@@ -198,9 +205,11 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
 
     def _enqueue(self, request, queryset, *, dry_run: bool) -> None:
         for rule in queryset:
-            run_rule_task.delay(
+            if not queue_rule_run(
                 rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
-            )
+            ):
+                self.message_user(request, QUEUE_DOWN, messages.ERROR)
+                return
         self.message_user(
             request,
             _("%(n)d rule(s) queued; see their run history for the results.")
@@ -269,12 +278,14 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
             raise PermissionDenied
         rule = get_object_or_404(Rule, pk=rule_id)
         dry_run = request.POST.get("dry_run") == "1"
-        run_rule_task.delay(
+        if queue_rule_run(
             rule.pk, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
-        )
-        self.message_user(
-            request, _("“%(rule)s” queued to run.") % {"rule": rule}, messages.SUCCESS
-        )
+        ):
+            self.message_user(
+                request, _("“%(rule)s” queued to run.") % {"rule": rule}, messages.SUCCESS
+            )
+        else:
+            self.message_user(request, QUEUE_DOWN, messages.ERROR)
         return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
 
     def templates_view(self, request: HttpRequest):
@@ -340,9 +351,30 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
         "added",
         "removed",
         "duration_display",
+        "attempt",
         "error",
     )
     list_filter = ("status", "trigger", "dry_run")
+    actions = ["run_again"]
+
+    @admin.action(description=gettext_lazy("Run the rules of the selected runs again"))
+    def run_again(self, request, queryset) -> None:
+        """For failed runs (or lost ones, already failed by the reaper): queue their rules. A
+        rule that is running now is recorded as skipped by its new run."""
+        rule_ids = sorted(set(queryset.values_list("rule_id", "dry_run")))
+        for rule_id, dry_run in rule_ids:
+            if not queue_rule_run(
+                rule_id, trigger=RunTrigger.MANUAL, dry_run=dry_run, actor_id=request.user.pk
+            ):
+                self.message_user(request, QUEUE_DOWN, messages.ERROR)
+                return
+        self.message_user(
+            request,
+            _("%(n)d rule(s) queued; see their run history for the results.")
+            % {"n": len(rule_ids)},
+            messages.SUCCESS,
+        )
+
     list_select_related = ("rule",)
     search_fields = ("rule__name",)
     date_hierarchy = "started_at"

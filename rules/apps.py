@@ -9,6 +9,11 @@ class RulesConfig(AppConfig):
 
     def ready(self) -> None:
         from rules.schedule import ensure_after_migrate
+        from rules.services import rewrite_rules_for_merge
+        from tagging import hooks
+
+        # A merge rewrites rules that read a merged tag, inside the merge's transaction.
+        hooks.on_tags_merged(rewrite_rules_for_merge)
 
         # Keeps the nightly beat entry present after migrate/flush (it is setup, not logic).
         post_migrate.connect(

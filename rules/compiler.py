@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import operator
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,7 @@ from django.db.models import (
     Case,
     Count,
     DecimalField,
+    Func,
     IntegerField,
     Max,
     Q,
@@ -59,7 +61,9 @@ def compile_rule(tree: Any, *, now: dt.datetime, version: int = dsl.TREE_VERSION
     return compile_node(node, now=now)
 
 
-def matching_customers(tree: Any, *, now: dt.datetime, version: int = dsl.TREE_VERSION) -> QuerySet:
+def matching_customers(
+    tree: Any, *, now: dt.datetime, version: int = dsl.TREE_VERSION
+) -> QuerySet[Customer]:
     """The one evaluator: filter this further (e.g. ``pk=...``) to test a single customer."""
     return Customer.objects.filter(compile_rule(tree, now=now, version=version))
 
@@ -133,13 +137,13 @@ def _holds(value: Decimal | int, cmp: dsl.Comparison) -> bool:
     """Whether a constant (the aggregate of no events) satisfies a numeric comparison."""
     v = cmp.value
     return {
-        "eq": lambda: value == v,
-        "ne": lambda: value != v,
-        "gt": lambda: value > v,
-        "gte": lambda: value >= v,
-        "lt": lambda: value < v,
-        "lte": lambda: value <= v,
-        "between": lambda: v[0] <= value <= v[1],
+        "eq": lambda: bool(value == v),
+        "ne": lambda: bool(value != v),
+        "gt": lambda: bool(value > v),
+        "gte": lambda: bool(value >= v),
+        "lt": lambda: bool(value < v),
+        "lte": lambda: bool(value <= v),
+        "between": lambda: bool(v[0] <= value <= v[1]),
     }[cmp.op]()
 
 
@@ -169,6 +173,8 @@ def _days_since(column: str, cmp: dsl.Comparison, now: dt.datetime) -> Q:
 def _window_bounds(window: dsl.Window, now: dt.datetime) -> tuple[dt.datetime, dt.datetime | None]:
     if window.days is not None:
         return now - dt.timedelta(days=window.days), None
+    if window.start is None or window.end is None:
+        raise ValueError("A window has either days or both dates (rules.dsl checks it).")
     tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
     start = dt.datetime.combine(window.start, dt.time.min, tzinfo=tz)
     end = dt.datetime.combine(window.end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
@@ -200,12 +206,13 @@ def _event(node: dsl.Event, now: dt.datetime) -> Q:
         per_customer = events.values("customer_id").annotate(v=Max("occurred_at"))
         return Q(pk__in=per_customer.filter(_days_since("v", cmp, now)).values("customer_id"))
     money = DecimalField(max_digits=20, decimal_places=4)
-    aggregate = {
+    aggregates: dict[str, Callable[[], Func]] = {
         "count": lambda: Count("pk"),
         "sum": lambda: Coalesce(Sum(node.measure), Value(0), output_field=money),
         "avg": lambda: Avg(node.measure, output_field=money),
         "max": lambda: Max(node.measure),
-    }[node.agg]()
+    }
+    aggregate = aggregates[node.agg]()
     per_customer = events.values("customer_id").annotate(v=aggregate)
     empty = F.AGGREGATES[node.agg]["empty"]
     if empty is not None and _holds(empty, cmp):
@@ -248,14 +255,15 @@ def _ratio(node: dsl.Ratio, now: dt.datetime) -> Q:
 
 def _score_range(cmp: dsl.Comparison) -> tuple[int, int]:
     v = cmp.value
-    return {
+    ranges: dict[str, Callable[[], tuple[int, int]]] = {
         "eq": lambda: (int(v), int(v)),
         "gt": lambda: (int(v) + 1, 5),
         "gte": lambda: (int(v), 5),
         "lt": lambda: (1, int(v) - 1),
         "lte": lambda: (1, int(v)),
         "between": lambda: (int(v[0]), int(v[1])),
-    }[cmp.op]()
+    }
+    return ranges[cmp.op]()
 
 
 def _rfm(node: dsl.Rfm, now: dt.datetime) -> Q:

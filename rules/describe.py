@@ -51,7 +51,7 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
                 "avg": _("average %(measure)s of %(events)s"),
                 "max": _("largest %(measure)s of %(events)s"),
                 "days_since_last": _("days since last %(events)s"),
-            }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure, "")}
+            }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure or "", "")}
             return f"{what} {_cmp(cmp, _('days') if agg == 'days_since_last' else '')}"
         case dsl.Ratio(num, den, cmp):
             return _("share of %(num)s among %(den)s %(cmp)s") % {

@@ -19,13 +19,15 @@ Format (``tree_version`` 1). A node is exactly one of::
 A window is ``{"days": N}`` (the last N days) or ``{"from": "2026-01-01", "to": "2026-03-31"}``
 (inclusive dates in the company time zone); without a window every event counts.
 
-``parse_tree`` is pure; :func:`check_references` adds the checks that need the database (the
-referenced tags exist; a rule never depends on its own tag, directly or through other rules).
+This module is pure (no database, no models: ``rules.models`` builds on it).
+``rules.models.check_references`` adds the checks that need the database (the referenced tags
+exist; a rule never depends on its own tag, directly or through other rules).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -170,9 +172,10 @@ class _Parser:
                 % {"keys": ", ".join((*GROUP_KEYS, *LEAF_KEYS))},
             )
             return None
-        return getattr(self, "_" + keys[0])(raw, loc, depth)
+        parse_node: Callable[[dict[str, Any], str, int], Node | None] = getattr(self, "_" + keys[0])
+        return parse_node(raw, loc, depth)
 
-    def _unknown_keys(self, raw: dict, allowed: set[str], loc: str) -> None:
+    def _unknown_keys(self, raw: dict[str, Any], allowed: set[str], loc: str) -> None:
         extra = sorted(set(raw) - allowed)
         if extra:
             self.fail(loc, _("Unknown setting(s): %(keys)s.") % {"keys": ", ".join(extra)})
@@ -185,14 +188,15 @@ class _Parser:
             self.node(child, f"{loc}.{i}" if loc else str(i), depth + 1)
             for i, child in enumerate(raw, 1)
         ]
-        return None if any(n is None for n in nodes) else tuple(nodes)  # type: ignore[arg-type]
+        children = tuple(n for n in nodes if n is not None)
+        return children if len(children) == len(nodes) else None
 
-    def _all(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _all(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"all"}, loc)
         children = self._children(raw["all"], loc, depth)
         return All(children) if children else None
 
-    def _any(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _any(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"any", "at_least"}, loc)
         children = self._children(raw["any"], loc, depth)
         at_least = raw.get("at_least", 1)
@@ -208,12 +212,12 @@ class _Parser:
             return None
         return AnyOf(children, at_least) if children else None
 
-    def _not(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _not(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"not"}, loc)
         child = self.node(raw["not"], loc, depth + 1)
         return Not(child) if child else None
 
-    def _attribute(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _attribute(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"attribute", "op", "value"}, loc)
         spec = F.ATTRIBUTES.get(raw["attribute"]) if isinstance(raw["attribute"], str) else None
         if spec is None:
@@ -226,7 +230,7 @@ class _Parser:
         cmp = self.comparison(raw, spec.type, loc)
         return Attribute(spec, cmp) if cmp else None
 
-    def _event(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _event(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(
             raw, {"event", "agg", "measure", "window", "op", "value", *F.EVENT_FILTERS}, loc
         )
@@ -253,13 +257,13 @@ class _Parser:
             return None
         return Event(selector, agg, measure, cmp)
 
-    def _ratio(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _ratio(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"ratio", "op", "value"}, loc)
         spec = raw["ratio"]
         if not isinstance(spec, dict) or set(spec) != {"numerator", "denominator"}:
             self.fail(loc, _("A ratio needs exactly a “numerator” and a “denominator”."))
             return None
-        parts = []
+        parts: list[Selector | None] = []
         for part in ("numerator", "denominator"):
             sel = spec[part]
             if not isinstance(sel, dict) or "event" not in sel:
@@ -275,11 +279,12 @@ class _Parser:
             if any(v < 0 or v > 1 for v in values):
                 self.fail(loc, _("A ratio is a fraction between 0 and 1 (0.25 = 25%)."))
                 return None
-        if None in parts or cmp is None:
+        numerator, denominator = parts
+        if numerator is None or denominator is None or cmp is None:
             return None
-        return Ratio(parts[0], parts[1], cmp)
+        return Ratio(numerator, denominator, cmp)
 
-    def _tag(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _tag(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"tag", "op"}, loc)
         tag_id = raw["tag"]
         op = raw.get("op", "has")
@@ -291,15 +296,16 @@ class _Parser:
             return None
         return HasTag(tag_id, op == "has")
 
-    def _rfm(self, raw: dict, loc: str, depth: int) -> Node | None:
+    def _rfm(self, raw: dict[str, Any], loc: str, depth: int) -> Node | None:
         self._unknown_keys(raw, {"rfm", "op", "value", "thresholds"}, loc)
         metric = raw["rfm"]
         if metric not in F.RFM_METRICS:
             self.fail(loc, _("RFM metric must be recency, frequency or monetary."))
             return None
         thresholds = raw.get("thresholds", F.RFM_METRICS[metric]["default"])
-        nums = [_number(t) for t in thresholds] if isinstance(thresholds, list | tuple) else []
-        if len(nums) != 4 or None in nums or nums != sorted(set(nums)) or nums[0] < 0:  # type: ignore[type-var]
+        given = [_number(t) for t in thresholds] if isinstance(thresholds, list | tuple) else []
+        nums = [n for n in given if n is not None]
+        if len(given) != 4 or len(nums) != 4 or nums != sorted(set(nums)) or nums[0] < 0:
             self.fail(loc, _("RFM thresholds are four increasing numbers ≥ 0."))
             return None
         cmp = self.comparison(raw, F.NUMBER, loc)
@@ -309,11 +315,11 @@ class _Parser:
         if any(v != int(v) or not 1 <= v <= 5 for v in values):
             self.fail(loc, _("An RFM score is a whole number from 1 to 5."))
             return None
-        return Rfm(metric, tuple(nums), cmp)  # type: ignore[arg-type]
+        return Rfm(metric, tuple(nums), cmp)
 
     # -- parts --
 
-    def selector(self, raw: dict, loc: str) -> Selector | None:
+    def selector(self, raw: dict[str, Any], loc: str) -> Selector | None:
         kind = raw["event"]
         if kind not in F.EVENT_KINDS:
             self.fail(
@@ -331,9 +337,9 @@ class _Parser:
                     return None
                 filters.append((key, value.strip()))
         window = self.window(raw.get("window"), loc)
-        if window is False:
+        if isinstance(window, bool):  # False: the window was refused (and reported)
             return None
-        return Selector(kind, window or None, tuple(sorted(filters)))
+        return Selector(kind, window, tuple(sorted(filters)))
 
     def window(self, raw: Any, loc: str) -> Window | None | bool:
         if raw is None:
@@ -363,7 +369,7 @@ class _Parser:
         return False
 
     def comparison(
-        self, raw: dict, value_type: str, loc: str, ops: tuple[str, ...] | None = None
+        self, raw: dict[str, Any], value_type: str, loc: str, ops: tuple[str, ...] | None = None
     ) -> Comparison | None:
         allowed = ops or F.OPERATORS_BY_TYPE[value_type]
         op = raw.get("op")
@@ -454,7 +460,7 @@ def parse_tree(tree: Any, version: int = TREE_VERSION) -> Node:
     return node
 
 
-def walk(node: Node):
+def walk(node: Node) -> Iterator[Node]:
     yield node
     if isinstance(node, All | AnyOf):
         for child in node.children:
@@ -465,43 +471,3 @@ def walk(node: Node):
 
 def referenced_tags(node: Node) -> set[int]:
     return {n.tag_id for n in walk(node) if isinstance(n, HasTag)}
-
-
-def check_references(node: Node, *, tag_id: int | None, rule_id: int | None = None) -> None:
-    """Database checks: referenced tags exist; the rule's own tag is not reachable from the
-    tags it reads (directly or through other rules' tags), so rules never feed on themselves."""
-    from rules.models import Rule
-    from tagging.models import Tag
-
-    refs = referenced_tags(node)
-    errors: list[tuple[str, str]] = []
-    if refs:
-        found = set(Tag.objects.filter(pk__in=refs).values_list("pk", flat=True))
-        for missing in sorted(refs - found):
-            errors.append(("", _("Tag %(id)s does not exist.") % {"id": missing}))
-    if tag_id is not None and refs:
-        graph: dict[int, set[int]] = {}
-        others = Rule.objects.exclude(pk=rule_id).values_list("tag_id", "tree", "tree_version")
-        for other_tag, tree, version in others:
-            try:
-                graph.setdefault(other_tag, set()).update(
-                    referenced_tags(parse_tree(tree, version))
-                )
-            except RuleSyntaxError:
-                continue
-        seen, stack = set(), list(refs)
-        while stack:
-            current = stack.pop()
-            if current == tag_id:
-                errors.append(
-                    (
-                        "",
-                        _("The rule reads its own tag (directly or through other rules): a cycle."),
-                    )
-                )
-                break
-            if current not in seen:
-                seen.add(current)
-                stack.extend(graph.get(current, ()))
-    if errors:
-        raise RuleSyntaxError(errors)

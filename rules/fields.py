@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import EventKind
@@ -112,7 +113,7 @@ AGGREGATES: dict[str, dict] = {
     },
 }
 
-MEASURES: dict[str, str] = {"amount": _("amount"), "quantity": _("quantity")}
+MEASURES: dict[str, str | Promise] = {"amount": _("amount"), "quantity": _("quantity")}
 
 # Event filters: key -> (CustomerEvent column, lookup). Values are strings.
 EVENT_FILTERS: dict[str, tuple[str, str]] = {

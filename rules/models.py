@@ -6,7 +6,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from rules import dsl
+from rules.describe import describe_tree
+from tagging.models import Tag, TagKind
 
 
 class Rule(models.Model):
@@ -53,25 +58,60 @@ class Rule(models.Model):
     def clean(self) -> None:
         """The same validation as the admin form and the API: the target is an auto tag, the
         tree parses, referenced tags exist and no cycle through tags appears."""
-        from rules.dsl import RuleSyntaxError, check_references, parse_tree
-        from tagging.models import TagKind
-
         errors: dict[str, list] = {}
         if self.tag_id is not None and self.tag.group.kind != TagKind.AUTO:
             errors["tag"] = [_("Choose a tag from an auto-tag group.")]
         try:
-            node = parse_tree(self.tree, self.tree_version)
+            node = dsl.parse_tree(self.tree, self.tree_version)
             check_references(node, tag_id=self.tag_id, rule_id=self.pk)
-        except RuleSyntaxError as exc:
+        except dsl.RuleSyntaxError as exc:
             errors["tree"] = exc.messages()
         if errors:
             raise ValidationError(errors)
 
     @property
     def summary(self) -> str:
-        from rules.describe import describe_tree
-
         return describe_tree(self.tree, self.tree_version)
+
+
+def check_references(node: dsl.Node, *, tag_id: int | None, rule_id: int | None = None) -> None:
+    """Database checks: referenced tags exist; the rule's own tag is not reachable from the
+    tags it reads (directly or through other rules' tags), so rules never feed on themselves."""
+    refs = dsl.referenced_tags(node)
+    errors: list[tuple[str, str]] = []
+    if refs:
+        found = set(Tag.objects.filter(pk__in=refs).values_list("pk", flat=True))
+        for missing in sorted(refs - found):
+            errors.append(("", gettext("Tag %(id)s does not exist.") % {"id": missing}))
+    if tag_id is not None and refs:
+        graph: dict[int, set[int]] = {}
+        rules = Rule.objects.all() if rule_id is None else Rule.objects.exclude(pk=rule_id)
+        others = rules.values_list("tag_id", "tree", "tree_version")
+        for other_tag, tree, version in others:
+            try:
+                graph.setdefault(other_tag, set()).update(
+                    dsl.referenced_tags(dsl.parse_tree(tree, version))
+                )
+            except dsl.RuleSyntaxError:
+                continue
+        seen, stack = set(), list(refs)
+        while stack:
+            current = stack.pop()
+            if current == tag_id:
+                errors.append(
+                    (
+                        "",
+                        gettext(
+                            "The rule reads its own tag (directly or through other rules): a cycle."
+                        ),
+                    )
+                )
+                break
+            if current not in seen:
+                seen.add(current)
+                stack.extend(graph.get(current, ()))
+    if errors:
+        raise dsl.RuleSyntaxError(errors)
 
 
 class RunTrigger(models.TextChoices):
@@ -91,7 +131,12 @@ class RunStatus(models.TextChoices):
 
 class RuleRun(models.Model):
     """One evaluation of a rule. At most one ``running`` row per rule (a partial unique
-    constraint): inserting it is how a run claims its rule, so runs never overlap."""
+    constraint): inserting it is how a run claims its rule, so runs never overlap.
+
+    A running row holds a lease (``lease_expires_at``) that its worker renews while it works; a
+    run whose lease expired lost its worker, and ``rules.reap_rule_runs`` fails it and queues a
+    new run of the rule (``attempt`` + 1). The evaluation is one transaction, so the lost run left
+    nothing behind and the new one starts over."""
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(_("trigger"), max_length=16, choices=RunTrigger.choices)
@@ -112,6 +157,9 @@ class RuleRun(models.Model):
         related_name="+",
         verbose_name=_("triggered by"),
     )
+    task_id = models.CharField(_("task id"), max_length=64, blank=True, db_index=True)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), default=1)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("rule run")

@@ -14,17 +14,21 @@ second one, so runs of one rule never overlap) and records counts, timings and e
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rules import diff, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
-from rules.models import Rule, RuleRun, RunStatus
+from rules.models import Rule, RuleRun, RunStatus, check_references
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -40,11 +44,12 @@ __all__ = [
     "preview_tree",
     "rewrite_rules_for_merge",
     "run_rule",
+    "expired_runs",
     "run_rules",
     "save_rule",
     "validate_rule",
 ]
-ABANDONED_AFTER = dt.timedelta(hours=3)  # a "running" row older than this lost its worker
+logger = logging.getLogger(__name__)
 
 
 class RuleInvalid(Exception):
@@ -70,7 +75,7 @@ def validate_rule(
         messages.append(_("“%(tag)s” is not an auto tag.") % {"tag": tag})
     try:
         node = dsl.parse_tree(tree, version)
-        dsl.check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
+        check_references(node, tag_id=getattr(tag, "pk", None), rule_id=rule_id)
     except dsl.RuleSyntaxError as exc:
         raise RuleInvalid(messages + exc.messages()) from exc
     if messages:
@@ -174,6 +179,55 @@ class RuleBusy(Exception):
     """Another run of the same rule is in progress; this one was skipped."""
 
 
+def lease_expiry(now: dt.datetime | None = None) -> dt.datetime:
+    return (now or timezone.now()) + dt.timedelta(seconds=settings.TAGDESK_JOB_LEASE_SECONDS)
+
+
+def expired_runs(now: dt.datetime | None = None) -> QuerySet[RuleRun]:
+    """``running`` rows whose worker stopped renewing their lease (rows from before leases
+    existed count from their start)."""
+    now = now or timezone.now()
+    lease = dt.timedelta(seconds=settings.TAGDESK_JOB_LEASE_SECONDS)
+    return RuleRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, started_at__lt=now - lease)
+    )
+
+
+class _Heartbeat:
+    """Renews a run's lease from a thread (its own database connection) while the evaluation,
+    one long transaction, runs. Started only outside an enclosing transaction: inside one (a
+    test, a caller's atomic block) the run row is not committed, so no other connection sees it,
+    and nothing can reap it either."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if not connection.in_atomic_block:
+            self.thread = threading.Thread(target=self._beat, daemon=True, name="rule-heartbeat")
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        interval = max(settings.TAGDESK_JOB_LEASE_SECONDS / 3, 0.2)
+        try:
+            while not self.stopped.wait(interval):
+                RuleRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
+                    lease_expires_at=lease_expiry()
+                )
+        except Exception:  # a lost heartbeat only means the run may be reaped and run again
+            logger.exception("heartbeat of rule run %s stopped", self.run_id)
+        finally:
+            connections.close_all()  # this thread's connections
+
+
 def run_rule(
     rule: Rule | int,
     *,
@@ -181,26 +235,37 @@ def run_rule(
     dry_run: bool = False,
     actor: Any = None,
     now: dt.datetime | None = None,
+    task_id: str = "",
+    attempt: int = 1,
 ) -> RuleRun:
-    """Run one rule and record it. Claims the rule first (one ``running`` RuleRun per rule); a
-    run that finds the rule claimed is recorded as ``skipped`` and changes nothing. Invalid
-    rules end ``rejected``. Unexpected errors end ``failed`` and are re-raised (tasks retry)."""
-    rule_id = getattr(rule, "pk", rule)
+    """Run one rule and record it. Claims the rule first (one ``running`` RuleRun per rule, with
+    a lease its heartbeat renews); a run that finds the rule claimed by a live run is recorded as
+    ``skipped`` and changes nothing, one whose lease expired is failed first (worker lost).
+    Invalid rules end ``rejected``. Unexpected errors end ``failed`` and are re-raised (tasks
+    retry)."""
+    rule_id = rule.pk if isinstance(rule, Rule) else rule
     rule = Rule.objects.select_related("tag__group").get(pk=rule_id)
     started_at = timezone.now()
-    RuleRun.objects.filter(
-        rule=rule, status=RunStatus.RUNNING, started_at__lt=started_at - ABANDONED_AFTER
-    ).update(status=RunStatus.FAILED, finished_at=started_at, error=_("abandoned (worker lost)"))
+    expired_runs(started_at).filter(rule=rule).update(
+        status=RunStatus.FAILED,
+        finished_at=started_at,
+        lease_expires_at=None,
+        error=_("Worker lost (its lease expired)."),
+    )
     fields = {
         "rule": rule,
         "trigger": trigger,
         "dry_run": dry_run,
         "triggered_by": actor,
         "started_at": started_at,
+        "task_id": task_id[:64],
+        "attempt": attempt,
     }
     try:
         with transaction.atomic():
-            run = RuleRun.objects.create(status=RunStatus.RUNNING, **fields)
+            run = RuleRun.objects.create(
+                status=RunStatus.RUNNING, lease_expires_at=lease_expiry(started_at), **fields
+            )
     except IntegrityError:
         return RuleRun.objects.create(
             status=RunStatus.SKIPPED,
@@ -209,7 +274,8 @@ def run_rule(
             **fields,
         )
     try:
-        outcome = apply_rule(rule, dry_run=dry_run, now=now)
+        with _Heartbeat(run.pk):
+            outcome = apply_rule(rule, dry_run=dry_run, now=now)
     except RuleInvalid as exc:
         _finish(run, RunStatus.REJECTED, error=str(exc))
     except Exception as exc:
@@ -224,11 +290,15 @@ def _finish(run: RuleRun, status: str, *, outcome: Outcome | None = None, error:
     run.status = status
     run.finished_at = timezone.now()
     run.error = error
+    run.lease_expires_at = None
     if outcome is not None:
         run.matched, run.added, run.removed = outcome.matched, outcome.added, outcome.removed
         run.timings = outcome.timings
-    run.save(
-        update_fields=["status", "finished_at", "error", "matched", "added", "removed", "timings"]
+    fields = ["status", "finished_at", "error", "matched", "added", "removed", "timings"]
+    # Conditional: a run the reaper already failed (its worker was presumed lost) stays failed;
+    # its rule was queued again and that run reports the outcome.
+    RuleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        lease_expires_at=None, **{name: getattr(run, name) for name in fields}
     )
 
 
@@ -246,7 +316,7 @@ def dependency_order(rules: Iterable[Rule]) -> list[Rule]:
     ordered: list[Rule] = []
     done: set[int] = set()
 
-    def visit(r: Rule, trail: frozenset = frozenset()) -> None:
+    def visit(r: Rule, trail: frozenset[int] = frozenset()) -> None:
         if r.pk in done or r.pk in trail:
             return
         for dep in sorted(needs[r.pk]):
@@ -266,21 +336,39 @@ def run_rules(
     dry_run: bool = False,
     actor: Any = None,
     now: dt.datetime | None = None,
+    task_id: str = "",
 ) -> list[RuleRun]:
     """Run the given rules (default: every enabled rule) in dependency order, each recorded.
-    One failing rule does not stop the others; its run ends ``failed``."""
+    One failing rule does not stop the others; its run ends ``failed``. With a ``task_id``, a
+    rule this task already ran to an outcome is not run again: the message delivered again after
+    a lost worker resumes the nightly run where it stopped."""
     queryset = Rule.objects.select_related("tag__group")
     queryset = (
         queryset.filter(pk__in=list(rule_ids))
         if rule_ids is not None
         else queryset.filter(enabled=True)
     )
-    runs = []
+    done: dict[int, RuleRun] = {}
+    if task_id:
+        for run in RuleRun.objects.filter(
+            task_id=task_id[:64], status__in=[RunStatus.SUCCEEDED, RunStatus.REJECTED]
+        ):
+            done.setdefault(run.rule_id, run)
+    runs: list[RuleRun] = []
     for rule in dependency_order(queryset):
+        if rule.pk in done:
+            runs.append(done[rule.pk])
+            continue
         try:
-            runs.append(run_rule(rule, trigger=trigger, dry_run=dry_run, actor=actor, now=now))
+            runs.append(
+                run_rule(
+                    rule, trigger=trigger, dry_run=dry_run, actor=actor, now=now, task_id=task_id
+                )
+            )
         except Exception:  # recorded as failed by run_rule
-            runs.append(RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first())
+            failed = RuleRun.objects.filter(rule=rule).order_by("-started_at", "-id").first()
+            if failed is not None:
+                runs.append(failed)
     return runs
 
 
@@ -298,7 +386,15 @@ def _rule_snapshot(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _audit_rule(rule: Rule, action: str, *, actor: Any, before=None, after=None, reason="") -> None:
+def _audit_rule(
+    rule: Rule,
+    action: str,
+    *,
+    actor: Any,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
     from tagging.models import AuditEntry
 
     AuditEntry.objects.create(
@@ -378,7 +474,8 @@ def _replace_tag_refs(tree: Any, mapping: dict[int, int]) -> Any:
 
 
 def rewrite_rules_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: rules that read a merged tag ("has tag A") read
+    """Registered in ``tagging.hooks`` (``RulesConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: rules that read a merged tag ("has tag A") read
     the target from now on. Audited as rule.updated. Returns the number of rules changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0

@@ -2,18 +2,26 @@
 
 Transient database errors (connection lost, serialisation failure, deadlock) are retried with
 backoff; a run that finds its rule already running is recorded as skipped and not retried.
+A run whose worker was lost (its lease expired) is failed and queued again by ``reap_rule_runs``
+(beat, every minute), at most TAGDESK_JOB_MAX_ATTEMPTS times.
 """
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rules.models import RunStatus, RunTrigger
-from rules.services import run_rule, run_rules
+from rules.services import expired_runs, run_rule, run_rules
 
 TRANSIENT = (OperationalError, InterfaceError)
+logger = logging.getLogger(__name__)
 
 
 def _actor(actor_id: int | None):
@@ -34,19 +42,82 @@ def _summary(run) -> dict:
 
 @shared_task(
     name="rules.run_rule",
+    bind=True,
     autoretry_for=TRANSIENT,
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=5,
 )
 def run_rule_task(
+    self,
     rule_id: int,
     trigger: str = RunTrigger.MANUAL,
     dry_run: bool = False,
     actor_id: int | None = None,
+    attempt: int = 1,
 ) -> dict:
-    """Run one rule (admin "run now", API)."""
-    return _summary(run_rule(rule_id, trigger=trigger, dry_run=dry_run, actor=_actor(actor_id)))
+    """Run one rule (admin "run now", API, the reaper)."""
+    run = run_rule(
+        rule_id,
+        trigger=trigger,
+        dry_run=dry_run,
+        actor=_actor(actor_id),
+        task_id=self.request.id or "",
+        attempt=attempt,
+    )
+    return _summary(run)
+
+
+def queue_rule_run(rule_id: int, *, trigger: str, dry_run: bool = False, actor_id=None) -> bool:
+    """Queue one run; False (logged) when the broker refuses. No row exists before the task
+    runs (the task creates its RuleRun), so a refused message orphans nothing."""
+    try:
+        run_rule_task.delay(rule_id, trigger=trigger, dry_run=dry_run, actor_id=actor_id)
+    except Exception:
+        if run_rule_task.app.conf.task_always_eager:
+            raise  # no broker: that was the run itself failing, recorded on its RuleRun
+        logger.exception("rule %s could not be queued", rule_id)
+        return False
+    return True
+
+
+@shared_task(name="rules.reap_rule_runs", ignore_result=True)
+def reap_rule_runs() -> dict:
+    """Beat, every minute: a ``running`` run whose lease expired lost its worker. Fail it (a
+    conditional update, so two reapers never both act) and queue the rule again; its evaluation
+    was one transaction, so the new run starts over from a clean state."""
+    now = timezone.now()
+    requeued, failed = [], []
+    fields = ("pk", "rule_id", "trigger", "dry_run", "attempt", "triggered_by_id")
+    for run in expired_runs(now).only(*fields):
+        give_up = run.attempt >= settings.TAGDESK_JOB_MAX_ATTEMPTS
+        error = (
+            _("Worker lost %(count)d times (lease expired); not run again.")
+            % {"count": run.attempt}
+            if give_up
+            else _("Worker lost (lease expired); the rule was queued again.")
+        )
+        if (
+            not expired_runs(now)
+            .filter(pk=run.pk)
+            .update(status=RunStatus.FAILED, finished_at=now, lease_expires_at=None, error=error)
+        ):
+            continue
+        if give_up:
+            failed.append(run.pk)
+            continue
+        logger.warning("rule run %s lost its worker: rule %s queued again", run.pk, run.rule_id)
+        run_rule_task.apply_async(
+            (run.rule_id,),
+            {
+                "trigger": run.trigger,
+                "dry_run": run.dry_run,
+                "actor_id": run.triggered_by_id,
+                "attempt": run.attempt + 1,
+            },
+        )
+        requeued.append(run.pk)
+    return {"requeued": requeued, "failed": failed}
 
 
 @shared_task(name="rules.run_all_rules", bind=True, max_retries=5)
@@ -54,8 +125,9 @@ def run_all_rules_task(
     self, trigger: str = RunTrigger.SCHEDULE, rule_ids: list[int] | None = None
 ) -> dict:
     """Nightly: every enabled rule in dependency order. Rules that failed on a transient
-    database error are retried (only those) with backoff."""
-    runs = run_rules(rule_ids, trigger=trigger)
+    database error are retried (only those) with backoff. Delivered again after a lost worker,
+    it skips the rules it already ran (``run_rules``'s task id)."""
+    runs = run_rules(rule_ids, trigger=trigger, task_id=self.request.id or "")
     transient = [
         run.rule_id
         for run in runs

@@ -8,7 +8,7 @@ The admin offers them on "add rule from template"; ``seed_demo`` uses them for t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -255,9 +255,8 @@ class DormantTaggedTemplate(RuleTemplate):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tag"].queryset = Tag.objects.filter(status=TagStatus.ACTIVE).select_related(
-            "group"
-        )
+        tag = cast(forms.ModelChoiceField, self.fields["tag"])
+        tag.queryset = Tag.objects.filter(status=TagStatus.ACTIVE).select_related("group")
 
     def tree(self) -> dict:
         d = self.cleaned_data

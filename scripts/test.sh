@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv and run every check TagDesk's CI runs: ruff (lint + format), Django's system
-# checks (also with production settings), migrations up to date, and the pytest suite.
+# Set up .venv and run every check TagDesk's CI runs: ruff (lint + format), the import
+# contracts (lint-imports: no import cycle, layers models -> policy -> services -> adapters),
+# mypy with django-stubs, Django's system checks (also with production settings), migrations
+# up to date, and the pytest suite.
 #
 #   ./scripts/test.sh                 # SQLite in memory, no services needed
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
@@ -22,6 +24,11 @@ step() {
 
 step "ruff check" ruff check .
 step "ruff format --check" ruff format --check .
+# Contracts in pyproject.toml [tool.importlinter]; graph cached in .import_linter_cache/.
+step "lint-imports (import contracts)" lint-imports
+# Types: pyproject.toml [tool.mypy] (strict on the policy, services, rules DSL and compiler);
+# incremental cache in .mypy_cache/.
+step "mypy" mypy
 step "manage.py check" python manage.py check --fail-level WARNING
 step "manage.py check --deploy (production-like settings)" \
     env DEBUG=0 SECRET_KEY="ci-only-$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \

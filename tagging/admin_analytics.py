@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import csv
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -312,7 +313,7 @@ class SegmentListFilter(admin.ListFilter):
             if segment is None:
                 raise TaggingError(_("Unknown segment."))
             return segments.validate(segment.expression, user)
-        terms = []
+        terms: list[dict[str, Any]] = []
         if self._ids("seg_any"):
             terms.append({"or": [{"tag": t} for t in self._ids("seg_any")]})
         terms += [{"tag": t} for t in self._ids("seg_all")]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -122,11 +123,16 @@ def copy_saved(saved, obj) -> None:
     obj._state.db = saved._state.db
 
 
-def group_levels(request: HttpRequest) -> dict[int, int]:
+def group_levels(request: HttpRequest) -> dict[int, policy.Level]:
     """The user's level on every group, one query per request."""
-    if not hasattr(request, "_tagdesk_levels"):
-        request._tagdesk_levels = policy.group_levels(request.user)
-    return request._tagdesk_levels
+    levels = _LEVELS_BY_REQUEST.get(request)
+    if levels is None:
+        levels = _LEVELS_BY_REQUEST[request] = policy.group_levels(request.user)
+    return levels
+
+
+# Per-request memo of group_levels; entries go with their request.
+_LEVELS_BY_REQUEST: WeakKeyDictionary[HttpRequest, dict[int, policy.Level]] = WeakKeyDictionary()
 
 
 def may_manage(request: HttpRequest, group_id: int | None) -> bool:
@@ -191,14 +197,15 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: self.cap + 1].count()
+        capped = self.object_list[: self.cap + 1]
+        return capped.count() if isinstance(capped, QuerySet) else len(capped)
 
 
 class WindowedCountMixin:
     """For logs of many millions of rows filtered per row by scope (events, audit): count only
     ten pages past the requested one, so a page never waits for a scan of the whole log."""
 
-    paginator = CappedCountPaginator
+    paginator: type[Paginator] = CappedCountPaginator
     count_window_pages = 10
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):

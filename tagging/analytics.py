@@ -161,7 +161,8 @@ def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:
     from rules.models import RuleRun
 
     start, end = filters.range()
-    runs = (
+    # Any: for restricted readers the rows carry the scoped_added / scoped_removed annotations.
+    runs: QuerySet[Any] = (
         RuleRun.objects.filter(
             dry_run=False,
             started_at__gte=start,

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class TaggingConfig(AppConfig):
     name = "tagging"
     verbose_name = _("Tags")
+
+    def ready(self) -> None:
+        from tagging import hooks
+        from tagging.segments import rewrite_segments_for_merge
+
+        # A merge rewrites saved segments that name a merged tag (tagging.hooks says why).
+        hooks.on_tags_merged(rewrite_segments_for_merge)

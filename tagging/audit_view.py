@@ -87,7 +87,7 @@ def render_entries(entries: Iterable[AuditEntry], user: Any) -> list[AuditEntry]
             target = _merge_target(entry)
             if target is None and entry.tag_id in legacy_removed:
                 target = tags.get(entry.tag_id, ("", None))[1]
-            name = tags[target][0] if target in tags else HIDDEN_TAG
+            name = tags[target][0] if target in tags else str(HIDDEN_TAG)
             entry.reason = _("merged into “%(tag)s”") % {"tag": name}
         entry.before = _redact(entry.before, tags, groups)
         entry.after = _redact(entry.after, tags, groups)

@@ -72,7 +72,7 @@ def stacked_columns(
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">0</text>',
     ]
     for i, day in enumerate(days):
-        y = top + plot_h
+        y: float = top + plot_h
         for s, name in enumerate(names):
             value = series[name][i]
             if not value:

@@ -3,6 +3,8 @@ so the user sees the error beside the field); the service re-checks and is the o
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +26,8 @@ class ColourInput(forms.TextInput):
 
 
 class _NameMixin:
+    cleaned_data: dict[str, Any]  # provided by the form class it is mixed into
+
     def clean_name(self) -> str:
         try:
             return validate_name(self.cleaned_data.get("name"))
@@ -66,6 +70,5 @@ class MergeTagsForm(forms.Form):
 
     def __init__(self, *args, targets, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["target"].queryset = targets.filter(status=TagStatus.ACTIVE).select_related(
-            "group"
-        )
+        target = cast(forms.ModelChoiceField, self.fields["target"])
+        target.queryset = targets.filter(status=TagStatus.ACTIVE).select_related("group")

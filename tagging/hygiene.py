@@ -135,17 +135,17 @@ def overlapping_pairs(
 def _similar_size_pairs(
     tag_list: list[Tag], sizes: dict[int, int], threshold: float
 ) -> list[tuple[int, int]]:
-    def family(t: Tag) -> tuple:
+    def family(t: Tag) -> tuple[str, int | None]:
         return (t.group.kind, t.group.owner_id)
 
     ordered = sorted((t for t in tag_list if sizes.get(t.pk)), key=lambda t: sizes[t.pk])
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for i, small in enumerate(ordered):
         for large in ordered[i + 1 :]:
             if sizes[small.pk] < threshold * sizes[large.pk]:
                 break
             if family(small) == family(large):
-                pairs.append(tuple(sorted((small.pk, large.pk))))
+                pairs.append((min(small.pk, large.pk), max(small.pk, large.pk)))
     return pairs
 
 

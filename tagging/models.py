@@ -55,12 +55,6 @@ class TagGroupQuerySet(models.QuerySet):
     def shared(self) -> TagGroupQuerySet:
         return self.exclude(kind=TagKind.PERSONAL)
 
-    def visible_to(self, user, level=None) -> TagGroupQuerySet:
-        """Groups ``user`` holds ``level`` (default view) on; see permissions.policy."""
-        from permissions import policy
-
-        return policy.visible_groups(user, level or policy.Level.VIEW, queryset=self)
-
 
 class TagGroup(models.Model):
     name = models.CharField(_("name"), max_length=64)
@@ -109,6 +103,7 @@ class TagGroup(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = TagGroupQuerySet.as_manager()
+    tree_depth: int  # set on groups listed as a tree (tagging.admin_base), not a column
 
     class Meta:
         verbose_name = _("tag group")
@@ -152,14 +147,6 @@ class TagQuerySet(models.QuerySet):
 
     def with_customer_counts(self) -> TagQuerySet:
         return self.annotate(customer_count=models.Count("assignments"))
-
-    def visible_to(self, user, level=None, include_inactive: bool = False) -> TagQuerySet:
-        """Tags of the groups ``user`` holds ``level`` (default view) on; see permissions.policy."""
-        from permissions import policy
-
-        return policy.visible_tags(
-            user, level or policy.Level.VIEW, include_inactive, queryset=self
-        )
 
 
 class Tag(models.Model):
@@ -213,6 +200,7 @@ class Tag(models.Model):
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True, editable=False)
 
     objects = TagQuerySet.as_manager()
+    customer_count: int  # set by with_customer_counts() and tagging.hygiene, not a column
 
     class Meta:
         verbose_name = _("tag")
@@ -319,6 +307,15 @@ class AuditAction(models.TextChoices):
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
 
 
+AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
+
+
+def allow_audit_truncate(cursor) -> None:
+    """Let this transaction TRUNCATE the audit log (PostgreSQL trigger, tagging 0006): only for
+    wiping a whole database on purpose (``seed_demo --reset``, the test suite's flush)."""
+    cursor.execute("SELECT set_config(%s, 'allow', true)", [AUDIT_TRUNCATE_SETTING])
+
+
 class AuditQuerySet(models.QuerySet):
     def update(self, **kwargs):  # noqa: ARG002
         raise ValidationError(_("The audit log is append-only."))
@@ -331,7 +328,7 @@ class AuditEntry(models.Model):
     """Append-only record of a change: who, when, what, before/after.
 
     References use no database constraint, so the history of a deleted tag or customer stays.
-    On PostgreSQL a trigger also refuses UPDATE and DELETE.
+    On PostgreSQL triggers also refuse UPDATE, DELETE and TRUNCATE.
     """
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)

@@ -9,6 +9,11 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 FORBIDDEN_NAME_CHARS = ":;：；"
+# Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): they make a
+# name display differently from what it is ("Trojan Source" spoofing), so no name contains them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Characters that show nothing: a name made only of these looks empty (or like another name).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 
 
 class InvalidName(ValueError):
@@ -29,11 +34,39 @@ def fold_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+def visible(text: str) -> str:
+    """``text`` for a message: bidi controls and other invisible format characters spelled out
+    as ⟨U+202E⟩, so echoing a bad name cannot itself reorder or hide the message."""
+    return "".join(
+        f"⟨U+{ord(c):04X}⟩" if c in BIDI_CONTROLS or unicodedata.category(c) == "Cf" else c
+        for c in text
+    )
+
+
+def check_characters(name: str) -> None:
+    """Raise :class:`InvalidName` for a name with bidi controls or nothing visible in it (every
+    door: forms, API and services call it through :func:`validate_name`; the import reports it
+    as ``malformed_tag``)."""
+    if all(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in name):
+        raise InvalidName(_("A name needs at least one visible character."), code="empty_name")
+    bidi = sorted({c for c in name if c in BIDI_CONTROLS})
+    if bidi:
+        raise InvalidName(
+            _(
+                "Names may not contain text-direction control characters (%(chars)s): they make "
+                "a name display differently from what it is."
+            )
+            % {"chars": " ".join(f"U+{ord(c):04X}" for c in bidi)},
+            code="forbidden_character",
+        )
+
+
 def validate_name(raw: object) -> str:
     """Return the cleaned name or raise :class:`InvalidName` with a clear message."""
     name = clean_name(raw)
     if not name:
         raise InvalidName(_("Name cannot be empty."), code="empty_name")
+    check_characters(name)
     limit = settings.TAGDESK_TAG_NAME_MAX_LENGTH
     if len(name) > limit:
         raise InvalidName(

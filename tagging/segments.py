@@ -61,6 +61,7 @@ from tagging.audit_view import HIDDEN_TAG
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, Segment, Tag, TagAssignment
 from tagging.names import fold_name
+from tagging.services import assign_tags
 
 MAX_NODES = 200
 MAX_DEPTH = 20
@@ -233,7 +234,7 @@ def _has_attr(expression: dict) -> bool:
         return False
     if "not" in expression:
         return _has_attr(expression["not"])
-    return any(_has_attr(c) for c in expression.get("and") or expression.get("or"))
+    return any(_has_attr(c) for c in expression.get("and") or expression.get("or") or ())
 
 
 def _unknown_tag(ref: str) -> InvalidSegment:
@@ -278,7 +279,8 @@ _KEYWORDS = {"and": "and", "or": "or", "not": "not", "contains": "contains"}
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
+    tokens: list[tuple[str, str]] = []
+    pos = 0
     text = text.strip()
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -287,7 +289,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
                 _("Cannot read the expression at “%(rest)s”.") % {"rest": text[pos : pos + 20]}
             )
         pos = match.end()
-        kind = match.lastgroup
+        kind = match.lastgroup or ""  # every alternative of _TOKEN is a named group
         value = match.group(kind)
         if kind == "quoted":
             tokens.append(("word", re.sub(r"\\(.)", r"\1", value)))
@@ -400,6 +402,7 @@ def parse(text_or_json: Any, user: Any) -> dict:
             if tag_id not in by_id:
                 raise _unknown_tag(f"#{tag_id}")
             return tag_id
+        name = name or ""  # a reference without an id has a name
         candidates = by_name.get(fold_name(name), [])
         if group is not None:
             candidates = [t for t in candidates if t.group.name_key == fold_name(group)]
@@ -481,8 +484,9 @@ def rewrite_tags(expression: dict, mapping: dict[int, int]) -> dict:
 
 
 def rewrite_segments_for_merge(source_ids: Iterable[int], target_id: int) -> int:
-    """Called by ``tagging.services.merge_tags``: saved segments that named a merged tag name
-    the target instead (docs/taxonomy.md#merge). Returns the number of segments changed."""
+    """Registered in ``tagging.hooks`` (``TaggingConfig.ready``), so ``merge_tags`` runs it
+    inside the merge's transaction: saved segments that named a merged tag name the target
+    instead (docs/taxonomy.md#merge). Returns the number of segments changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0
     for segment in Segment.objects.select_for_update().order_by("pk"):
@@ -680,8 +684,6 @@ def tag_segment(expression: dict, tag: Any, *, user: Any, reason: str = "") -> B
     (``policy.editable_customers``); those shared with them read-only are counted in
     ``read_only`` and left alone. Raises before writing anything on permission or segment errors; a service error in a later batch leaves earlier batches applied and is
     raised with the number already added in ``details``."""
-    from tagging.services import assign_tags
-
     (tag,) = policy.require_tags(user, [tag], policy.Level.EDIT)
     read_only = 0
     if policy.is_tag_admin(user):  # tag admins change every customer

@@ -11,6 +11,7 @@ Personas (extended by tests/permissions for grants):
 from __future__ import annotations
 
 import pytest
+from django.db.backends.postgresql.operations import DatabaseOperations
 
 from tests.factories import (
     CustomerFactory,
@@ -20,6 +21,21 @@ from tests.factories import (
     UserFactory,
     member,
 )
+
+_sql_flush = DatabaseOperations.sql_flush
+
+
+def _sql_flush_allowing_audit_truncate(self, style, tables, **kwargs):
+    """Transactional tests end with ``flush`` (one TRUNCATE of every table); the audit log
+    refuses TRUNCATE unless the transaction allows it (tagging 0006)."""
+    statements = _sql_flush(self, style, tables, **kwargs)
+    if statements and "tagging_auditentry" in tables:
+        statements.insert(0, "SELECT set_config('tagdesk.audit_truncate', 'allow', true)")
+    return statements
+
+
+# Patched on the class for the whole test session, on purpose (see the docstring above).
+DatabaseOperations.sql_flush = _sql_flush_allowing_audit_truncate  # type: ignore[method-assign]
 
 
 @pytest.fixture

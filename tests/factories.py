@@ -45,7 +45,7 @@ def member(user, department, *, leader: bool = False) -> DepartmentMembership:
     )[0]
 
 
-class TagGroupFactory(factory.django.DjangoModelFactory):
+class TagGroupFactory(factory.django.DjangoModelFactory[TagGroup]):
     class Meta:
         model = TagGroup
 
@@ -55,7 +55,7 @@ class TagGroupFactory(factory.django.DjangoModelFactory):
     sort_order = factory.Sequence(int)
 
 
-class TagFactory(factory.django.DjangoModelFactory):
+class TagFactory(factory.django.DjangoModelFactory[Tag]):
     class Meta:
         model = Tag
 
@@ -65,7 +65,7 @@ class TagFactory(factory.django.DjangoModelFactory):
     sort_order = factory.Sequence(int)
 
 
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     class Meta:
         model = Customer
 

@@ -151,3 +151,19 @@ def test_audit_trigger_refuses_raw_sql_on_postgresql(entry):
     with refused(DatabaseError), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [entry.pk])
     assert AuditEntry.objects.filter(pk=entry.pk, reason="").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+def test_the_audit_log_refuses_truncate_unless_the_transaction_allows_it(entry):
+    from tagging.models import allow_audit_truncate
+
+    refuse = "append-only"
+    with pytest.raises(DatabaseError, match=refuse), transaction.atomic(), connection.cursor() as c:
+        c.execute("TRUNCATE tagging_auditentry")
+    with pytest.raises(DatabaseError, match=refuse), transaction.atomic(), connection.cursor() as c:
+        c.execute("TRUNCATE tagging_tag, tagging_auditentry CASCADE")  # nor among other tables
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+    with transaction.atomic(), connection.cursor() as cursor:
+        allow_audit_truncate(cursor)
+        cursor.execute("TRUNCATE tagging_auditentry")
+    assert not AuditEntry.objects.exists()

@@ -58,13 +58,15 @@ def test_language_switch_view_sets_english_then_back(admin_client_zh):
 
 def po_entries(path: Path) -> list[dict[str, str]]:
     """Entries of a .po file as {"msgid": ..., "msgstr": ... (plural forms joined), "flags"}."""
-    entries, current, key = [], {}, None
+    entries: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = ""
     for line in path.read_text(encoding="utf-8").splitlines() + [""]:
         line = line.strip()
         if not line:
             if current:
                 entries.append(current)
-            current, key = {}, None
+            current, key = {}, ""
         elif line.startswith("#,"):
             current["flags"] = line
         elif line.startswith("#"):

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.db.models import Count
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import normalize_phone
@@ -217,9 +217,17 @@ def test_bad_arguments_are_refused(seeded):
 
 def test_printed_logins_work(client, seeded):
     for login in seeded["logins"]:
-        assert client.login(username=login["username"], password=login["password"]), login
+        assert client.login(
+            request=RequestFactory().get("/"),
+            username=login["username"],
+            password=login["password"],
+        ), login
         client.logout()
-    client.login(username="admin", password=seeded["logins"][0]["password"])
+    client.login(
+        request=RequestFactory().get("/"),
+        username="admin",
+        password=seeded["logins"][0]["password"],
+    )
     assert client.get("/admin/").status_code == 200
     response = client.get("/admin/customers/customer/")
     assert response.status_code == 200

@@ -45,7 +45,8 @@ class CustomerTagSerializer(serializers.Serializer):
     group_name = serializers.CharField(source="tag.group.name")
     kind = serializers.ChoiceField(source="tag.group.kind", choices=TagKind.choices)
     colour = serializers.CharField(source="tag.display_colour")
-    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)  # type: ignore[assignment]
     added_at = serializers.DateTimeField(source="created_at")
     added_by = serializers.SerializerMethodField()
     expires_at = serializers.DateTimeField(allow_null=True)
@@ -80,7 +81,8 @@ class CustomerSerializer(serializers.Serializer):
     owner_name = serializers.SerializerMethodField()
     department = serializers.IntegerField(source="department_id", read_only=True, allow_null=True)
     department_name = serializers.SerializerMethodField()
-    source = serializers.CharField(read_only=True, help_text="Source channel.")
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.CharField(read_only=True, help_text="Source channel.")  # type: ignore[assignment]
     added_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     tags = CustomerTagSerializer(source="visible_assignments", many=True, read_only=True)
@@ -135,7 +137,8 @@ class UpsertCustomerSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     remark = serializers.CharField(required=False, allow_blank=True, max_length=255)
     company = serializers.CharField(required=False, allow_blank=True, max_length=128)
-    source = serializers.CharField(
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.CharField(  # type: ignore[assignment]
         required=False, allow_blank=True, max_length=64, help_text="Source channel, e.g. 展会."
     )
     attributes = serializers.DictField(required=False, validators=[storable_json])
@@ -175,7 +178,8 @@ class EventSerializer(serializers.Serializer):
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)
+    # many=True makes a ListSerializer, which takes max_length (the DRF stubs type the child).
+    events = EventSerializer(many=True, allow_empty=False, max_length=MAX_EVENTS_PER_CALL)  # type: ignore[call-arg]
 
 
 class EventResultSerializer(serializers.Serializer):
@@ -191,7 +195,8 @@ class TimelineEntrySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     action = serializers.ChoiceField(choices=AuditAction.choices)
     action_display = serializers.CharField(source="get_action_display")
-    source = serializers.ChoiceField(choices=AssignmentSource.choices)
+    # A field named "source" shadows Field.source, typed str | None in the DRF stubs only.
+    source = serializers.ChoiceField(choices=AssignmentSource.choices)  # type: ignore[assignment]
     actor = serializers.IntegerField(source="actor_id", allow_null=True)
     actor_name = serializers.SerializerMethodField()
     tag = serializers.IntegerField(source="tag_id", allow_null=True)

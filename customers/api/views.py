@@ -8,7 +8,7 @@ customer is a 404 on every endpoint. Writes go through ``customers.services`` an
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -45,15 +45,20 @@ from tagging.audit_view import customer_timeline, render_entries
 from tagging.models import AssignmentSource, TagAssignment
 
 
-def visible_assignments(user) -> Prefetch:
+def visible_assignment_rows(user) -> QuerySet[TagAssignment]:
     """A customer's tags as the user may see them (docs/api.md#customers), ordered like the
     taxonomy."""
-    return Prefetch(
-        "assignments",
-        queryset=TagAssignment.objects.filter(tag_id__in=scope.customer_tag_ids(user))
+    return (
+        TagAssignment.objects.filter(tag_id__in=scope.customer_tag_ids(user))
         .select_related("tag__group", "actor")
-        .order_by("tag__group__sort_order", "tag__group_id", "tag__sort_order", "tag_id"),
-        to_attr="visible_assignments",
+        .order_by("tag__group__sort_order", "tag__group_id", "tag__sort_order", "tag_id")
+    )
+
+
+def visible_assignments(user) -> Prefetch:
+    """:func:`visible_assignment_rows` prefetched as ``customer.visible_assignments``."""
+    return Prefetch(
+        "assignments", queryset=visible_assignment_rows(user), to_attr="visible_assignments"
     )
 
 
@@ -113,12 +118,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         )
 
     def _tags_of(self, customer_id: int) -> list:
-        assignments = (
-            visible_assignments(self.request.user)
-            .queryset.filter(customer_id=customer_id)
-            .select_related("tag__group", "actor")
-        )
-        return CustomerTagSerializer(assignments, many=True).data
+        assignments = visible_assignment_rows(self.request.user).filter(customer_id=customer_id)
+        return list(CustomerTagSerializer(assignments, many=True).data)
 
     @extend_schema(
         methods=["GET"],

@@ -22,7 +22,8 @@ class TagGroupSerializer(serializers.ModelSerializer):
         help_text="Your level in this group: view, edit or create."
     )
     tag_count = serializers.SerializerMethodField(help_text="Active tags in the group.")
-    parent = serializers.SerializerMethodField(
+    # A field named "parent" shadows Field.parent (typed as a serializer in the DRF stubs only).
+    parent = serializers.SerializerMethodField(  # type: ignore[assignment]
         help_text="The parent group, or null for a top-level group and for a group whose parent "
         "you may not view (it is a top-level group for you)."
     )
@@ -99,7 +100,7 @@ class TagGroupDetailSerializer(TagGroupSerializer):
 
     @extend_schema_field(TagSerializer(many=True))
     def get_tags(self, group) -> list[dict]:
-        return TagSerializer(group.visible_tags, many=True, context=self.context).data
+        return list(TagSerializer(group.visible_tags, many=True, context=self.context).data)
 
 
 class TagListQuerySerializer(serializers.Serializer):

@@ -46,7 +46,7 @@ from tagging.services.common import (
 
 @transaction.atomic
 def assign_tags(
-    customers: Iterable[Any] | QuerySet,
+    customers: Iterable[Any] | QuerySet[Any],
     tags: Iterable[Any],
     *,
     actor: Any,
@@ -154,7 +154,12 @@ def assign_tags(
     return result
 
 
-def _check_corporate_limit(customer_ids, to_add, to_replace, tags_by_id) -> None:
+def _check_corporate_limit(
+    customer_ids: list[int],
+    to_add: list[tuple[int, int]],
+    to_replace: list[tuple[int, int, int]],
+    tags_by_id: dict[int, Tag],
+) -> None:
     limit = settings.TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER
     delta: dict[int, int] = defaultdict(int)
     for c, t in to_add:
@@ -185,7 +190,7 @@ def _check_corporate_limit(customer_ids, to_add, to_replace, tags_by_id) -> None
 
 @transaction.atomic
 def unassign_tags(
-    customers: Iterable[Any] | QuerySet,
+    customers: Iterable[Any] | QuerySet[Any],
     tags: Iterable[Any],
     *,
     actor: Any,
@@ -370,7 +375,14 @@ def _insert_assignments(
 
 
 def _insert_assignments_postgresql(
-    pairs, *, actor_id, source, rule_id, expires_at, reason, now
+    pairs: Sequence[tuple[int, int]],
+    *,
+    actor_id: int | None,
+    source: str,
+    rule_id: int | None,
+    expires_at: datetime | None,
+    reason: str,
+    now: datetime,
 ) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -412,4 +424,4 @@ def _insert_assignments_postgresql(
                 "reason": reason[:255],
             },
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)

@@ -43,7 +43,7 @@ class UnassignResult:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _ids(objects: Iterable[Any] | QuerySet) -> list[int]:
+def _ids(objects: Iterable[Any] | QuerySet[Any]) -> list[int]:
     if isinstance(objects, QuerySet):
         return list(objects.values_list("pk", flat=True))
     seen: dict[int, None] = {}

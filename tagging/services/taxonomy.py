@@ -4,8 +4,8 @@ Names follow tagging.names; limits come from settings; every change is audited."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
     InvalidTagName,
@@ -148,7 +149,20 @@ def create_group(
     return group
 
 
-def _save_changes(obj, changes, *, before, snapshot, action, actor, source, audit_fields) -> None:
+_Edited = TypeVar("_Edited", TagGroup, Tag)
+
+
+def _save_changes(
+    obj: _Edited,
+    changes: dict[str, Any],
+    *,
+    before: dict[str, Any],
+    snapshot: Callable[[_Edited], dict[str, Any]],
+    action: str,
+    actor: Any,
+    source: str,
+    audit_fields: Callable[[_Edited], dict[str, Any]],
+) -> None:
     """Apply validated ``changes`` to a group or tag, save it, and audit before/after when
     anything changed (``audit_fields`` names the audited objects after the change)."""
     for key, value in changes.items():
@@ -265,7 +279,7 @@ def reorder_tags(group: TagGroup, ordered_ids: Sequence[int], *, actor: Any) -> 
     )
 
 
-def _reorder(model, ordered_ids: Sequence[int]) -> None:
+def _reorder(model: type[TagGroup] | type[Tag], ordered_ids: Sequence[int]) -> None:
     from django.db.models import Case, IntegerField, Value, When
 
     ids = [int(i) for i in ordered_ids]
@@ -277,6 +291,24 @@ def _reorder(model, ordered_ids: Sequence[int]) -> None:
             output_field=IntegerField(),
         )
     )
+
+
+def _check_room_for_a_tag(group: TagGroup) -> None:
+    """One more live (not archived) tag fits in ``group`` and in the company: tags per group, and
+    shared (corporate and auto) tags in all. The caller holds the group's row lock."""
+    live = Tag.objects.exclude(status=TagStatus.ARCHIVED)
+    if (
+        group.kind != TagKind.PERSONAL
+        and live.exclude(group__kind=TagKind.PERSONAL).count() >= settings.TAGDESK_MAX_TAGS
+    ):
+        raise LimitExceeded(
+            _("The limit of %(limit)d tags is reached.") % {"limit": settings.TAGDESK_MAX_TAGS}
+        )
+    if live.filter(group=group).count() >= settings.TAGDESK_MAX_TAGS_PER_GROUP:
+        raise LimitExceeded(
+            _("“%(group)s” already has %(limit)d tags, the most a group may hold.")
+            % {"group": group.name, "limit": settings.TAGDESK_MAX_TAGS_PER_GROUP}
+        )
 
 
 def _check_tag_name_free(group: TagGroup, name: str, exclude_pk: int | None = None) -> None:
@@ -315,19 +347,7 @@ def create_tag(
     group = TagGroup.objects.select_for_update().get(pk=group.pk)
     if group.kind == TagKind.PERSONAL and group.owner_id != _actor_id(actor):
         raise NotFound(_("Tag group %(id)s does not exist.") % {"id": group.pk})
-    live = Tag.objects.exclude(status=TagStatus.ARCHIVED)
-    if (
-        group.kind != TagKind.PERSONAL
-        and live.exclude(group__kind=TagKind.PERSONAL).count() >= settings.TAGDESK_MAX_TAGS
-    ):
-        raise LimitExceeded(
-            _("The limit of %(limit)d tags is reached.") % {"limit": settings.TAGDESK_MAX_TAGS}
-        )
-    if live.filter(group=group).count() >= settings.TAGDESK_MAX_TAGS_PER_GROUP:
-        raise LimitExceeded(
-            _("“%(group)s” already has %(limit)d tags, the most a group may hold.")
-            % {"group": group.name, "limit": settings.TAGDESK_MAX_TAGS_PER_GROUP}
-        )
+    _check_room_for_a_tag(group)
     _check_tag_name_free(group, name)
     if sort_order is None:
         sort_order = (group.tags.aggregate(m=Max("sort_order"))["m"] or 0) + 1
@@ -492,11 +512,14 @@ def archive_tag(tag: Tag, *, actor: Any, reason: str = "") -> Tag:
 
 @transaction.atomic
 def restore_tag(tag: Tag, *, actor: Any) -> Tag:
-    """Bring an archived tag back (not one that was merged away)."""
+    """Bring an archived tag back (not one that was merged away), if the limits leave room:
+    archived tags do not count against them, so a restored one does again."""
     if tag.merged_into_id:
         raise TaggingError(
             _("“%(tag)s” was merged into another tag and cannot be restored.") % {"tag": tag}
         )
+    if Tag.objects.filter(pk=tag.pk, status=TagStatus.ARCHIVED).exists():
+        _check_room_for_a_tag(TagGroup.objects.select_for_update().get(pk=tag.group_id))
     return _set_status(
         tag,
         TagStatus.ACTIVE,
@@ -584,7 +607,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
         .order_by("customer_id", "created_at", "pk")
         .values_list("customer_id", "actor_id", "created_at", "expires_at")
     )
-    first_by_customer: dict[int, tuple] = {}
+    first_by_customer: dict[int, tuple[Any, ...]] = {}
     for customer_id, actor_id, created_at, expires_at in rows:
         first_by_customer.setdefault(customer_id, (actor_id, created_at, expires_at))
     already = set(
@@ -670,14 +693,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
             before=before,
             after={**_tag_snapshot(tag), **pointer},
         )
-    _follow_merge(source_ids, target.pk)
+    # Saved segments and rules that named a merged tag name the target from now on (their
+    # modules register in tagging.hooks; they run in this transaction).
+    hooks.tags_merged(source_ids, target.pk)
     return len(to_add)
-
-
-def _follow_merge(source_ids: list[int], target_id: int) -> None:
-    """Saved segments (and rules) that named a merged tag name the target from now on."""
-    from rules.services import rewrite_rules_for_merge
-    from tagging.segments import rewrite_segments_for_merge
-
-    rewrite_segments_for_merge(source_ids, target_id)
-    rewrite_rules_for_merge(source_ids, target_id)

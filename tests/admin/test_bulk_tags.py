@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from customers.models import Customer
 from tagging.models import AssignmentSource, AuditEntry, TagAssignment, TagKind
 from tests.admin.conftest import assign
 from tests.conftest import tag
@@ -142,3 +143,38 @@ def test_select_across_uses_the_filtered_changelist(root_client, superuser, sour
         url, {"action": "add_tags", "_selected_action": ids, "_apply": "1", "tags": [fair.pk]}
     )
     assert held(tagged + untagged, fair) == {c.pk for c in tagged}
+
+
+def _many_customers(count):
+    Customer.objects.bulk_create(
+        Customer(external_userid=f"wmBULK{i:05d}", name=f"批量{i}") for i in range(count)
+    )
+    return list(Customer.objects.filter(external_userid__startswith="wmBULK").order_by("pk"))
+
+
+@pytest.mark.parametrize("count, allowed", [(500, True), (501, False)])
+def test_500_customers_allowed_501_refused(root_client, source_group, count, allowed):
+    """The default batch limit at its boundary, for add and for remove."""
+    official = tag(source_group, "官网")
+    chosen = _many_customers(count)
+    response = bulk(root_client, "add_tags", chosen, [official])
+    body = response.content.decode()
+    if allowed:
+        assert "Select at most" not in body
+        assert len(held(chosen, official)) == 500
+        response = bulk(root_client, "remove_tags", chosen, [official])
+        assert "Select at most" not in response.content.decode()
+        assert not held(chosen, official)
+    else:
+        assert "Select at most 500 customers at a time" in body
+        assert not TagAssignment.objects.exists()
+        response = bulk(root_client, "remove_tags", chosen, [official])
+        assert "Select at most 500 customers at a time" in response.content.decode()
+
+
+def test_batch_limit_follows_the_setting_at_its_boundary(root_client, settings, customers):
+    settings.TAGDESK_MAX_BATCH_CUSTOMERS = 2
+    group = TagGroupFactory(name="来源")
+    official = TagFactory(group=group, name="官网")
+    bulk(root_client, "add_tags", customers[:2], [official])
+    assert held(customers, official) == {c.pk for c in customers[:2]}

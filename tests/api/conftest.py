@@ -13,10 +13,10 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from permissions import services as grants
+from permissions.models import DeviceToken
 from permissions.policy import Level
 from tagging.models import TagKind
 from tests.factories import CustomerFactory, TagFactory, TagGroupFactory
@@ -78,8 +78,8 @@ def tag(group, name):
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _token, key = DeviceToken.objects.issue(user, "tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

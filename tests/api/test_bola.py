@@ -4,6 +4,8 @@ writes without the level answer 403; auto tags answer 403 with the reason."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from customers.models import Customer, CustomerEvent
@@ -36,7 +38,7 @@ def _event(customer_id):
 # (method, path, body) built from the world: {own}/{foreign} customers, {high} a tag I may edit,
 # {private} another employee's personal tag, {secret} a tag of a group I cannot view,
 # {private_group}/{secret_group} their groups.
-FOREIGN_CUSTOMER_CASES = [
+FOREIGN_CUSTOMER_CASES: list[tuple[str, str, Any]] = [
     ("get", "/api/v1/customers/{foreign}", None),
     ("get", "/api/v1/customers/{foreign}/tags", None),
     ("post", "/api/v1/customers/{foreign}/tags", {"add": ["{high}"]}),
@@ -46,7 +48,7 @@ FOREIGN_CUSTOMER_CASES = [
     ("post", "/api/v1/events", {"events": ["{own_event}", "{foreign_event}"]}),
 ]
 
-INVISIBLE_TAG_CASES = [
+INVISIBLE_TAG_CASES: list[tuple[str, str, Any]] = [
     ("get", "/api/v1/tags/{private}", None),
     ("get", "/api/v1/tags/{secret}", None),
     ("get", "/api/v1/personal-tags/{private}", None),

@@ -187,6 +187,17 @@ def test_events_batch_is_limited(sales_api, world):
     assert not CustomerEvent.objects.exists()
 
 
+def test_1000_events_in_one_call_are_accepted(sales_api, world):
+    """The boundary of the events limit: 1000 is the most one call may carry (1001: above)."""
+    ids = [f"e-{i}" for i in range(1000)]
+    response = sales_api.post(
+        "/api/v1/events", _events(world.sales_customers[0], *ids), format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received": 1000, "created": 1000, "duplicates": 0}
+    assert CustomerEvent.objects.count() == 1000
+
+
 def test_bad_event_kind_is_a_400(sales_api, world):
     body = _events(world.sales_customers[0], "x-1")
     body["events"][0]["kind"] = "teleport"

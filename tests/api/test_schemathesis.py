@@ -66,10 +66,10 @@ def seeded(world, sales_operator, settings):
 
 @pytest.fixture
 def auth_headers(sales_operator):
-    from rest_framework.authtoken.models import Token
+    from permissions.models import DeviceToken
 
-    token, _ = Token.objects.get_or_create(user=sales_operator)
-    return {"Authorization": f"Token {token.key}"}
+    _token, key = DeviceToken.objects.issue(sales_operator, "schemathesis")
+    return {"Authorization": f"Token {key}"}
 
 
 @schema.parametrize()

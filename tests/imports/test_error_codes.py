@@ -72,6 +72,26 @@ def test_tag_name_too_long(importer, intent_group):
     assert (error.code, error.column) == ("tag_name_too_long", "tags")
 
 
+def test_a_30_character_tag_name_is_read(importer, superuser, intent_group):
+    long_name = services.create_tag(intent_group, "长" * 30, actor=superuser)
+    report = run(HEADER + f"wm1,,张三,意向:{'长' * 30}\n", importer)
+    assert report.errors == []
+    assert TagAssignment.objects.filter(tag=long_name, customer__external_userid="wm1").exists()
+
+
+@pytest.mark.parametrize("length, allowed", [(128, True), (129, False)])
+def test_customer_name_length_boundary(importer, length, allowed):
+    report = run(HEADER + f"wm1,,{'名' * length},\n", importer)
+    if allowed:
+        assert report.errors == []
+        assert Customer.objects.get(external_userid="wm1").name == "名" * length
+    else:
+        error = only_error(report)
+        assert (error.line, error.column, error.code) == (2, "name", "name_too_long")
+        assert "at most 128" in error.message
+        assert not Customer.objects.exists()
+
+
 def test_unknown_tag_group_and_unknown_tag_never_created(importer, intent_group):
     report = run(HEADER + "wm1,,张三,没有的组:高;意向:没有的标签\n", importer)
     assert [e.code for e in report.errors] == ["unknown_tag_group", "unknown_tag"]

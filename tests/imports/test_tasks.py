@@ -81,12 +81,13 @@ def test_crash_mid_way_leaves_whole_batches_and_a_rerun_completes(
 
     monkeypatch.setattr(Importer, "apply", crash_in_second_batch)
     with pytest.raises(SystemExit):
-        tasks.process_job(job.pk)
+        tasks.process_job(job.pk, task_id="task-1")
     job.refresh_from_db()
     assert job.rows_done == 4 and Customer.objects.count() == 4  # batch 1 only, batch 2 gone
     assert TagAssignment.objects.count() == 4
     monkeypatch.setattr(Importer, "apply", original)
-    assert tasks.process_job(job.pk) == "done"  # redelivered task resumes after batch 1
+    # the same task redelivered (reject_on_worker_lost) takes over its lease and resumes
+    assert tasks.process_job(job.pk, task_id="task-1") == "done"
     job.refresh_from_db()
     assert job.rows_done == 10 and Customer.objects.count() == 10
     assert job.result["customers_created"] == 10

@@ -244,9 +244,11 @@ def test_denied_names_only_the_visible_group(granted, sales_operator, intent_gro
     assert caught.value.code == "permission_denied"
 
 
-def test_model_conveniences_delegate_to_the_policy(
+def test_the_policy_narrows_the_queryset_it_is_given(
     granted, departments, sales_operator, intent_group, django_assert_num_queries
 ):
+    """Querysets know nothing of permissions (models sit below the policy); the policy composes
+    them: ``visible_*(user, queryset=...)`` narrows the caller's queryset, in one query."""
     from customers.models import Customer
     from tagging.models import Tag, TagGroup
 
@@ -255,12 +257,24 @@ def test_model_conveniences_delegate_to_the_policy(
     policy.sees_all_customers(sales_operator)  # permission cache, as in a request
     with django_assert_num_queries(1):
         assert list(
-            TagGroup.objects.filter(name="意向").visible_to(sales_operator, Level.EDIT)
+            policy.visible_groups(
+                sales_operator, Level.EDIT, queryset=TagGroup.objects.filter(name="意向")
+            )
         ) == [intent_group]
-    assert not TagGroup.objects.visible_to(sales_operator, Level.CREATE).exists()
-    assert set(Tag.objects.visible_to(sales_operator)) == set(intent_group.tags.all())
+    assert not policy.visible_groups(
+        sales_operator, Level.VIEW, queryset=TagGroup.objects.exclude(pk=intent_group.pk)
+    ).filter(pk=intent_group.pk)
+    assert not policy.visible_groups(sales_operator, Level.CREATE).exists()
+    assert set(policy.visible_tags(sales_operator, queryset=Tag.objects.all())) == set(
+        intent_group.tags.all()
+    )
     with django_assert_num_queries(1):
-        assert list(Customer.objects.filter(name="甲").visible_to(sales_operator)) == [mine]
+        assert list(
+            policy.visible_customers(sales_operator, queryset=Customer.objects.filter(name="甲"))
+        ) == [mine]
+    assert not hasattr(Customer.objects, "visible_to")
+    assert not hasattr(TagGroup.objects, "visible_to")
+    assert not hasattr(Tag.objects, "visible_to")
 
 
 @pytest.mark.parametrize("huge", [2**63, 2**80, -1, 0])

@@ -23,12 +23,12 @@ def grow(n: int, user, superuser):
     member(user, parent)
     for i in range(n):
         dept = Department.objects.create(name=f"组{n}-{i}", parent=parent)
-        group = TagGroupFactory(name=f"组别{n}-{i}")
+        group = TagGroupFactory.create(name=f"组别{n}-{i}")
         TagFactory(group=group)
         services.grant(group, actor=superuser, level=Level.EDIT, department=dept)
         services.grant(group, actor=superuser, level=Level.VIEW, user=user)
         CustomerFactory(department=dept)
-        Follower.objects.create(customer=CustomerFactory(), employee=user)
+        Follower.objects.create(customer=CustomerFactory.create(), employee=user)
         parent = dept if i % 2 else parent
 
 

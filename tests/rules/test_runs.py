@@ -56,11 +56,12 @@ def test_abandoned_run_does_not_block_forever(make_rule, auto_tag):
         rule=rule,
         trigger="schedule",
         status=RunStatus.RUNNING,
-        started_at=timezone.now() - services.ABANDONED_AFTER - dt.timedelta(minutes=1),
+        started_at=timezone.now() - dt.timedelta(hours=1),
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
     )
     assert services.run_rule(rule, trigger=RunTrigger.MANUAL).status == RunStatus.SUCCEEDED
     stale.refresh_from_db()
-    assert stale.status == RunStatus.FAILED and "abandoned" in stale.error
+    assert stale.status == RunStatus.FAILED and "lease expired" in stale.error
 
 
 def test_invalid_rule_run_is_rejected(make_rule, auto_tag):

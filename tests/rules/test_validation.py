@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -14,7 +16,7 @@ from tests.rules.conftest import NOW, customer
 
 GOOD = {"attribute": "total_spend", "op": "gt", "value": 100}
 
-INVALID = [
+INVALID: list[tuple[Any, str]] = [
     (None, "no conditions"),
     ({}, "no conditions"),
     ([], "no conditions"),
@@ -131,6 +133,34 @@ def test_size_limits():
         dsl.parse_tree(deep)
     with pytest.raises(dsl.RuleSyntaxError, match="at most"):
         dsl.parse_tree({"any": [GOOD] * (dsl.MAX_NODES + 1)})
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    tree: dict[str, Any] = GOOD
+    for _ in range(levels):
+        tree = {"not": tree}
+    return tree
+
+
+def test_size_limits_at_their_boundary():
+    """``MAX_DEPTH`` levels of nesting and ``MAX_NODES`` conditions (the groups included) parse;
+    one more does not."""
+    dsl.parse_tree(_nested(dsl.MAX_DEPTH))
+    with pytest.raises(dsl.RuleSyntaxError, match="deeply"):
+        dsl.parse_tree(_nested(dsl.MAX_DEPTH + 1))
+    dsl.parse_tree({"any": [GOOD] * (dsl.MAX_NODES - 1)})  # 1 group + 99 conditions
+    with pytest.raises(dsl.RuleSyntaxError, match="at most 100"):
+        dsl.parse_tree({"any": [GOOD] * dsl.MAX_NODES})
+
+
+@pytest.mark.parametrize("days, allowed", [(0, False), (1, True), (3660, True), (3661, False)])
+def test_window_days_boundary(days, allowed):
+    tree = {"event": "purchase", "window": {"days": days}, "agg": "count", "op": "gte", "value": 1}
+    if allowed:
+        assert dsl.parse_tree(tree)
+    else:
+        with pytest.raises(dsl.RuleSyntaxError, match="1 to 3660 days"):
+            dsl.parse_tree(tree)
 
 
 @pytest.mark.django_db

@@ -136,3 +136,22 @@ def test_json_text_and_size_limits(superuser, taxonomy):
         deep = {"not": {"or": [deep, high]}}
     with pytest.raises(InvalidSegment, match="too large"):
         segments.validate(deep, superuser)
+
+
+def test_size_limits_at_their_boundary():
+    """``MAX_DEPTH`` levels of NOT and ``MAX_NODES`` terms (the groups included) are accepted;
+    one more of either is refused."""
+
+    def nested(levels):
+        node = {"tag": 1}
+        for _ in range(levels):
+            node = {"not": node}
+        return node
+
+    segments.canonical(nested(segments.MAX_DEPTH))
+    with pytest.raises(InvalidSegment, match="too large"):
+        segments.canonical(nested(segments.MAX_DEPTH + 1))
+    terms = segments.MAX_NODES - 1  # plus the "or" itself
+    segments.canonical({"or": [{"tag": i} for i in range(1, terms + 1)]})
+    with pytest.raises(InvalidSegment, match="too large"):
+        segments.canonical({"or": [{"tag": i} for i in range(1, terms + 2)]})

@@ -8,9 +8,17 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from customers.models import Customer
 from rules.models import Rule
 from tagging import hygiene, segments
-from tagging.models import HygieneReport, Segment, Tag, TagKind, TagStatus
+from tagging.models import (
+    HygieneReport,
+    Segment,
+    Tag,
+    TagAssignment,
+    TagKind,
+    TagStatus,
+)
 from tagging.services import assign_tags, merge_tags
 from tagging.tasks import hygiene_monthly_report_task
 from tests.factories import CustomerFactory, TagFactory, TagGroupFactory
@@ -57,6 +65,79 @@ def test_overlapping_pairs_by_jaccard(superuser, prefs):
     assert found[0].both == 18 and found[0].jaccard == pytest.approx(0.9)
     sql = hygiene.overlapping_pairs_sql([t.pk for t in tags.values()], 0.85)
     assert {(o.a, o.b, o.both) for o in sql if o.jaccard >= 0.85} == {(found[0].a, found[0].b, 18)}
+
+
+def _overlapping(superuser, group, label, union, both):
+    """Tags A (``union`` customers) and B (``both`` of them): Jaccard both / union."""
+    people = Customer.objects.bulk_create(
+        Customer(external_userid=f"wmOVL{label}{i:03d}") for i in range(union)
+    )
+    a = TagFactory(group=group, name=f"{label}甲")
+    b = TagFactory(group=group, name=f"{label}乙")
+    assign_tags(people, [a], actor=superuser, source="manual")
+    assign_tags(people[:both], [b], actor=superuser, source="manual")
+    return tuple(sorted((a.pk, b.pk)))
+
+
+def test_overlap_threshold_boundary(superuser):
+    """The default threshold is 0.85 inclusive: 0.84 is not a merge candidate, 0.85 and 0.86
+    are (each pair on its own customers, so pairs across them share nobody)."""
+    group = TagGroupFactory(name="重叠")
+    below = _overlapping(superuser, group, "下", 25, 21)  # 21/25 = 0.84
+    at = _overlapping(superuser, group, "等", 20, 17)  # 17/20 = 0.85
+    above = _overlapping(superuser, group, "上", 50, 43)  # 43/50 = 0.86
+    assert hygiene.OVERLAP_THRESHOLD == 0.85
+    found = {(o.a, o.b): o.jaccard for o in hygiene.overlapping_pairs()}
+    assert found == {above: pytest.approx(0.86), at: pytest.approx(0.85)}
+    assert below not in found
+    tag_pks = [pk for pair in (below, at, above) for pk in pair]
+    by_sql = {
+        (o.a, o.b)
+        for o in hygiene.overlapping_pairs_sql(tag_pks)
+        if o.jaccard >= hygiene.OVERLAP_THRESHOLD
+    }
+    assert by_sql == {at, above}
+    # The threshold is a parameter: at 0.86 only the 0.86 pair is left, at 0.84 all three.
+    assert {(o.a, o.b) for o in hygiene.overlapping_pairs(threshold=0.86)} == {above}
+    assert {(o.a, o.b) for o in hygiene.overlapping_pairs(threshold=0.84)} == {below, at, above}
+
+
+def test_unused_for_90_days_boundary(superuser, prefs):
+    """Unused = no customer added for 90 days (default): 90 days minus a minute after the last
+    addition the tag is in use, 90 days and a minute after it, unused."""
+    _group, tags = prefs
+    now = timezone.now()
+    Tag.objects.filter(pk__in=[t.pk for t in tags.values()]).update(
+        created_at=now - dt.timedelta(days=400)
+    )
+    coffee = tags["喜欢咖啡"]
+    assign_tags([CustomerFactory()], [coffee], actor=superuser, source="manual")
+    added = TagAssignment.objects.get(tag=coffee).created_at
+    assert hygiene.UNUSED_DAYS == 90
+    minute = dt.timedelta(minutes=1)
+    soon = added + dt.timedelta(days=90) - minute
+    later = added + dt.timedelta(days=90) + minute
+    assert coffee.pk not in {t.pk for t in hygiene.unused_tags(now=soon)}
+    assert coffee.pk in {t.pk for t in hygiene.unused_tags(now=later)}
+    # A tag younger than 90 days is never "unused", even with no customer at all.
+    young = tags["高意向"]
+    Tag.objects.filter(pk=young.pk).update(created_at=later - dt.timedelta(days=90) + minute)
+    unused = {t.pk for t in hygiene.unused_tags(now=later)}
+    assert young.pk not in unused
+    assert tags["低意向"].pk in unused  # 400 days old, never used
+
+
+def test_small_tags_boundary(superuser, prefs):
+    """Small = fewer than N customers (default 5): 4 is small, 5 is not."""
+    _group, tags = prefs
+    people = CustomerFactory.create_batch(5)
+    assign_tags(people[:4], [tags["喜欢茶"]], actor=superuser, source="manual")
+    assign_tags(people, [tags["喜欢咖啡"]], actor=superuser, source="manual")
+    assert hygiene.SMALL_TAG_CUSTOMERS == 5
+    small = {t.name: t.customer_count for t in hygiene.small_tags()}
+    assert small["喜欢茶"] == 4
+    assert "喜欢咖啡" not in small
+    assert "喜欢咖啡" in {t.name for t in hygiene.small_tags(6)}
 
 
 def test_unused_and_small_tags(superuser, prefs):

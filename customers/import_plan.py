@@ -1,0 +1,68 @@
+"""What validating an import file decides and writing it consumes: the in-memory picture of the
+customers (:class:`CustomerState`) and the :class:`Plan` of writes. Shared by
+``customers.importing`` (which builds it) and ``customers.import_writers`` (which writes it), so
+neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CustomerState:
+    """A customer as the file sees it: from the database and/or created by earlier good rows."""
+
+    __slots__ = (
+        "pk",
+        "external_userid",
+        "phone",
+        "name",
+        "orig_external_userid",
+        "orig_name",
+        "tags",
+        "corporate",
+        "exclusive",
+        "visible",
+        "editable",
+        "pending_tags",
+    )
+
+    def __init__(
+        self,
+        pk: int | None,
+        external_userid: str | None,
+        phone: str | None,
+        name: str,
+        *,
+        visible: bool = True,
+    ) -> None:
+        self.pk = pk
+        self.external_userid = external_userid
+        self.phone = phone
+        self.name = name
+        self.orig_external_userid = external_userid
+        self.orig_name = name
+        self.tags: set[int] = set()
+        self.corporate = 0
+        self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
+        self.visible = visible
+        self.editable = visible
+        self.pending_tags: list[int] = []  # added by this file, in order
+
+    @property
+    def is_new(self) -> bool:
+        return self.pk is None
+
+    @property
+    def changed(self) -> bool:
+        return not self.is_new and (
+            self.external_userid != self.orig_external_userid or self.name != self.orig_name
+        )
+
+
+@dataclass
+class Plan:
+    """What applying a batch writes; built by validation, consumed by the writer."""
+
+    new: list[CustomerState] = field(default_factory=list)
+    changed: list[CustomerState] = field(default_factory=list)
+    pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
