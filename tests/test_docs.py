@@ -94,8 +94,10 @@ def _reported_codes(tree: ast.AST) -> set[str]:
                     add(keyword.value)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             args = node.args.args + node.args.kwonlyargs
-            defaults = [None] * (len(node.args.args) - len(node.args.defaults))
-            defaults += node.args.defaults + node.args.kw_defaults
+            defaults: list[ast.expr | None] = [None] * (
+                len(node.args.args) - len(node.args.defaults)
+            )
+            defaults += [*node.args.defaults, *node.args.kw_defaults]
             for arg, default in zip(args, defaults, strict=True):
                 if arg.arg == "code" and default is not None:
                     add(default)
@@ -322,7 +324,8 @@ def slug(heading: str) -> str:
 
 @cache
 def anchors(path: Path) -> frozenset[str]:
-    found, seen = set(), {}
+    found: set[str] = set()
+    seen: dict[str, int] = {}
     in_code = False
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
