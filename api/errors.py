@@ -9,19 +9,28 @@ tagging services' ``TaggingError`` subclasses (mapped by their ``code``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from api.parsers import body_too_large
+from config.cache import is_service_down
 from permissions import policy
 from tagging.errors import TaggingError
+
+logger = logging.getLogger(__name__)
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -87,6 +96,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code, message, details, http = "not_found", _("Not found."), None, 404
     elif isinstance(exc, DjangoPermissionDenied):
         code, message, details, http = "permission_denied", _("Permission denied."), None, 403
+    elif isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        code, message, details, http = "request_too_large", str(body_too_large(limit)), None, 413
+    elif isinstance(exc, SuspiciousOperation):
+        code, message, details, http = "bad_request", _("The request is not valid."), None, 400
+    elif is_service_down(exc):
+        logger.warning("API request failed, a service is unavailable: %r", exc)
+        code, message, details, http = "service_unavailable", str(SERVICE_DOWN_MESSAGE), None, 503
+        headers["Retry-After"] = "30"
     elif isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         code, message, http = "invalid", "; ".join(exc.messages), 400
@@ -108,6 +126,49 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         return None  # a bug: let Django log it and answer 500
     return Response(error_body(code, message, details), status=http, headers=headers)
+
+
+SERVICE_DOWN_MESSAGE = gettext_lazy(
+    "A background service (task queue or cache) is unavailable; try again in a minute."
+)
+
+
+# --- Django's error views: JSON under /api/, the usual pages elsewhere --------------------------
+# config/urls.py names these as handler400/403/404/500, so an error that escapes DRF (raised in
+# a middleware, a parser bug, anything unforeseen) still leaves the API in the one error shape.
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception, *args, **kwargs):
+    if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+            body = error_body("request_too_large", str(body_too_large(limit)))
+            return JsonResponse(body, status=413)
+        return JsonResponse(error_body("bad_request", _("The request is not valid.")), status=400)
+    return defaults.bad_request(request, exception, *args, **kwargs)
+
+
+def permission_denied(request, exception, *args, **kwargs):
+    if _is_api(request):
+        return JsonResponse(error_body("permission_denied", _("Permission denied.")), status=403)
+    return defaults.permission_denied(request, exception, *args, **kwargs)
+
+
+def page_not_found(request, exception, *args, **kwargs):
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+    return defaults.page_not_found(request, exception, *args, **kwargs)
+
+
+def server_error(request, *args, **kwargs):
+    if _is_api(request):
+        body = error_body("server_error", _("Something went wrong on our side; it was logged."))
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request, *args, **kwargs)
 
 
 @csrf_exempt

@@ -171,9 +171,11 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Degrades to "no cache" (logged) while Redis is down: config/cache.py.
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "tagdesk"),
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         }
     }
 else:
@@ -220,7 +222,7 @@ REST_FRAMEWORK = {
         "batch": env_str("API_THROTTLE_BATCH", "120/min"),
     },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.SafeJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNICODE_JSON": True,
 }
@@ -255,6 +257,13 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
 )
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
+# Only files expanding to at most this many KB are counted (and run) in the upload request; all
+# others go to a worker at once, which counts and validates them (customers/import_readers.py).
+TAGDESK_IMPORT_INLINE_MAX_KB = env_int("TAGDESK_IMPORT_INLINE_MAX_KB", 1024, minimum=1)
+# Caps of one import file: data rows, expanded XLSX size, reading time.
+TAGDESK_IMPORT_MAX_ROWS = env_int("TAGDESK_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
+TAGDESK_IMPORT_MAX_SHEET_MB = env_int("TAGDESK_IMPORT_MAX_SHEET_MB", 512, minimum=1)
+TAGDESK_IMPORT_MAX_SECONDS = env_int("TAGDESK_IMPORT_MAX_SECONDS", 300, minimum=1)
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 TAGDESK_TOKEN_TTL_DAYS = env_int("TAGDESK_TOKEN_TTL_DAYS", 30, minimum=1)
 TAGDESK_MAX_TOKENS_PER_USER = env_int("TAGDESK_MAX_TOKENS_PER_USER", 20, minimum=1)

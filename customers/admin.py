@@ -24,10 +24,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from customers.admin_import import CustomerImportExportMixin
-from customers.forms import BulkTagForm, CustomerForm
+from customers.forms import BulkTagForm, CustomerForm, EraseCustomersForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import try_normalize_phone
-from customers.services import save_customer, search_customers
+from customers.services import erase_customers, save_customer, search_customers
 from permissions import policy
 from tagging import services
 from tagging.admin_analytics import SegmentListFilter
@@ -131,7 +131,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
     list_per_page = 50
     show_full_result_count = False
     paginator = CappedCountPaginator
-    actions = ["add_tags", "remove_tags"]
+    actions = ["add_tags", "remove_tags", "erase_customers"]
     inlines = [FollowerInline]
     readonly_fields = [
         "total_spend",
@@ -188,10 +188,67 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return search_customers(queryset, term), False
 
     def has_delete_permission(self, request, obj=None):
-        # Deleting a customer would drop its tag assignments without the audit entries every removal
-        # must leave (docs/taxonomy.md#assignments-and-history), and there is no customer-deletion
-        # service that writes them; customers leave through the service layer only.
+        # Django's delete would drop the customer without redacting its audit entries or
+        # auditing the deletion; customers leave only through the "Erase" action (services).
         return False
+
+    def has_erase_permission(self, request):
+        return policy.may_erase_customers(request.user)
+
+    @admin.action(
+        description=gettext_lazy("Erase customers (right to deletion)…"), permissions=["erase"]
+    )
+    def erase_customers(self, request, queryset):
+        """Confirmation page, then ``services.erase_customers`` (tag admins only)."""
+        limit = settings.TAGDESK_MAX_BATCH_CUSTOMERS
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: limit + 1])
+        if len(ids) > limit:
+            self.message_user(
+                request,
+                _("Select at most %(limit)d customers at a time.") % {"limit": limit},
+                messages.ERROR,
+            )
+            return None
+        submitted = "_apply" in request.POST
+        form = EraseCustomersForm(request.POST if submitted else None)
+        if submitted and form.is_valid():
+            try:
+                result = erase_customers(
+                    ids, actor=request.user, reason=form.cleaned_data["reason"]
+                )
+            except TaggingError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "Erased %(n)d customer with %(a)d tag assignments, %(e)d events and "
+                        "%(f)d followers; %(r)d audit entries anonymised.",
+                        "Erased %(n)d customers with %(a)d tag assignments, %(e)d events and "
+                        "%(f)d followers; %(r)d audit entries anonymised.",
+                        result.customers,
+                    )
+                    % {
+                        "n": result.customers,
+                        "a": result.assignments,
+                        "e": result.events,
+                        "f": result.followers,
+                        "r": result.audit_entries_redacted,
+                    },
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Erase customers"),
+            "form": form,
+            "ids": ids,
+            "sample": Customer.objects.filter(pk__in=ids[:20]).order_by("pk"),
+            "count": len(ids),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/customers/customer/erase.html", context)
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

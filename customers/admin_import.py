@@ -34,7 +34,7 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from customers import tasks
 from customers.exporting import HEADERS, export_customers, group_queryset, neutralise
-from customers.import_readers import UnreadableFile, read_records
+from customers.import_readers import UnreadableFile, expanded_size, read_records
 from customers.importing import Mode
 from customers.models import ImportJob
 from customers.resources import CustomerResource, TagAssignmentResource
@@ -79,8 +79,12 @@ class ImportUploadForm(forms.Form):
         return upload
 
 
-def count_records(data: bytes, filename: str) -> int:
-    """Data records of a file (header excluded); 0 when unreadable (the job reports why)."""
+def count_records(data: bytes | None, filename: str) -> int | None:
+    """Data records of a small file (header excluded; 0 when unreadable: the job reports why),
+    or None for a file that expands beyond TAGDESK_IMPORT_INLINE_MAX_KB: that one is counted on
+    a worker, so that no upload request reads a big file (or a decompression bomb)."""
+    if data is None or expanded_size(data) > settings.TAGDESK_IMPORT_INLINE_MAX_KB * 1024:
+        return None
     try:
         _fmt, records = read_records(data, filename)
         return max(sum(1 for _record in records) - 1, 0)
@@ -88,11 +92,16 @@ def count_records(data: bytes, filename: str) -> int:
         return 0
 
 
-def start_job(job: ImportJob, rows: int) -> None:
-    """Small files inline (the page shows the result at once), big ones on a worker."""
+def start_job(request, job: ImportJob, rows: int | None) -> None:
+    """Small files inline (the page shows the result at once); big ones, and files not counted
+    (``rows`` None), on a worker. With the broker down the job is marked failed (its page says
+    why) and the user is told."""
     ImportJob.objects.filter(pk=job.pk).update(rows_total=rows)
-    if rows > settings.TAGDESK_IMPORT_ASYNC_THRESHOLD:
+    if rows is None or rows > settings.TAGDESK_IMPORT_ASYNC_THRESHOLD:
         tasks.enqueue(job)
+        refused = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.FAILED).first()
+        if refused is not None:  # the broker refused the task: the job says why
+            messages.error(request, refused.error_message)
     else:
         tasks.process_job(job.pk)
 
@@ -180,7 +189,7 @@ class CustomerImportExportMixin(ImportExportMixin):
             )
             job.file.save(upload.name, ContentFile(data), save=False)
             job.save()
-            start_job(job, count_records(data, upload.name))
+            start_job(request, job, count_records(data, upload.name))
             return HttpResponseRedirect(self._job_url(job))
         jobs = ImportJob.objects.filter(user=request.user).order_by("-created_at")[:10]
         return TemplateResponse(
@@ -200,7 +209,10 @@ class CustomerImportExportMixin(ImportExportMixin):
         """Confirm a dry run: the same file, applied (strict or lenient as chosen)."""
         if request.method != "POST" or not self.has_import_permission(request):
             raise PermissionDenied
-        preview = self._job_for(request, int(request.POST.get("job", 0) or 0))
+        job_id = request.POST.get("job", "")
+        if not job_id.isdigit() or int(job_id) > 2**63 - 1:
+            raise Http404  # a forged or garbled form: no such import
+        preview = self._job_for(request, int(job_id))
         if not preview.dry_run or preview.status != ImportJob.Status.DONE:
             raise PermissionDenied
         errors = (preview.result or {}).get("errors", [])
@@ -215,7 +227,9 @@ class CustomerImportExportMixin(ImportExportMixin):
             dry_run=False,
             skip_invalid=preview.skip_invalid,
         )
-        start_job(job, preview.rows_total or 0)
+        with preview.file.open("rb") as handle:
+            small = expanded_size(handle) <= settings.TAGDESK_IMPORT_INLINE_MAX_KB * 1024
+        start_job(request, job, preview.rows_total if small else None)
         return HttpResponseRedirect(self._job_url(job))
 
     def _job_url(self, job: ImportJob) -> str:

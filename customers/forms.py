@@ -9,6 +9,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from config import safe_json
 from customers.models import Customer
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
@@ -18,6 +19,7 @@ from tagging.models import Tag, TagKind, TagStatus
 class CustomerForm(forms.ModelForm):
     class Meta:
         model = Customer
+        field_classes = {"attributes": safe_json.FormField}
         fields = [
             "name",
             "external_userid",
@@ -39,6 +41,17 @@ class CustomerForm(forms.ModelForm):
             return normalize_phone(raw)
         except InvalidPhone as exc:
             raise forms.ValidationError(str(exc), code="invalid_phone") from exc
+
+    def clean_added_at(self):
+        added = self.cleaned_data.get("added_at")
+        # PostgreSQL and date arithmetic (rules' "days since added") overflow near year 1.
+        if added is not None and not 1900 <= added.year <= 2199:
+            raise forms.ValidationError(
+                _("The date must lie between the years %(low)d and %(high)d.")
+                % {"low": 1900, "high": 2199},
+                code="out_of_range",
+            )
+        return added
 
     def clean_external_userid(self) -> str | None:
         return (self.cleaned_data.get("external_userid") or "").strip() or None
@@ -96,3 +109,22 @@ class BulkTagForm(forms.Form):
         field = cast(forms.ModelMultipleChoiceField, self.fields["tags"])
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)
+
+
+class EraseCustomersForm(forms.Form):
+    """Confirmation of an erasure (PIPL right to deletion): a reason, and an explicit tick."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_(
+            "Shown in the audit log, e.g. the deletion request's reference. Do not write the "
+            "customer's name or number here."
+        ),
+    )
+    confirm = forms.BooleanField(
+        label=_(
+            "I understand that the customers, their tags, events and followers are deleted "
+            "for good and their audit entries are anonymised."
+        ),
+    )

@@ -11,6 +11,16 @@ when one row is short, and drops blank lines so line numbers shift. Here:
 - XLSX is read with openpyxl's streaming parser over the rows present in the XML (cached values
   of formula cells), so the phantom blank rows Excel leaves up to row 1,048,576 cost nothing;
   numeric cells such as 13800138002.0 read as integers; line = the sheet row.
+
+Limits (settings, README "Configuration"): an XLSX whose parts expand to more than
+``TAGDESK_IMPORT_MAX_SHEET_MB`` is refused from the zip directory alone, before anything is
+decompressed (``zipfile`` never yields more than a part's declared size, and a part that lies
+about it fails its CRC check); any file with more than ``TAGDESK_IMPORT_MAX_ROWS`` data records,
+or whose reading takes longer than ``TAGDESK_IMPORT_MAX_SECONDS`` (a "decompression bomb" of
+empty rows within the size limit), stops with one clear file-level error. A damaged or truncated
+workbook (bad zip, CRC mismatch, broken XML) is one file-level error too, never a crash.
+Counting and validating big files happens on a worker (customers/tasks.py): the upload request
+only looks at the sizes (:func:`expanded_size`).
 """
 
 from __future__ import annotations
@@ -19,11 +29,14 @@ import codecs
 import csv
 import datetime
 import io
+import time
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 XLSX_MAGIC = b"PK\x03\x04"
@@ -39,6 +52,22 @@ class UnreadableFile(ValueError):
     def __init__(self, message: str, code: str = "unreadable_file") -> None:
         super().__init__(message)
         self.code = code
+
+
+# What a broken workbook raises from openpyxl, zipfile and the XML parsers (ET.ParseError and
+# lxml's XMLSyntaxError are SyntaxErrors; defusedxml's refusals are ValueErrors).
+_BROKEN = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    SyntaxError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    OSError,
+)
 
 
 @dataclass(slots=True)
@@ -97,12 +126,48 @@ def decode_csv(data: bytes) -> str:
     return text
 
 
+class _Budget:
+    """The row and time caps of one read; checked per record (and per sheet row)."""
+
+    def __init__(self) -> None:
+        self.max_rows = settings.TAGDESK_IMPORT_MAX_ROWS
+        self.deadline = time.monotonic() + settings.TAGDESK_IMPORT_MAX_SECONDS
+        self.records = 0
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise UnreadableFile(
+                _(
+                    "Reading the file took longer than %(s)d seconds; split it into smaller "
+                    "files (TAGDESK_IMPORT_MAX_SECONDS)."
+                )
+                % {"s": settings.TAGDESK_IMPORT_MAX_SECONDS},
+                code="file_too_large",
+            )
+
+    def record(self) -> None:
+        self.records += 1
+        # + 1: the header is a record too.
+        if self.records > self.max_rows + 1:
+            raise UnreadableFile(
+                _(
+                    "The file has more than %(n)s data rows; split it into smaller files "
+                    "(TAGDESK_IMPORT_MAX_ROWS)."
+                )
+                % {"n": f"{self.max_rows:,}"},
+                code="file_too_large",
+            )
+        if self.records % 1000 == 0:
+            self.tick()
+
+
 def read_csv(data: bytes) -> Iterator[Record]:
     """Header first (line 1), then the data records; blank records skipped."""
     text = decode_csv(data)
     if "\x00" in text:
         raise UnreadableFile(_("The file contains NUL bytes; it is not a CSV text file."))
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    budget = _Budget()
     start = 1
     try:
         for fields in reader:
@@ -110,6 +175,7 @@ def read_csv(data: bytes) -> Iterator[Record]:
             start = reader.line_num + 1
             values = [clean_field(v) for v in fields]
             if any(values):
+                budget.record()
                 yield Record(line, values)
     except csv.Error as exc:
         raise UnreadableFile(
@@ -118,16 +184,70 @@ def read_csv(data: bytes) -> Iterator[Record]:
         ) from exc
 
 
+def expanded_size(source: bytes | io.IOBase) -> int:
+    """Bytes the file expands to when read: an XLSX's declared part sizes (from the zip's
+    central directory: nothing is decompressed), else the file's own size. Cheap on any file."""
+    handle: io.IOBase
+    if isinstance(source, bytes | bytearray):
+        head, size, handle = bytes(source[:4]), len(source), io.BytesIO(source)
+    else:
+        handle = source
+        handle.seek(0)
+        head = handle.read(4)
+        size = handle.seek(0, io.SEEK_END)
+        handle.seek(0)
+    if head != XLSX_MAGIC:
+        return size
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except _BROKEN:
+        return size  # the reader reports it as damaged
+    finally:
+        if not isinstance(source, bytes | bytearray):
+            handle.seek(0)
+
+
+def _damaged(row: int | None) -> UnreadableFile:
+    if row:
+        return UnreadableFile(
+            _(
+                "The workbook is damaged or truncated after sheet row %(row)d; open it in Excel, "
+                "save it again and re-upload."
+            )
+            % {"row": row}
+        )
+    return UnreadableFile(
+        _(
+            "The file is not a readable XLSX workbook (damaged or truncated?); open it in Excel, "
+            "save it again and re-upload."
+        )
+    )
+
+
 def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
     """The first worksheet's rows that hold any value; line = sheet row."""
     from openpyxl import load_workbook
     from openpyxl.worksheet._reader import WorkSheetParser
 
+    limit_mb = settings.TAGDESK_IMPORT_MAX_SHEET_MB
+    expanded = expanded_size(data)
+    if expanded > limit_mb * 2**20:
+        raise UnreadableFile(
+            _(
+                "The workbook expands to %(size)s MB when opened; the limit is %(limit)s MB "
+                "(TAGDESK_IMPORT_MAX_SHEET_MB). Split it into smaller files."
+            )
+            % {"size": f"{expanded / 2**20:,.0f}", "limit": f"{limit_mb:,}"},
+            code="file_too_large",
+        )
     source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
         workbook = load_workbook(source, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise UnreadableFile(_("The file is not a readable XLSX workbook.")) from exc
+    except _BROKEN as exc:
+        raise _damaged(None) from exc
+    budget = _Budget()
+    row_number = None
     try:
         sheet = workbook.worksheets[0]
         # The streaming parser yields only the rows present in the sheet XML: phantom rows
@@ -141,7 +261,9 @@ def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
                 date_formats=workbook._date_formats,
                 timedelta_formats=workbook._timedelta_formats,
             )
-            for row_number, cells in parser.parse():
+            for seen, (row_number, cells) in enumerate(parser.parse()):
+                if seen % 1000 == 0:
+                    budget.tick()  # empty rows too: a sheet of a million <row/> is no record
                 if not cells:
                     continue
                 width = max(c["column"] for c in cells)
@@ -152,7 +274,12 @@ def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
                 if any(values):
                     while values and not values[-1]:
                         values.pop()
+                    budget.record()
                     yield Record(row_number, values)
+    except UnreadableFile:
+        raise
+    except _BROKEN as exc:
+        raise _damaged(row_number) from exc
     finally:
         workbook.close()
 

@@ -94,6 +94,7 @@ ERROR_CODES = (
     "limit_exceeded",
     "unreadable_file",
     "empty_file",
+    "file_too_large",
     "duplicate_column",
     "name_too_long",
 )

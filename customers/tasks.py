@@ -35,6 +35,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from customers.import_readers import UnreadableFile
 from customers.importing import (
@@ -64,6 +65,12 @@ def run_import_job(self, job_id: int) -> str:
     return process_job(job_id, task_id=self.request.id or "")
 
 
+QUEUE_DOWN_MESSAGE = gettext_lazy(
+    "The import could not be queued: the task queue is unavailable (%(error)s). Nothing was "
+    "imported; upload the file again in a few minutes."
+)
+
+
 def enqueue(job: ImportJob) -> None:
     """Queue the job's task once the job row is committed (its lease, set when the row was made,
     is the deadline for a worker to claim it; the reaper queues it again after that)."""
@@ -82,8 +89,7 @@ def send(job_id: int) -> bool:
                 status=S.FAILED,
                 finished_at=Now(),
                 lease_expires_at=None,
-                error_message=_("The import could not be queued: %(error)s")
-                % {"error": str(exc)[:500]},
+                error_message=QUEUE_DOWN_MESSAGE % {"error": str(exc)[:500]},
             )
             return False
         raise  # eager mode: the job itself failed (and says so); let the caller see it

@@ -207,6 +207,12 @@ def is_tag_admin(user: Any) -> bool:
     return _active_user(user) and (user.is_superuser or user.has_perm(TAG_ADMIN_PERMISSION))
 
 
+def may_erase_customers(user: Any) -> bool:
+    """Erasing customers (PIPL right to deletion) is for tag admins only, within their customer
+    scope (checked by the erasure service with :func:`require_customers`)."""
+    return is_tag_admin(user)
+
+
 def global_powers(user: Any) -> tuple[bool, bool]:
     """(is tag admin, sees all customers): everything about ``user`` that the policy decides in
     Python rather than in SQL. A cache of policy-built SQL must key on it (and on the user)."""

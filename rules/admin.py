@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config import safe_json
 from permissions import policy
 from rules import services
 from rules.describe import describe_tree
@@ -39,7 +40,7 @@ def _rule_tags(rule: Rule | None):
     return free.exclude(pk__in=taken).select_related("group")
 
 
-class TreeField(forms.JSONField):
+class TreeField(safe_json.FormField):
     widget = forms.Textarea(
         attrs={"rows": 14, "cols": 90, "class": "rule-tree", "spellcheck": "false"}
     )
@@ -244,7 +245,7 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
         if not policy.is_tag_admin(request.user):
             raise PermissionDenied
         try:
-            tree = json.loads(request.POST.get("tree") or "null")
+            tree = safe_json.loads(request.POST.get("tree") or "null")
         except ValueError as exc:
             return JsonResponse({"ok": False, "errors": [_("Not valid JSON: %(e)s") % {"e": exc}]})
         tag = (

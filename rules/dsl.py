@@ -39,6 +39,11 @@ from rules import fields as F
 TREE_VERSION = 1
 MAX_DEPTH = 8
 MAX_NODES = 100
+# Bounds that keep date arithmetic in range: "days since" values and recency thresholds are at
+# most about 100 years, window dates lie in 1900-2199 (the compiler adds a day to the end date;
+# 9999-12-31 would overflow, and no event is that old or that far ahead).
+MAX_DAYS = 36_500
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 
 
 class RuleSyntaxError(Exception):
@@ -308,6 +313,9 @@ class _Parser:
         if len(given) != 4 or len(nums) != 4 or nums != sorted(set(nums)) or nums[0] < 0:
             self.fail(loc, _("RFM thresholds are four increasing numbers ≥ 0."))
             return None
+        if metric == "recency" and nums[-1] > MAX_DAYS:
+            self.fail(loc, _("Recency thresholds are at most %(n)s days.") % {"n": f"{MAX_DAYS:,}"})
+            return None
         cmp = self.comparison(raw, F.NUMBER, loc)
         if cmp is None:
             return None
@@ -360,6 +368,13 @@ class _Parser:
                 end = dt.date.fromisoformat(str(raw["to"]))
             except ValueError:
                 self.fail(loc, _("Window dates are written YYYY-MM-DD."))
+                return False
+            if not (MIN_DATE <= start <= MAX_DATE and MIN_DATE <= end <= MAX_DATE):
+                self.fail(
+                    loc,
+                    _("Window dates lie between %(min)s and %(max)s.")
+                    % {"min": MIN_DATE.isoformat(), "max": MAX_DATE.isoformat()},
+                )
                 return False
             if end < start:
                 self.fail(loc, _("The window ends before it starts."))
@@ -424,8 +439,8 @@ class _Parser:
         if number is None:
             self.fail(loc, _("Expected a number, got %(got)r.") % {"got": value})
             return None
-        if value_type == F.DAYS and (number < 0 or number != int(number)):
-            self.fail(loc, _("Days are a whole number ≥ 0."))
+        if value_type == F.DAYS and (number < 0 or number != int(number) or number > MAX_DAYS):
+            self.fail(loc, _("Days are a whole number from 0 to %(n)s.") % {"n": f"{MAX_DAYS:,}"})
             return None
         return int(number) if value_type == F.DAYS else number
 

@@ -213,7 +213,8 @@ class WindowedCountMixin:
             request, queryset, per_page, orphans, allow_empty_first_page
         )
         page = request.GET.get(PAGE_VAR, "1")
-        page = int(page) if page.isdigit() else 1
+        # Bounded: the cap becomes a LIMIT, and page 10**20 must not overflow a bigint.
+        page = min(int(page), 1_000_000) if page.isdigit() else 1
         paginator.cap = per_page * (max(page, 1) + self.count_window_pages)
         return paginator
 

@@ -305,6 +305,7 @@ class AuditAction(models.TextChoices):
     RULE_DELETED = "rule.deleted", _("rule deleted")
     CUSTOMER_CREATED = "customer.created", _("customer created")
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
+    CUSTOMER_ERASED = "customer.erased", _("customers erased")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
@@ -328,7 +329,9 @@ class AuditEntry(models.Model):
     """Append-only record of a change: who, when, what, before/after.
 
     References use no database constraint, so the history of a deleted tag or customer stays.
-    On PostgreSQL triggers also refuse UPDATE, DELETE and TRUNCATE.
+    On PostgreSQL triggers also refuse UPDATE, DELETE and TRUNCATE, with one exception: erasing
+    a customer (``customers.services.erase_customers``) redacts the identifying texts of its
+    entries through a database function (migration 0007), never who, when or what.
     """
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)

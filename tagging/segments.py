@@ -52,6 +52,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from customers.models import Customer
 from permissions import policy
@@ -70,6 +71,15 @@ SMALL_RESULT = 20_000  # below this, a bitmap result goes to SQL as an id list, 
 
 class InvalidSegment(TaggingError):
     code = "invalid_segment"
+
+
+_TOO_DEEP = gettext_lazy(
+    "The expression is nested too deeply: at most %(n)d levels of NOT and brackets."
+)
+# Attribute values are bounded so that date arithmetic and numeric columns cannot overflow.
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+MAX_NUMBER = Decimal("1e12")
+MAX_INT = 2**63 - 1
 
 
 # --- attribute filters ----------------------------------------------------------------------
@@ -113,22 +123,27 @@ def _attr_value(field: str, op: str, raw: Any) -> Any:
                 raise ValueError
             return raw
         if kind in ("int", "department"):
-            if isinstance(raw, bool) or not re.fullmatch(r"-?\d+", str(raw)):
+            if isinstance(raw, bool) or not re.fullmatch(r"-?\d{1,19}", str(raw)):
+                raise ValueError
+            if abs(int(raw)) > MAX_INT:
                 raise ValueError
             return int(raw)
         if kind == "decimal":
             value = Decimal(str(raw))
-            if not value.is_finite():
+            if not value.is_finite() or abs(value) >= MAX_NUMBER:
                 raise ValueError
             return str(value)
-        return dt.date.fromisoformat(str(raw)).isoformat()
+        day = dt.date.fromisoformat(str(raw))
+        if not MIN_DATE <= day <= MAX_DATE:
+            raise ValueError
+        return day.isoformat()
     except (ValueError, InvalidOperation):
         expected = {
             "text": _("text"),
             "int": _("a whole number"),
             "department": _("a department id"),
-            "decimal": _("a number"),
-            "date": _("a date like 2026-01-31"),
+            "decimal": _("a number below 1,000,000,000,000"),
+            "date": _("a date between 1900-01-01 and 2199-12-31, like 2026-01-31"),
         }[kind]
         raise InvalidSegment(
             _("%(field)s needs %(expected)s, not “%(value)s”.")
@@ -253,6 +268,8 @@ def validate(expression: Any, user: Any) -> dict:
             raise InvalidSegment(
                 _("The expression is not valid JSON: %(error)s") % {"error": exc}
             ) from None
+        except RecursionError:
+            raise InvalidSegment(_TOO_DEEP % {"n": MAX_DEPTH}) from None
     expression = canonical(expression)
     wanted = tag_ids(expression)
     visible = set(policy.customer_tags(user).filter(pk__in=wanted).values_list("pk", flat=True))
@@ -305,6 +322,7 @@ class _TextParser:
         self.tokens = _tokens(text)
         self.pos = 0
         self.resolve = resolve
+        self.depth = 0  # open NOTs and parentheses: bounded, the parser recurses on both
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -340,15 +358,25 @@ class _TextParser:
             items.append(self.parse_unary())
         return items[0] if len(items) == 1 else {"and": items}
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InvalidSegment(_TOO_DEEP % {"n": MAX_DEPTH})
+
     def parse_unary(self) -> dict:
         kind = self.peek()
         if kind == "not":
             self.take()
-            return {"not": self.parse_unary()}
+            self.nest()
+            node = {"not": self.parse_unary()}
+            self.depth -= 1
+            return node
         if kind == "lp":
             self.take()
+            self.nest()
             node = self.parse_or()
             self.take("rp")
+            self.depth -= 1
             return node
         if kind == "attr":
             field = self.take()[1][1:]

@@ -6,34 +6,22 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config import safe_json
 from customers.models import AddWay, EventKind, ImportJob
 from tagging.api.serializers import CustomerTagResultSerializer
 from tagging.models import AssignmentSource, AuditAction, TagKind
 
 MAX_EVENTS_PER_CALL = 1000
+EVENT_YEARS = (1900, 2199)
 
 
 def storable_json(value):
-    """Refuse what PostgreSQL's jsonb cannot store: NUL characters and lone surrogates."""
-
-    def walk(item, path):
-        if isinstance(item, dict):
-            for key, child in item.items():
-                walk(key, path)
-                walk(child, f"{path}.{key}" if path else str(key))
-        elif isinstance(item, list):
-            for index, child in enumerate(item):
-                walk(child, f"{path}.{index}")
-        elif isinstance(item, str) and (
-            "\x00" in item or any("\ud800" <= ch <= "\udfff" for ch in item)
-        ):
-            raise serializers.ValidationError(
-                _("Text may not contain NUL or unpaired surrogate characters (%(path)s).")
-                % {"path": path or "-"}
-            )
-
-    walk(value, "")
-    return value
+    """Refuse what PostgreSQL's jsonb cannot store (config.safe_json): NUL characters, lone
+    surrogates, non-finite numbers, absurd nesting."""
+    try:
+        return safe_json.check(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class CustomerTagSerializer(serializers.Serializer):
@@ -158,10 +146,33 @@ class UpsertResultSerializer(CustomerDetailSerializer):
     created = serializers.BooleanField(read_only=True)
 
 
+class EventTimeField(serializers.DateTimeField):
+    """A timestamp between 1900 and 2199. Date arithmetic on far-away ones overflows (time
+    zones, rule windows; DRF itself raises OverflowError on 0001-01-01 east of UTC), and no
+    behaviour event is from before 1900 or after 2199."""
+
+    def to_internal_value(self, value):
+        message = _("The time must lie between the years %(low)d and %(high)d.") % {
+            "low": EVENT_YEARS[0],
+            "high": EVENT_YEARS[1],
+        }
+        try:
+            parsed = super().to_internal_value(value)
+        except OverflowError:
+            raise serializers.ValidationError(message) from None
+        except serializers.ValidationError as exc:
+            if exc.get_codes() == ["overflow"]:
+                raise serializers.ValidationError(message) from None
+            raise
+        if not EVENT_YEARS[0] <= parsed.year <= EVENT_YEARS[1]:
+            raise serializers.ValidationError(message)
+        return parsed
+
+
 class EventSerializer(serializers.Serializer):
     customer = serializers.IntegerField(min_value=1)
     kind = serializers.ChoiceField(choices=EventKind.choices)
-    occurred_at = serializers.DateTimeField()
+    occurred_at = EventTimeField()
     client_event_id = serializers.CharField(
         max_length=64, help_text="Your id for the event; sending it again changes nothing."
     )

@@ -11,6 +11,7 @@ exist); customers are counted and listed within my customer scope.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -18,7 +19,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import mixins, serializers
+from rest_framework import exceptions, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -75,6 +76,9 @@ class CountSerializer(serializers.Serializer):
     text = serializers.CharField()
 
 
+MAX_PAGE = 10**9
+
+
 def _customer_page(view, expression: dict) -> Response:
     paginator = PagePagination()
     request = view.request
@@ -88,6 +92,8 @@ def _customer_page(view, expression: dict) -> Response:
     if number < 1 or size < 1:
         raise serializers.ValidationError({"page": "page and page_size start at 1."})
     size = min(size, paginator.max_page_size)
+    if number > MAX_PAGE:  # no segment has that many pages; the offset would overflow SQL
+        raise exceptions.NotFound(_("Invalid page."))
     user = request.user
     rows = _customer_rows(user)
     result = segments.page(expression, user, number, size, rows=rows)
