@@ -1,6 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
+
+# The admin is TagDesk's user interface: its name, not "Django administration", and no
+# "View site" link (the site root is the admin itself).
+admin.site.site_header = _("TagDesk")
+admin.site.site_title = _("TagDesk admin")
+admin.site.index_title = _("TagDesk home")
+admin.site.site_url = None
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

@@ -292,16 +292,17 @@ class CustomerImportExportMixin(ImportExportMixin):
         example = ["wmExample_01", "13800138000", _("Example customer")]
         editable = list(
             policy.visible_groups(request.user, policy.Level.EDIT)
+            .select_related("owner")
             .prefetch_related("tags")
             .order_by("sort_order", "pk")
         )
         if layout == "long":
             header.append(HEADERS[language][3])
             first = next((g for g in editable if g.tags.all()), None)
-            example.append(f"{first.name}:{first.tags.all()[0].name}" if first else "")
+            example.append(f"{first.label}:{first.tags.all()[0].name}" if first else "")
         else:
             for group in editable:
-                header.append(group.name)
+                header.append(group.label)
                 tags = [t.name for t in group.tags.all() if t.status == "active"]
                 example.append(tags[0] if tags else "")
         rows = [header, [neutralise(v) for v in example]]

@@ -2,18 +2,31 @@
 memory.
 
 The layout is the importer's long layout — ``external_userid, phone, name, tags`` with tags as
-``组:标签;组:标签`` — so an export reads back through the importer unchanged. Only what the user
-may see: customers of ``policy.visible_customers`` and tags of ``policy.customer_tags``.
+``组:标签;组:标签`` — so an export reads back through the importer unchanged (issue 13 §1):
+
+- customers of ``policy.visible_customers``;
+- tags of the groups the reader may edit (``policy.visible_tags`` at EDIT), i.e. what the
+  reader may import back; a group export (:func:`group_queryset`) shows the group's tags the
+  reader sees on customers (``policy.customer_tags``), since it is a report on that group (held
+  tags re-import as no-ops: import is additive);
+- never another employee's personal tags, and the reader's own personal groups by their
+  qualified name "我的客户标记（王销售）" (``TagGroup.label``), which the importer reads, so a
+  personal group never collides with a shared group or another employee's group of that name;
+- phones as people write them: mainland mobiles in the 11-digit national form, others E.164
+  (``customers.phones.export_phone``).
 
 Memory stays flat at 1,000,000 rows: customers are read in keyset-paginated pages of
 ``PAGE`` ids (one query for the page, one for its tags), rows are written to a small buffer that
 is yielded and dropped (CSV), or through openpyxl's write-only workbook into a temporary file
 that is then streamed in blocks (XLSX).
 
-Formula injection: every cell starting with ``= + - @``, TAB or CR — and, so that the importer
+Formula injection: in CSV, every cell starting with ``= + - @``, TAB or CR — and, so that the importer
 can undo it exactly, one starting with apostrophes followed by one of those — gets a leading
 ``'`` (django-import-export's own escaping misses ``+ - @`` and TAB). Empty cells stay empty.
-The importer strips that apostrophe again (``customers.import_readers.clean_field``).
+The importer strips that apostrophe again (``customers.import_readers.clean_field``). In
+XLSX every cell is a typed text cell (never a formula, Excel's "@" text format), and the phone
+column carries no apostrophe at all; other cells keep the CSV neutralisation, so a value that
+is copied out of the sheet stays harmless.
 """
 
 from __future__ import annotations
@@ -24,13 +37,16 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from customers.import_readers import FORMULA_TRIGGERS
 from customers.models import Customer
+from customers.phones import export_phone
 from permissions import policy
-from tagging.models import TagAssignment
+from tagging.models import TagAssignment, TagGroup
+from tagging.names import personal_group_label
 
 PAGE = 5000
 HEADERS = {
@@ -57,6 +73,41 @@ def export_queryset(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     return queryset.filter(pk__in=scope.values("pk"))
 
 
+def export_groups(user: Any) -> list[tuple[TagGroup, str]]:
+    """(group, label) of the groups an export of ``user`` carries (those the user may edit: never
+    someone else's personal group), in display order."""
+    groups = (
+        policy.visible_groups(user, policy.Level.EDIT)
+        .select_related("owner")
+        .order_by("sort_order", "pk")
+    )
+    return [(group, group.label) for group in groups]
+
+
+def tag_labels(
+    user: Any, *, group_ids: list[int] | None = None, level: policy.Level = policy.Level.EDIT
+) -> dict[int, tuple[str, str]]:
+    """{tag id: (group label, tag name)} of the tags an export carries, in display order. Two
+    queries (tags, then the owners of the personal groups among them)."""
+    if level >= policy.Level.EDIT:  # at EDIT nobody holds someone else's personal group
+        tags = policy.visible_tags(user, level, include_inactive=True)
+    else:
+        tags = policy.customer_tags(user)
+    if group_ids is not None:
+        tags = tags.filter(group_id__in=group_ids)
+    rows = list(
+        tags.order_by("group__sort_order", "group_id", "sort_order", "pk").values_list(
+            "pk", "group__name", "group__owner_id", "name"
+        )
+    )
+    owner_ids = {owner for _pk, _group, owner, _name in rows if owner is not None}
+    owners = {u.pk: str(u) for u in get_user_model().objects.filter(pk__in=owner_ids)}
+    return {
+        pk: (group if owner is None else personal_group_label(group, owners[owner]), name)
+        for pk, group, owner, name in rows
+    }
+
+
 def iter_rows(
     user: Any,
     queryset: QuerySet | None = None,
@@ -65,15 +116,12 @@ def iter_rows(
     page: int = PAGE,
 ) -> Iterator[list[str]]:
     """Rows (not neutralised) of the user's visible customers in ``queryset``, by id, with the
-    tags the user may view (``group_ids`` narrows them to some groups). Two queries per page."""
-    tags = policy.customer_tags(user)
-    if group_ids is not None:
-        tags = tags.filter(group_id__in=group_ids)
+    tags the user may import back (``group_ids``: the tags the user may view in those groups).
+    Two queries per page."""
+    level = policy.Level.EDIT if group_ids is None else policy.Level.VIEW
     labels = {
         pk: f"{group}:{name}"
-        for pk, group, name in tags.order_by("group__sort_order", "group_id", "sort_order", "pk")
-        .values_list("pk", "group__name", "name")
-        .iterator()
+        for pk, (group, name) in tag_labels(user, group_ids=group_ids, level=level).items()
     }
     order = {pk: i for i, pk in enumerate(labels)}
     customers = export_queryset(user, queryset).order_by("pk")
@@ -94,7 +142,7 @@ def iter_rows(
             held.setdefault(customer_id, []).append(tag_id)
         for pk, ext, phone, name in batch:
             tag_ids = sorted(held.get(pk, ()), key=order.__getitem__)
-            yield [ext or "", phone or "", name, ";".join(labels[t] for t in tag_ids)]
+            yield [ext or "", export_phone(phone), name, ";".join(labels[t] for t in tag_ids)]
 
 
 def export_customers_csv(
@@ -139,12 +187,30 @@ def export_customers_xlsx(
     sheet = workbook.create_sheet(_("Customers"))
     sheet.append(HEADERS[language])
     for row in iter_rows(user, queryset, group_ids=group_ids):
-        sheet.append([neutralise(v) or None for v in row])
+        sheet.append(xlsx_row(sheet, row, phone_column=1))
     with tempfile.TemporaryFile() as handle:
         workbook.save(handle)
         handle.seek(0)
         while chunk := handle.read(block):
             yield chunk
+
+
+def xlsx_row(sheet: Any, row: list[str], *, phone_column: int | None = None) -> list[Any]:
+    """Typed text cells (``@`` format; openpyxl would read a leading ``=`` as a formula),
+    neutralised except the phone column, whose ``+`` a text cell needs no quote for."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cells: list[Any] = []
+    for index, value in enumerate(row):
+        text = value if index == phone_column else neutralise(value)
+        if not text:
+            cells.append(None)
+            continue
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.data_type = "s"
+        cell.number_format = "@"
+        cells.append(cell)
+    return cells
 
 
 def export_customers(user: Any, fmt: str = "csv", **kwargs: Any) -> Iterator[bytes]:
@@ -157,8 +223,9 @@ def export_customers(user: Any, fmt: str = "csv", **kwargs: Any) -> Iterator[byt
 
 def group_queryset(user: Any, group_id: int) -> tuple[QuerySet, list[int]]:
     """The customers carrying a tag of a group the user may view, for a group export.
-    Raises ``policy.NotVisible`` for a group the user may not view (no existence oracle)."""
-    if not policy.visible_groups(user).filter(pk=group_id).exists():
+    Raises ``policy.NotVisible`` for a group the user may not view (no existence oracle), and
+    for another employee's personal group (exports never carry those)."""
+    if not policy.customer_groups(user).filter(pk=group_id).exists():
         raise policy.NotVisible(_("Tag group %(id)s does not exist.") % {"id": group_id})
     customers = Customer.objects.filter(
         pk__in=TagAssignment.objects.filter(tag__group_id=group_id).values("customer_id")

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
@@ -219,9 +220,24 @@ class Importer:
         self.levels = policy.group_levels(self.user, [g.pk for g in groups])
         self.editable = {pk for pk, level in self.levels.items() if level >= policy.Level.EDIT}
         self.groups_by_key: dict[str, TagGroup] = {}
-        # Shared group names are unique; a personal group never shadows a shared one.
-        for group in sorted(groups, key=lambda g: g.kind == TagKind.PERSONAL):
-            self.groups_by_key.setdefault(group.name_key, group)
+        # Shared group names are unique; a personal group never shadows a shared one. A bare
+        # name reaches the importer's own personal group; any personal group the importer can
+        # view is reached by its qualified name "我的客户标记（王销售）" (what exports write).
+        user_pk = getattr(self.user, "pk", None)
+        personal = [g for g in groups if g.kind == TagKind.PERSONAL]
+        for group in groups:
+            if group.kind != TagKind.PERSONAL:
+                self.groups_by_key[group.name_key] = group
+        for group in personal:
+            if group.owner_id == user_pk:
+                self.groups_by_key.setdefault(group.name_key, group)
+        owners = {
+            u.pk: u for u in get_user_model().objects.filter(pk__in={g.owner_id for g in personal})
+        }
+        for group in personal:
+            if group.owner_id is not None:
+                group.owner = owners[group.owner_id]
+                self.groups_by_key.setdefault(fold_name(group.label), group)
         self.groups_by_id = {g.pk: g for g in groups}
         self.tags_by_key: dict[tuple[int, str], Tag] = {}
         for tag in Tag.objects.filter(group__in=list(self.groups_by_id)):
@@ -513,14 +529,17 @@ class Importer:
         customer = by_ext or by_phone
         id_column = self.ext_column if ext else self.phone_column
         if customer is not None and not customer.editable:
-            row.errors.append(
-                RowError(
-                    row.line,
-                    id_column,
-                    "permission_denied",
-                    _("You may view this customer but not change it."),
+            # A row that would change nothing is no change to refuse: an export of customers
+            # the importer may only view reads back without an error (issue 13 §1).
+            if _would_change(row, customer):
+                row.errors.append(
+                    RowError(
+                        row.line,
+                        id_column,
+                        "permission_denied",
+                        _("You may view this customer but not change it."),
+                    )
                 )
-            )
             return
         if customer is None and self.mode == Mode.TAGS:
             row.errors.append(
@@ -631,6 +650,17 @@ class Importer:
             if atomic_callback is not None:
                 atomic_callback(report)
         return report
+
+
+def _would_change(row: ParsedRow, customer: CustomerState) -> bool:
+    """Would applying ``row`` change ``customer`` (a tag it lacks, an identifier it lacks, another
+    name)?"""
+    return (
+        any(tag.id not in customer.tags for tag, _column in row.tags)
+        or bool(row.external_userid and not customer.external_userid)
+        or bool(row.phone and not customer.phone)
+        or bool(row.name and row.name != customer.name)
+    )
 
 
 class _StateIndex:

@@ -12,6 +12,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from customers.phones import InvalidPhone, format_phone, normalize_phone
 
@@ -50,7 +51,7 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Stored in E.164 form, e.g. +8613800138000."),
     )
-    name = models.CharField(_("name"), max_length=NAME_MAX_LENGTH, blank=True)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=NAME_MAX_LENGTH, blank=True)
     remark = models.CharField(_("remark"), max_length=255, blank=True)
     company = models.CharField(_("company"), max_length=128, blank=True)
     owner = models.ForeignKey(
@@ -71,7 +72,7 @@ class Customer(models.Model):
     )
     source = models.CharField(_("source channel"), max_length=64, blank=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
-    added_at = models.DateTimeField(_("added"), default=timezone.now)
+    added_at = models.DateTimeField(pgettext_lazy("time", "added"), default=timezone.now)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     # Aggregates maintained from events (customers.services.record_events).
@@ -158,7 +159,7 @@ class Follower(models.Model):
         related_name="followed_customers",
         verbose_name=_("employee"),
     )
-    added_at = models.DateTimeField(_("added"), default=timezone.now)
+    added_at = models.DateTimeField(pgettext_lazy("time", "added"), default=timezone.now)
     add_way = models.PositiveSmallIntegerField(
         _("add way"), choices=AddWay.choices, default=AddWay.UNKNOWN
     )
@@ -229,7 +230,7 @@ class CustomerEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} @ {timezone.localtime(self.occurred_at):%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):

@@ -116,12 +116,33 @@ def try_normalize_phone(raw: object) -> str | None:
         return None
 
 
-def format_phone(e164: str | None) -> str:
-    """Display form: ``+86 138 0013 8000``."""
+def export_phone(e164: str | None, region: str | None = None) -> str:
+    """The form files carry: a mobile of the default region in its national form
+    (``13800138000``: what people type, no formula quote needed, and the importer reads it back
+    as the same number), any other number in E.164 (``+447911123456``)."""
+    if not e164:
+        return ""
+    shape = _mobile_shape(region or settings.TAGDESK_DEFAULT_PHONE_REGION)
+    if shape is not None:
+        country, length, _pattern = shape
+        national = e164[1 + len(country) :]
+        if e164.startswith(f"+{country}") and len(national) == length:
+            return national
+    return e164
+
+
+def format_phone(e164: str | None, *, national: bool = False) -> str:
+    """Display form: ``+86 138 0013 8000``; with ``national``, numbers of the default region
+    without their country code (``138 0013 8000``: narrow list columns)."""
     if not e164:
         return ""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return e164
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    style = phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    if national and phonenumbers.region_code_for_number(number) == (
+        settings.TAGDESK_DEFAULT_PHONE_REGION
+    ):
+        style = phonenumbers.PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(number, style)

@@ -31,7 +31,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from import_export import fields, resources
 from import_export.results import Result, RowResult
 
-from customers.exporting import HEADERS, iter_rows, neutralise
+from customers.exporting import HEADERS, export_groups, iter_rows, neutralise
 from customers.import_readers import Record, clean_field
 from customers.importing import (
     HeaderError,
@@ -42,7 +42,6 @@ from customers.importing import (
     import_file,
 )
 from customers.models import Customer
-from permissions import policy
 
 
 class CustomerResource(resources.ModelResource):
@@ -72,24 +71,23 @@ class CustomerResource(resources.ModelResource):
     def get_export_headers(self, selected_fields=None):
         headers = list(HEADERS[self.language])
         if self.layout == "wide":
-            headers = headers[:3] + [g.name for g in self._groups()]
+            headers = headers[:3] + [label for _group, label in export_groups(self.user)]
         return headers
-
-    def _groups(self):
-        return list(policy.visible_groups(self.user).order_by("sort_order", "pk"))
 
     def export(self, queryset=None, **kwargs) -> tablib.Dataset:
         """A Dataset of what ``user`` may see, formula-neutralised. For big exports use
         customers.exporting (streamed); a Dataset holds every row in memory."""
         dataset = tablib.Dataset(headers=CustomerResource.get_export_headers(self))
-        groups = self._groups() if self.layout == "wide" else []
+        labels = (
+            [label for _group, label in export_groups(self.user)] if self.layout == "wide" else []
+        )
         for row in iter_rows(self.user, queryset):
-            if groups:
+            if labels:
                 by_group: dict[str, list[str]] = {}
                 for item in filter(None, row[3].split(";")):
                     group, tag = item.split(":", 1)
                     by_group.setdefault(group, []).append(tag)
-                row = row[:3] + [";".join(by_group.get(g.name, [])) for g in groups]
+                row = row[:3] + [";".join(by_group.get(label, [])) for label in labels]
             dataset.append([neutralise(v) for v in row])
         return dataset
 

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from customers.models import Customer, CustomerEvent, EventKind, Follower
+from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, EventKind, Follower
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
 from tagging.errors import TaggingError
@@ -238,12 +238,12 @@ def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Custom
     term = (term or "").strip()
     if not term:
         return queryset
-    condition = (
-        Q(name__icontains=term)
-        | Q(external_userid=term)
-        | Q(remark__icontains=term)
-        | Q(company__icontains=term)
-    )
+    condition = Q(name__icontains=term) | Q(remark__icontains=term) | Q(company__icontains=term)
+    if len(term) >= 3 and EXTERNAL_USERID_RE.fullmatch(term):
+        # Part of an external userid ("wmAbC…" pasted half): case-sensitive like the id itself.
+        condition |= Q(external_userid__contains=term)
+    else:
+        condition |= Q(external_userid=term)
     phone = try_normalize_phone(term)
     if phone:
         condition |= Q(phone=phone)

@@ -282,7 +282,17 @@ TAXONOMY = [
         None,
         0.0,
         0,
-        ["VIP-钻石级", "VIP-金卡", "高频次购买者", "价格敏感", "高客单价", "复购客户"],
+        # 推荐达人 and 高互动客户 have no demo rule: "new rule from a template" starts there.
+        [
+            "VIP-钻石级",
+            "VIP-金卡",
+            "高频次购买者",
+            "价格敏感",
+            "高客单价",
+            "复购客户",
+            "推荐达人",
+            "高互动客户",
+        ],  # fmt: skip
     ),
     ("生命周期", AUTO, True, None, 0.0, 0, ["新客期", "活跃客户", "沉默客户", "流失预警"]),
     (

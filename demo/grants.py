@@ -6,7 +6,8 @@ sees a different admin.
 - 市场部: creates 活动 and 促销活动 tags freely, edits 客户来源 / 兴趣爱好.
 - 客服部: edits 客户关系 / 饮食偏好 / 兴趣爱好 (饮食偏好 proposals need approval) and sees
   销售部's customers (cross-department sharing).
-- 财务部: sees 付款方式 and 消费等级 read-only, and nothing of 促销活动.
+- 财务部: sees 付款方式 and 消费等级 read-only, and nothing of 促销活动; 销售部's customers
+  are shared with it (it has none of its own).
 - 运营部 (and 内容运营组): edits 活动 / 商品偏好 / 兴趣爱好, sees 生命周期; 内容运营组 creates
   兴趣爱好 tags.
 - service_xu alone may also edit 付款方式 (an employee grant).
@@ -72,7 +73,8 @@ EMPLOYEE_GRANTS: dict[str, list[tuple[str, Level, bool]]] = {
     "service_xu": [("付款方式", EDIT, False)],
 }
 # (department whose customers are shared, department that may view them)
-CUSTOMER_SHARES = [("销售部", "客服部")]
+# 财务部 owns no customers: it reads payment and spending tags of the sales customers it bills.
+CUSTOMER_SHARES = [("销售部", "客服部"), ("销售部", "财务部")]
 
 
 def seed_grants(ctx: Any) -> None:

@@ -1,5 +1,6 @@
 """Demo rules for ``seed_demo`` (a step in ``demo.seed.SEED_STEPS``): one rule per demo auto
-tag, filled from the templates where one fits, then run once so the demo shows auto tags."""
+tag but two (推荐达人, 高互动客户: free for "new rule from a template"), filled from the
+templates where one fits, then run once so the demo shows auto tags."""
 
 from __future__ import annotations
 

@@ -37,7 +37,9 @@ from demo import data
 from demo.grants import seed_grants
 from demo.rules import seed_rules
 from demo.writers import CopyWriter, OrmWriter
+from permissions import policy
 from permissions.models import Department, DepartmentMembership
+from permissions.policy import Level
 from tagging import services as tagging_services
 from tagging.models import (
     AssignmentSource,
@@ -393,6 +395,8 @@ class _Plan:
     expiring_tag: int
     tag_labels: dict[int, tuple[int, str]]  # tag id -> (group id, "组:标签")
     personal: dict[int, list[int]]  # owner id -> personal tag ids
+    editable: dict[int, set[int]]  # owner id -> ids of the groups the owner may edit
+    stand_in: int  # who added a tag the customer's owner may not add (the tag admin)
 
 
 def _plan(ctx: DemoContext) -> _Plan:
@@ -409,7 +413,16 @@ def _plan(ctx: DemoContext) -> _Plan:
     labels = {tag.pk: (tag.group_id, str(tag)[:255]) for tag in ctx.tags.values()}
     for tags in ctx.personal_tags.values():
         labels.update({tag.pk: (tag.group_id, str(tag)[:255]) for tag in tags})
+    # History respects grants: an owner adds only tags of groups their grants let them edit.
+    owner_ids = {owner for _dept, owners in departments for owner in owners}
+    editable = {
+        user.pk: {pk for pk, level in policy.group_levels(user).items() if level >= Level.EDIT}
+        for user in get_user_model().objects.filter(pk__in=owner_ids)
+    }
+    stand_in = ctx.users.get("tagadmin", ctx.admin).pk
     return _Plan(
+        editable=editable,
+        stand_in=stand_in,
         customer_departments=departments,
         department_cum=_cumulative(weights),
         group_plans=group_plans,
@@ -473,6 +486,7 @@ def generate_rows(ctx: DemoContext, start_id: int = 1) -> Iterator[dict[str, lis
     sources.append(AssignmentSource.API.value)
     added_action = AuditAction.ASSIGNMENT_ADDED.value
     labels, expiring, source_names = plan.tag_labels, plan.expiring_tag, plan.source_names
+    editable, stand_in = plan.editable, plan.stand_in
     expires_at = now + timedelta(days=30)
     extra_events = max(0, 2 * ctx.events_per_customer - 2)
     dept_cum, dept_total = plan.department_cum, plan.department_cum[-1]
@@ -522,6 +536,7 @@ def generate_rows(ctx: DemoContext, start_id: int = 1) -> Iterator[dict[str, lis
             )
         dept_id, owners = plan.customer_departments[bisect.bisect(dept_cum, rand() * dept_total)]
         owner = pick(owners)
+        may_edit = editable.get(owner, ())
         added = between(0, minutes - 60 * 24)
         active_until = minutes if rand() < 0.6 else between(added, minutes)
 
@@ -570,6 +585,8 @@ def generate_rows(ctx: DemoContext, start_id: int = 1) -> Iterator[dict[str, lis
             for tag_id in picked:
                 source = pick(sources)
                 actor = None if source == "import" else owner
+                if actor is not None and labels[tag_id][0] not in may_edit:
+                    actor = stand_in
                 at = times[between(added, minutes)]
                 expiry = expires_at if tag_id == expiring else None
                 assignments.append((cid, tag_id, source, actor, at, expiry))

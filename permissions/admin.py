@@ -10,8 +10,11 @@ proposals with the reviewer's reason.
 from __future__ import annotations
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponseRedirect
@@ -24,6 +27,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from permissions import policy, services
 from permissions.models import (
+    LEVEL_CODENAMES,
     CustomerShare,
     Department,
     DepartmentGrant,
@@ -42,6 +46,69 @@ from tagging.errors import TaggingError
 from tagging.models import TagGroup, TagKind, TagStatus
 
 LEVEL_CHOICES = [(policy.Level.NONE.value, gettext_lazy("none")), *GrantLevel.choices]
+
+_DEFAULT_PERMISSION_WORDS = {
+    "add": gettext_lazy("Can add %(model)s"),
+    "change": gettext_lazy("Can change %(model)s"),
+    "delete": gettext_lazy("Can delete %(model)s"),
+    "view": gettext_lazy("Can view %(model)s"),
+}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission in the reader's language. Django stores permission names in English
+    ("Can add tag group"); the four default ones are rebuilt from the model's translated name,
+    TagDesk's own (``Meta.permissions``) are msgids of its catalogue."""
+    model = permission.content_type.model_class()
+    # A library model without a verbose_name has an untranslated generated one: look it up.
+    where = _(str(model._meta.verbose_name)) if model is not None else permission.content_type.model
+    action, _sep, model_name = permission.codename.partition("_")
+    if model is not None and action in _DEFAULT_PERMISSION_WORDS:
+        if model_name == model._meta.model_name:
+            name = _DEFAULT_PERMISSION_WORDS[action] % {"model": where}
+        else:
+            name = _(permission.name)
+    else:
+        name = _(permission.name)
+    try:
+        app = apps.get_app_config(permission.content_type.app_label).verbose_name
+    except LookupError:
+        app = permission.content_type.app_label
+    return f"{app} | {where} | {name}"
+
+
+class PermissionChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return permission_label(obj)
+
+
+class TranslatedPermissionsMixin:
+    """Permission pickers (employees, auth groups) list permissions in the reader's language."""
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        if db_field.related_model is Permission:
+            kwargs["form_class"] = PermissionChoiceField
+            kwargs.setdefault("queryset", Permission.objects.select_related("content_type"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class GrantLevelFilter(admin.SimpleListFilter):
+    """Grants by level (view / edit / create), not by Django's whole permission list."""
+
+    title = gettext_lazy("level")
+    parameter_name = "level"
+
+    def lookups(self, request, model_admin):
+        return GrantLevel.choices
+
+    def queryset(self, request, queryset):
+        try:
+            level = GrantLevel(int(self.value())) if self.value() else None
+        except ValueError:
+            return queryset.none()
+        if level is None:
+            return queryset
+        return queryset.filter(permission__codename=LEVEL_CODENAMES[level])
 
 
 class TagAdminOnlyMixin:
@@ -66,6 +133,20 @@ class TagAdminOnlyMixin:
 # --- employees and departments ------------------------------------------------------------------
 
 
+class MembershipFormsetMixin:
+    """Membership inlines save through the audited services (who belongs where decides which
+    customers and grants an employee gets)."""
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not DepartmentMembership:
+            return super().save_formset(request, form, formset, change)
+        for membership in formset.save(commit=False):
+            services.save_membership(membership, actor=request.user)
+        for membership in formset.deleted_objects:
+            services.remove_membership(membership, actor=request.user)
+        return None
+
+
 class MembershipInline(admin.TabularInline):
     model = DepartmentMembership
     extra = 0
@@ -84,7 +165,7 @@ class UserMembershipInline(MembershipInline):
 
 
 @admin.register(User)
-class EmployeeAdmin(DjangoUserAdmin):
+class EmployeeAdmin(MembershipFormsetMixin, TranslatedPermissionsMixin, DjangoUserAdmin):
     list_display = ["username", "display_name", "department_list", "is_staff", "is_active"]
     list_filter = ["is_staff", "is_superuser", "is_active", "departments"]
     search_fields = ["username", "display_name", "first_name", "last_name", "email", "wecom_userid"]
@@ -126,8 +207,17 @@ class EmployeeAdmin(DjangoUserAdmin):
         return "、".join(d.name for d in obj.departments.all())
 
 
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class AuthGroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
+    """Django's auth groups (each department has one), with translated permission names."""
+
+
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(MembershipFormsetMixin, admin.ModelAdmin):
     list_display = ["tree_name", "member_count", "parent"]
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
@@ -142,6 +232,10 @@ class DepartmentAdmin(admin.ModelAdmin):
         from django.db.models import Count
 
         return super().get_queryset(request).annotate(n_members=Count("memberships"))
+
+    def save_model(self, request, obj, form, change):
+        saved = services.save_department(obj, actor=request.user)
+        obj.pk, obj.path, obj.auth_group_id = saved.pk, saved.path, saved.auth_group_id
 
     def delete_model(self, request, obj):
         try:
@@ -219,7 +313,7 @@ class GrantAdminBase(TagAdminOnlyMixin, admin.ModelAdmin):
     """Add and change go through services.grant; delete through services.revoke."""
 
     principal_field = ""
-    list_filter = ["permission", "needs_approval"]
+    list_filter = [GrantLevelFilter, "needs_approval"]
     date_hierarchy = None
 
     def get_fields(self, request, obj=None):
@@ -482,11 +576,17 @@ class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
 # --- permission templates -----------------------------------------------------------------------
 
 
-class TemplateEntryInline(admin.TabularInline):
+class TemplateEntryInline(TagAdminOnlyMixin, admin.TabularInline):
+    """Lines of a template: tag admins add, change and delete them (the policy decides, not
+    Django's model permissions, which a tag admin by ``manage_tags`` does not hold)."""
+
     model = PermissionTemplateEntry
     extra = 1
     autocomplete_fields = ["department", "user"]
     fields = ["department", "user", "level", "needs_approval"]
+
+    def has_add_permission(self, request, obj=None):
+        return policy.is_tag_admin(request.user)
 
 
 class ApplyTemplateForm(forms.Form):

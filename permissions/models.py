@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group, Permission
@@ -19,6 +20,7 @@ from django.db.models import Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from tagging.models import Tag
@@ -246,7 +248,7 @@ class DepartmentMembership(models.Model):
         if self.department.auth_group_id:
             self.user.groups.add(self.department.auth_group_id)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.department.auth_group_id:
             self.user.groups.remove(self.department.auth_group_id)
         return super().delete(*args, **kwargs)
@@ -406,7 +408,7 @@ class CustomerShare(GroupObjectPermissionBase):
         editable=False,
         verbose_name=_("shared by"),
     )
-    created_at = models.DateTimeField(_("shared"), auto_now_add=True)
+    created_at = models.DateTimeField(pgettext_lazy("time", "shared"), auto_now_add=True)
 
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = _("customer share")

@@ -27,6 +27,7 @@ from permissions.models import (
     CustomerShare,
     Department,
     DepartmentGrant,
+    DepartmentMembership,
     EmployeeGrant,
     GrantLevel,
     PermissionTemplate,
@@ -49,6 +50,9 @@ __all__ = [
     "GrantSpec",
     "apply_template",
     "delete_department",
+    "remove_membership",
+    "save_department",
+    "save_membership",
     "grant",
     "propose_tag",
     "review_tag",
@@ -451,6 +455,107 @@ def unshare_customers(department: Department, *, with_department: Department, ac
 
 # --- departments --------------------------------------------------------------------------------
 
+_DEPARTMENT_FIELDS = ("name", "parent_id", "sort_order")
+
+
+def _department_snapshot(department: Department) -> dict[str, Any]:
+    return {
+        "name": department.name,
+        "parent": department.parent_id,
+        "parent_name": department.parent.name if department.parent is not None else None,
+        "sort_order": department.sort_order,
+    }
+
+
+def _department_audit(
+    action: str, department: Department, actor: Any, before: Any, after: Any
+) -> None:
+    AuditEntry.objects.create(
+        actor_id=getattr(actor, "pk", None),
+        action=action,
+        source=AssignmentSource.MANUAL,
+        object_repr=str(department)[:255],
+        before=before,
+        after=after,
+    )
+
+
+@transaction.atomic
+def save_department(department: Department, *, actor: Any) -> Department:
+    """Create or change a department (name, parent, order). Who sees which customers follows
+    the department tree, so every change is audited with before and after; an unchanged save
+    writes nothing to the log. Callers check that ``actor`` may edit departments."""
+    before = None
+    if department.pk is not None:
+        old = Department.objects.select_related("parent").filter(pk=department.pk).first()
+        if old is not None:
+            before = _department_snapshot(old)
+    department.clean()  # no cycles in the tree
+    department.save()
+    department = Department.objects.select_related("parent").get(pk=department.pk)
+    after = _department_snapshot(department)
+    if before is None:
+        _department_audit(AuditAction.DEPARTMENT_CREATED, department, actor, None, after)
+    elif before != after:
+        _department_audit(AuditAction.DEPARTMENT_UPDATED, department, actor, before, after)
+    return department
+
+
+def _member_snapshot(membership: DepartmentMembership) -> dict[str, Any]:
+    return {
+        "department": membership.department_id,
+        "department_name": str(membership.department),
+        "employee": membership.user_id,
+        "employee_name": str(membership.user),
+        "leader": membership.is_leader,
+    }
+
+
+def _member_audit(
+    action: str,
+    membership: DepartmentMembership,
+    actor: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    AuditEntry.objects.create(
+        actor_id=getattr(actor, "pk", None),
+        action=action,
+        source=AssignmentSource.MANUAL,
+        object_repr=f"{membership.user} · {membership.department}"[:255],
+        before=before,
+        after=after,
+    )
+
+
+@transaction.atomic
+def save_membership(membership: DepartmentMembership, *, actor: Any) -> DepartmentMembership:
+    """Put an employee in a department or change their role there (leader), audited: a
+    membership decides which customers and grants the employee gets."""
+    before = None
+    if membership.pk is not None:
+        old = (
+            DepartmentMembership.objects.select_related("user", "department")
+            .filter(pk=membership.pk)
+            .first()
+        )
+        before = _member_snapshot(old) if old is not None else None
+    membership.save()
+    after = _member_snapshot(membership)
+    if before is None:
+        _member_audit(AuditAction.MEMBER_ADDED, membership, actor, None, after)
+    elif before != after:
+        _member_audit(AuditAction.MEMBER_UPDATED, membership, actor, before, after)
+    return membership
+
+
+@transaction.atomic
+def remove_membership(membership: DepartmentMembership, *, actor: Any) -> None:
+    """Take an employee out of a department, audited."""
+    before = _member_snapshot(membership)
+    membership.delete()
+    _member_audit(AuditAction.MEMBER_REMOVED, membership, actor, before, None)
+
 
 @transaction.atomic
 def delete_department(department: Department, *, actor: Any) -> None:
@@ -475,8 +580,11 @@ def delete_department(department: Department, *, actor: Any) -> None:
     ):
         unshare_customers(share.content_object, with_department=department, actor=actor)
     auth_group_id = department.auth_group_id
-    department.memberships.all().delete()
+    for membership in department.memberships.select_related("user", "department"):
+        remove_membership(membership, actor=actor)
+    before = _department_snapshot(department)
     department.delete()
+    _department_audit(AuditAction.DEPARTMENT_DELETED, department, actor, before, None)
     if auth_group_id:
         Group.objects.filter(pk=auth_group_id).delete()
 

@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from config import safe_json
 from permissions import policy
@@ -26,6 +27,7 @@ from rules.models import Rule, RuleRun, RunTrigger
 from rules.tasks import queue_rule_run
 from rules.templates import TEMPLATES
 from tagging.models import Tag, TagKind, TagStatus
+from tagging.templatetags.tagdesk import duration
 
 HISTORY_ROWS = 20
 
@@ -86,13 +88,13 @@ class RunHistory:
             "<td>{}</td></tr>",
             (
                 (
-                    f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+                    f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M:%S}",
                     run.get_trigger_display(),
                     run.get_status_display() + (" · " + _("dry run") if run.dry_run else ""),
                     "—" if run.matched is None else run.matched,
                     "—" if run.added is None else run.added,
                     "—" if run.removed is None else run.removed,
-                    "—" if run.duration is None else f"{run.duration:.2f} s",
+                    "—" if run.duration is None else duration(run.duration),
                     run.error,
                 )
                 for run in runs
@@ -103,7 +105,7 @@ class RunHistory:
             _("trigger"),
             _("status"),
             _("matched"),
-            _("added"),
+            pgettext("count", "added"),
             _("removed"),
             _("duration"),
             _("error"),
@@ -179,7 +181,7 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
         if run is None:
             return "—"
         return _("%(when)s · %(status)s · +%(added)s −%(removed)s of %(matched)s") % {
-            "when": f"{run.started_at:%m-%d %H:%M}",
+            "when": f"{timezone.localtime(run.started_at):%m-%d %H:%M}",
             "status": run.get_status_display(),
             "added": run.added if run.added is not None else "—",
             "removed": run.removed if run.removed is not None else "—",

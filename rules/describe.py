@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from rules import dsl
 from rules import fields as F
@@ -43,7 +44,8 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
         case dsl.Not(child):
             return _("not %(cond)s") % {"cond": describe(child, tags, True)}
         case dsl.Attribute(spec, cmp):
-            return f"{spec.label} {_cmp(cmp, _('days') if spec.type == F.DAYS else '')}"
+            unit = _days_unit() if spec.type == F.DAYS else ""
+            return f"{spec.label} {_cmp(cmp, unit)}"
         case dsl.Event(selector, agg, measure, cmp):
             what = {
                 "count": _("number of %(events)s"),
@@ -52,7 +54,8 @@ def _describe(node: dsl.Node, tags: dict[int, str]) -> str:
                 "max": _("largest %(measure)s of %(events)s"),
                 "days_since_last": _("days since last %(events)s"),
             }[agg] % {"events": _selector(selector), "measure": F.MEASURES.get(measure or "", "")}
-            return f"{what} {_cmp(cmp, _('days') if agg == 'days_since_last' else '')}"
+            unit = _days_unit() if agg == "days_since_last" else ""
+            return f"{what} {_cmp(cmp, unit)}"
         case dsl.Ratio(num, den, cmp):
             return _("share of %(num)s among %(den)s %(cmp)s") % {
                 "num": _selector(num),
@@ -111,3 +114,8 @@ def _cmp(cmp: dsl.Comparison, unit: str, percent: bool = False) -> str:
     if isinstance(cmp.value, tuple):
         return f"{symbol} {', '.join(_fmt(v, percent) for v in cmp.value)}"
     return f"{symbol} {_fmt(cmp.value, percent)}{suffix}"
+
+
+def _days_unit() -> str:
+    # Outside the f-strings above: xgettext does not look inside f-strings.
+    return pgettext("unit after a number", "days")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from customers.models import EventKind
 
@@ -77,7 +78,7 @@ ATTRIBUTES: dict[str, AttributeField] = {
     for f in [
         AttributeField("source", _("source channel"), TEXT, "source"),
         AttributeField("company", _("company"), TEXT, "company"),
-        AttributeField("name", _("name"), TEXT, "name"),
+        AttributeField("name", pgettext_lazy("person", "name"), TEXT, "name"),
         AttributeField("remark", _("remark"), TEXT, "remark"),
         AttributeField("department", _("department"), REF, "department_id"),
         AttributeField("owner", _("owner"), REF, "owner_id"),

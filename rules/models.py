@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.translation import gettext
+from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from rules import dsl
@@ -36,6 +37,7 @@ class Rule(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         editable=False,
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -145,7 +147,7 @@ class RuleRun(models.Model):
     started_at = models.DateTimeField(_("started"))
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     matched = models.PositiveIntegerField(_("matched"), null=True, blank=True)
-    added = models.PositiveIntegerField(_("added"), null=True, blank=True)
+    added = models.PositiveIntegerField(pgettext_lazy("count", "added"), null=True, blank=True)
     removed = models.PositiveIntegerField(_("removed"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
     timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
@@ -175,7 +177,7 @@ class RuleRun(models.Model):
         indexes = [models.Index(fields=["rule", "-started_at"], name="rulerun_rule_time")]
 
     def __str__(self) -> str:
-        return f"{self.rule} · {self.started_at:%Y-%m-%d %H:%M} · {self.get_status_display()}"
+        return f"{self.rule} · {timezone.localtime(self.started_at):%Y-%m-%d %H:%M} · {self.get_status_display()}"
 
     @property
     def duration(self) -> float | None:

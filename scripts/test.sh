@@ -43,6 +43,15 @@ if [ $# -eq 0 ] && python -m pytest -m worker --collect-only -q >/dev/null 2>&1;
         python -m pytest -m worker -q -p no:cacheprovider
 fi
 
+# Tests marked `browser` (tests/browser) drive a headless Chromium against a live server over a
+# transactional database: their own serial step, like the worker tests. They skip, saying why,
+# where no chromium/chromedriver is installed (.ci/run installs them). Screenshots of failures
+# land in var/browser-screens/.
+if [ $# -eq 0 ]; then
+    step "pytest -m browser (headless Chromium, live server)" \
+        python -m pytest -m browser -q -p no:cacheprovider -rs
+fi
+
 pytest_all() {
     python -m pytest "$@"
     local rc=$?
@@ -57,8 +66,12 @@ XDIST=()
 if [ "$WORKERS" != "0" ] && [ "$WORKERS" != "1" ]; then
     XDIST=(-n "$WORKERS")
 fi
-step "pytest ${XDIST[*]} -m 'not worker' (database: ${DATABASE_URL:-SQLite in memory})" \
-    pytest_all "${XDIST[@]}" -m "not worker" -q -p no:cacheprovider "$@"
+MARKS="not worker and not browser"
+if [ $# -ne 0 ]; then
+    MARKS="not worker"  # explicit arguments: run what they name, browser tests included
+fi
+step "pytest ${XDIST[*]} -m '${MARKS}' (database: ${DATABASE_URL:-SQLite in memory})" \
+    pytest_all "${XDIST[@]}" -m "${MARKS}" -q -p no:cacheprovider "$@"
 
 echo
 if [ ${#failed[@]} -ne 0 ]; then

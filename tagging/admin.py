@@ -12,12 +12,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from permissions import policy
@@ -37,6 +37,7 @@ from tagging.admin_base import (
     group_levels,
     in_customer_scope,
     may_manage,
+    person,
     rejected,
     tag_chip,
     visible_group_ids,
@@ -126,7 +127,7 @@ class TagGroupAdmin(ServiceFormAdmin):
     list_filter = ("kind", "exclusive")
     search_fields = ("name",)
     list_per_page = 500
-    readonly_fields = ("parent_display", "owner", "created_at", "updated_at", "matrix_link")
+    readonly_fields = ("parent_display", "owner_display", "created_at", "updated_at", "matrix_link")
 
     def get_queryset(self, request):
         return (
@@ -186,10 +187,14 @@ class TagGroupAdmin(ServiceFormAdmin):
             "parent" if movable and self.has_change_permission(request, obj) else "parent_display"
         )
         fields = ["name", parent, "kind", "colour", "exclusive", "description"]
-        return [*fields, "owner", "created_at", "updated_at", "matrix_link"]
+        fields += ["owner_display", "created_at", "updated_at"]
+        # The matrix is for tag admins: nobody else gets a link that would answer 403.
+        if policy.is_tag_admin(request.user) and obj.kind != TagKind.PERSONAL:
+            fields.append("matrix_link")
+        return fields
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ["parent_display", "owner", "created_at", "updated_at", "matrix_link"]
+        fixed = ["parent_display", "owner_display", "created_at", "updated_at", "matrix_link"]
         return [*fixed, "kind"] if obj is not None else fixed
 
     def has_add_permission(self, request):
@@ -255,6 +260,10 @@ class TagGroupAdmin(ServiceFormAdmin):
     @admin.display(description=gettext_lazy("tags"), ordering="tag_count")
     def tag_count(self, group):
         return group.tag_count
+
+    @admin.display(description=pgettext_lazy("what belongs to one employee", "owner"))
+    def owner_display(self, group):
+        return person(group.owner) if group.owner_id else "—"
 
     @admin.display(description=gettext_lazy("parent group"))
     def parent_display(self, group):
@@ -442,13 +451,21 @@ class TagAdmin(ServiceFormAdmin):
         "customer_count",
         "merged_into_display",
         "owning_rule",
-        "created_by",
-        "reviewed_by",
+        "created_by_display",
+        "reviewed_by_display",
         "review_note",
         "created_at",
         "updated_at",
         "archived_at",
     )
+
+    @admin.display(description=gettext_lazy("created by"))
+    def created_by_display(self, tag):
+        return person(tag.created_by)
+
+    @admin.display(description=gettext_lazy("reviewed by"))
+    def reviewed_by_display(self, tag):
+        return person(tag.reviewed_by)
 
     def get_queryset(self, request):
         visible = policy.visible_tags(request.user, include_inactive=True).values("pk")
@@ -556,16 +573,34 @@ class TagAdmin(ServiceFormAdmin):
                     description=data.get("description", ""),
                     status=TagStatus.PENDING if decision.needs_approval else TagStatus.ACTIVE,
                 )
-                if decision.needs_approval:
-                    self.message_user(
-                        request,
-                        _("“%(tag)s” waits for a tag admin's approval before it can be used.")
-                        % {"tag": saved},
-                        messages.WARNING,
-                    )
         except TaggingError as exc:
             raise rejected(exc) from exc
         copy_saved(saved, obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A proposed tag gets one message saying what happened (not Django's "added
+        successfully" next to a "needs approval" warning)."""
+        if obj.status != TagStatus.PENDING:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            _(
+                "“%(tag)s” was proposed. It waits for a tag admin's approval before it can be "
+                "used; you can follow it in the approval queue."
+            )
+            % {"tag": obj},
+            messages.WARNING,
+        )
+        if "_addanother" in request.POST:
+            return HttpResponseRedirect(request.path)
+        if "_continue" in request.POST:
+            return HttpResponseRedirect(
+                reverse("admin:tagging_tag_change", args=[obj.pk], current_app=self.admin_site.name)
+            )
+        try:
+            return HttpResponseRedirect(reverse("admin:permissions_tagproposal_changelist"))
+        except NoReverseMatch:
+            return HttpResponseRedirect(reverse("admin:tagging_tag_changelist"))
 
     def delete_model(self, request, obj):
         # The admin's confirmation page is the explicit confirmation docs/taxonomy.md#lifecycle asks
@@ -718,7 +753,7 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
     show_full_result_count = False
     fields = (
         "created_at",
-        "actor",
+        "actor_display",
         "action",
         "source",
         "object_repr",
@@ -729,6 +764,10 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, WindowedCountMixin, StaffAdmin):
         "after_pretty",
     )
     readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("who"))
+    def actor_display(self, entry):
+        return person(entry.actor)
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)

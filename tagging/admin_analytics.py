@@ -30,7 +30,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from permissions import policy
 from permissions.models import Department
@@ -449,7 +449,14 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ]
         if name == "rules":
             rows = analytics.rule_results_over_time(user, filters)
-            return [_("day"), _("rule"), _("status"), _("matched"), _("added"), _("removed")], [
+            return [
+                _("day"),
+                _("rule"),
+                _("status"),
+                _("matched"),
+                pgettext("count", "added"),
+                _("removed"),
+            ], [
                 [
                     r["day"].isoformat(),
                     r["rule"],

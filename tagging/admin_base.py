@@ -26,6 +26,13 @@ from tagging.models import Tag, TagAssignment, TagGroup, TagStatus
 Level = policy.Level
 
 
+def person(user: Any) -> str:
+    """An employee as plain text. Django links a read-only foreign key to the employee's admin
+    page whatever the viewer may open; only tag admins and user admins may open it, so the other
+    pages name people without a link (a link that answers 403 is worse than none)."""
+    return str(user) if user is not None else "—"
+
+
 class ServiceRejected(Exception):
     """Raised inside save_model/save_formset when a service refuses; the change form is shown
     again with ``message`` as an error on ``field`` (or on the form)."""

@@ -73,12 +73,12 @@ def customers_per_tag(user: Any, filters: Filters) -> list[dict]:
     rows = [
         {
             "tag_id": t.pk,
-            "group": t.group.name,
+            "group": t.group.label,
             "tag": t.name,
             "status": t.status,
             "customers": counts.get(t.pk, 0),
         }
-        for t in tags.select_related("group")
+        for t in tags.select_related("group__owner")
     ]
     return sorted(rows, key=lambda r: (-r["customers"], r["group"], r["tag"]))
 
@@ -100,12 +100,12 @@ def group_coverage(user: Any, filters: Filters) -> list[dict]:
     rows = [
         {
             "group_id": g.pk,
-            "group": g.name,
+            "group": g.label,
             "kind": g.kind,
             "customers": counts.get(g.pk, 0),
             "coverage": round(counts.get(g.pk, 0) / total, 4) if total else 0.0,
         }
-        for g in groups
+        for g in groups.select_related("owner")
     ]
     return sorted(rows, key=lambda r: (-r["customers"], r["group"]))
 

@@ -41,6 +41,27 @@ class TagGroupForm(_NameMixin, forms.ModelForm):
         fields = ["name", "parent", "kind", "colour", "exclusive", "description"]
         widgets = {"colour": ColourInput()}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        parent = self.fields.get("parent")
+        if parent is not None and self.instance.pk is not None:
+            # A group cannot sit under itself or under one of its own sub-groups.
+            parent.queryset = parent.queryset.exclude(pk__in=subtree_ids(self.instance.pk))
+
+
+def subtree_ids(group_id: int) -> set[int]:
+    """The group and all its descendants (one query: the taxonomy is small)."""
+    children: dict[int | None, list[int]] = {}
+    for pk, parent_id in TagGroup.objects.values_list("pk", "parent_id"):
+        children.setdefault(parent_id, []).append(pk)
+    found, stack = set(), [group_id]
+    while stack:
+        pk = stack.pop()
+        if pk not in found:
+            found.add(pk)
+            stack.extend(children.get(pk, ()))
+    return found
+
 
 class TagForm(_NameMixin, forms.ModelForm):
     class Meta:

@@ -12,8 +12,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from tagging.names import fold_name
+from tagging.names import fold_name, personal_group_label
 
 validate_colour = RegexValidator(r"^#[0-9A-Fa-f]{6}$", _("Use a colour like #1677FF."))
 
@@ -83,7 +84,7 @@ class TagGroup(models.Model):
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
+        verbose_name=pgettext_lazy("what belongs to one employee", "owner"),
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -139,6 +140,14 @@ class TagGroup(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.name_key = fold_name(self.name)
         super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """The name files and charts show (load ``owner`` with it): a personal group with its
+        owner, shared groups as they are (their names are unique)."""
+        if self.kind == TagKind.PERSONAL and self.owner_id:
+            return personal_group_label(self.name, self.owner)
+        return self.name
 
 
 class TagQuerySet(models.QuerySet):
@@ -254,7 +263,7 @@ class TagAssignment(models.Model):
         on_delete=models.SET_NULL,
         related_name="assignments",
     )
-    created_at = models.DateTimeField(_("added"), default=timezone.now)
+    created_at = models.DateTimeField(pgettext_lazy("time", "added"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
 
     class Meta:
@@ -306,6 +315,12 @@ class AuditAction(models.TextChoices):
     CUSTOMER_CREATED = "customer.created", _("customer created")
     CUSTOMER_UPDATED = "customer.updated", _("customer changed")
     CUSTOMER_ERASED = "customer.erased", _("customers erased")
+    DEPARTMENT_CREATED = "department.created", _("department created")
+    DEPARTMENT_UPDATED = "department.updated", _("department changed")
+    DEPARTMENT_DELETED = "department.deleted", _("department deleted")
+    MEMBER_ADDED = "member.added", _("member joined a department")
+    MEMBER_UPDATED = "member.updated", _("member's role changed")
+    MEMBER_REMOVED = "member.removed", _("member left a department")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
@@ -426,7 +441,7 @@ class Segment(models.Model):
     expression = models.JSONField(_("expression"))
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
+        verbose_name=pgettext_lazy("what belongs to one employee", "owner"),
         on_delete=models.CASCADE,
         related_name="segments",
     )
@@ -466,6 +481,8 @@ class TagBitmap(models.Model):
     bits = models.BinaryField()
 
     class Meta:
+        verbose_name = _("tag bitmap")
+        verbose_name_plural = _("tag bitmaps")
         constraints = [
             models.UniqueConstraint(fields=["key", "chunk"], name="tagbitmap_unique_key_chunk")
         ]
@@ -483,6 +500,8 @@ class TagBitmapDelta(models.Model):
     present = models.BooleanField()
 
     class Meta:
+        verbose_name = _("pending tag bitmap change")
+        verbose_name_plural = _("pending tag bitmap changes")
         indexes = [models.Index(fields=["key", "id"], name="tagbitmapdelta_key")]
 
     def __str__(self) -> str:
@@ -502,7 +521,7 @@ class HygieneReport(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m}"
+        return f"{timezone.localtime(self.created_at):%Y-%m}"
 
 
 class TagAnalytics(Tag):

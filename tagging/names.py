@@ -34,6 +34,12 @@ def fold_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+def personal_group_label(name: str, owner: object) -> str:
+    """A personal group as files, charts and the importer name it: "我的客户标记（王销售）".
+    Every employee may own a personal group of the same name; the owner tells them apart."""
+    return f"{name}（{owner}）"
+
+
 def visible(text: str) -> str:
     """``text`` for a message: bidi controls and other invisible format characters spelled out
     as ⟨U+202E⟩, so echoing a bad name cannot itself reorder or hide the message."""

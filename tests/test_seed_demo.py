@@ -231,3 +231,72 @@ def test_printed_logins_work(client, seeded):
     assert client.get("/admin/").status_code == 200
     response = client.get("/admin/customers/customer/")
     assert response.status_code == 200
+
+
+def test_finance_sees_the_sales_customers_it_bills(seeded):
+    from django.contrib.auth import get_user_model
+
+    finance = get_user_model().objects.get(username="finance_sun")
+    visible = policy.visible_customers(finance)
+    sales = Department.objects.get(name="销售部")
+    in_sales = Customer.objects.filter(department__path__startswith=sales.path)
+    assert visible.count() == in_sales.count() > 0
+    groups = set(policy.visible_groups(finance).values_list("name", flat=True))
+    assert groups == {"付款方式", "消费等级"}
+    # and some of those customers carry the tags finance reads
+    assert TagAssignment.objects.filter(customer__in=visible, tag__group__name__in=groups).exists()
+
+
+def test_seeded_history_respects_grants(seeded):
+    """Whoever the history says added a tag may add it: nobody in 销售部 "added" a 消费等级 tag
+    that 销售部 may only view."""
+    from django.contrib.auth import get_user_model
+
+    users = {u.pk: u for u in get_user_model().objects.all()}
+    levels = {}
+    checked = 0
+    for group_id, actor_id in TagAssignment.objects.exclude(actor=None).values_list(
+        "tag__group_id", "actor_id"
+    ):
+        if actor_id not in levels:
+            levels[actor_id] = policy.group_levels(users[actor_id])
+        assert levels[actor_id].get(group_id, 0) >= policy.Level.EDIT, (
+            users[actor_id].username,
+            TagGroup.objects.get(pk=group_id).name,
+        )
+        checked += 1
+    assert checked > CUSTOMERS
+    sales_view_only = TagAssignment.objects.filter(
+        tag__group__name="消费等级", actor__memberships__department__name__contains="销售"
+    )
+    assert not sales_view_only.exists()
+    # the audit log tells the same story
+    added = AuditEntry.objects.filter(
+        action=AuditAction.ASSIGNMENT_ADDED, tag__group__name="消费等级"
+    )
+    assert (
+        added.exists()
+        and not added.filter(actor__memberships__department__name__contains="销售").exists()
+    )
+
+
+def test_an_auto_tag_is_free_for_the_rule_templates(seeded):
+    from rules.models import Rule
+
+    free = Tag.objects.filter(group__kind=TagKind.AUTO).exclude(
+        pk__in=Rule.objects.values("tag_id")
+    )
+    assert {"推荐达人", "高互动客户"} <= set(free.values_list("name", flat=True))
+
+
+def test_template_form_offers_the_free_auto_tags(seeded, client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from rules.templates import TEMPLATES
+
+    client.force_login(get_user_model().objects.get(username="tagadmin"))
+    key = next(iter(TEMPLATES))
+    form = client.get(reverse("admin:rules_rule_template", args=[key])).context["rule_form"]
+    offered = {str(tag) for tag in form.fields["tag"].queryset}
+    assert {"价值分层:推荐达人", "价值分层:高互动客户"} <= offered

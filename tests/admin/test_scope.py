@@ -248,7 +248,12 @@ def test_create_with_approval_makes_a_pending_tag(
         {"group": group.pk, "name": "不吃香菜", "colour": "", "description": ""},
         follow=True,
     )
-    assert "waits for a tag admin" in response.content.decode()
+    page = response.content.decode()
+    assert "waits for a tag admin" in page
+    # one message, not Django's "added successfully" next to the approval warning
+    assert "successfully" not in page and 'class="success"' not in page
+    assert response.redirect_chain[-1][0] == reverse("admin:permissions_tagproposal_changelist")
+    assert "不吃香菜" in page  # the proposer sees it in the queue
     assert Tag.objects.get(name="不吃香菜").status == TagStatus.PENDING
 
 
