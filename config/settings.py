@@ -264,6 +264,9 @@ TAGDESK_IMPORT_INLINE_MAX_KB = env_int("TAGDESK_IMPORT_INLINE_MAX_KB", 1024, min
 TAGDESK_IMPORT_MAX_ROWS = env_int("TAGDESK_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
 TAGDESK_IMPORT_MAX_SHEET_MB = env_int("TAGDESK_IMPORT_MAX_SHEET_MB", 512, minimum=1)
 TAGDESK_IMPORT_MAX_SECONDS = env_int("TAGDESK_IMPORT_MAX_SECONDS", 300, minimum=1)
+# Real-time auto tags: milliseconds a worker waits after the first change before evaluating, so
+# a burst of changes for one customer is evaluated once (rules.realtime).
+TAGDESK_REALTIME_DEBOUNCE = env_int("TAGDESK_REALTIME_DEBOUNCE_MS", 200) / 1000
 TAGDESK_DEFAULT_PHONE_REGION = env_str("TAGDESK_DEFAULT_PHONE_REGION", "CN") or "CN"
 TAGDESK_TOKEN_TTL_DAYS = env_int("TAGDESK_TOKEN_TTL_DAYS", 30, minimum=1)
 TAGDESK_MAX_TOKENS_PER_USER = env_int("TAGDESK_MAX_TOKENS_PER_USER", 20, minimum=1)
@@ -329,6 +332,11 @@ CELERY_BEAT_SCHEDULE = {
     "tag-hygiene-monthly-report": {
         "task": "tagging.hygiene_monthly_report",
         "schedule": crontab(day_of_month=1, hour=6, minute=0),
+    },
+    "realtime-rules-sweep": {
+        # Safety net: evaluates dirty customers whose wake-up was lost (broker down at commit).
+        "task": "rules.realtime_batch",
+        "schedule": crontab(minute="*"),
     },
     "compact-segment-index": {
         "task": "tagging.compact_segment_index",

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from customers import hooks
 from customers.import_plan import CustomerState, Plan
 from customers.models import Customer
 from tagging.models import AssignmentSource, AuditAction, AuditEntry
@@ -30,6 +31,15 @@ def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
         _write_customers_postgresql(plan, actor_id=actor_id, department_id=department_id, now=now)
     else:
         _write_customers_orm(plan, actor_id=actor_id, department_id=department_id, now=now)
+    # Real-time rules re-read new customers entirely, changed ones by name (what an import sets).
+    new = hooks.Change(fields=frozenset({hooks.ALL_FIELDS}))
+    renamed = hooks.Change(fields=frozenset({"name"}))
+    hooks.customers_changed(
+        {
+            **{_written_pk(c): renamed for c in plan.changed},
+            **{_written_pk(c): new for c in plan.new},
+        }
+    )
     bulk_assign(
         [(_written_pk(customer), tag_id) for customer, tag_id in plan.pairs],
         actor=actor,

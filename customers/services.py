@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from customers import hooks
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, EventKind, Follower
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
@@ -133,6 +134,13 @@ def _save_audited(
 ) -> None:
     customer.save()
     after = _snapshot(customer)
+    # What changed, as Customer columns (for real-time rules); added_at is not in the snapshot.
+    hooks.fields_changed(
+        [customer.pk],
+        [hooks.ALL_FIELDS]
+        if before is None
+        else [_COLUMNS.get(k, k) for k in after if after[k] != before.get(k)] + ["added_at"],
+    )
     if after != before:
         AuditEntry.objects.create(
             action=AuditAction.CUSTOMER_CREATED if before is None else AuditAction.CUSTOMER_UPDATED,
@@ -157,6 +165,9 @@ _EDITABLE = {
     "attributes",
     "added_at",
 }
+
+
+_COLUMNS = {"owner": "owner_id", "department": "department_id"}  # snapshot key -> column
 
 
 def _snapshot(customer: Customer) -> dict[str, Any]:
@@ -201,7 +212,24 @@ def record_events(events: Iterable[Mapping[str, Any]]) -> int:
         fresh.append(row)
     CustomerEvent.objects.bulk_create(fresh, batch_size=2000, ignore_conflicts=True)
     refresh_aggregates({r.customer_id for r in fresh})
+    kinds: dict[int, set[str]] = {}
+    for row in fresh:
+        kinds.setdefault(row.customer_id, set()).add(row.kind)
+    hooks.customers_changed(
+        {pk: hooks.Change(frozenset(k), frozenset(aggregate_columns(k))) for pk, k in kinds.items()}
+    )
     return len(fresh)
+
+
+def aggregate_columns(kinds: Iterable[str]) -> list[str]:
+    """The Customer columns :func:`refresh_aggregates` derives from events of these kinds."""
+    kinds = set(kinds)
+    columns = []
+    if EventKind.PURCHASE in kinds:
+        columns += ["total_spend", "order_count", "last_order_at"]
+    if kinds & set(CONTACT_KINDS):
+        columns.append("last_contact_at")
+    return columns
 
 
 def refresh_aggregates(customer_ids: Iterable[int] | None = None) -> int:

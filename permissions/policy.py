@@ -454,6 +454,18 @@ def can_create_tag(user: Any, group: TagGroup) -> CreateDecision:
     return CreateDecision(bool(granted), bool(granted))
 
 
+def can_explain_rule(user: Any, group_ids: Iterable[int]) -> bool:
+    """May ``user`` see why a rule matches a customer they may view? Tag admins always; others
+    when they may view every group the rule touches (its own tag's and those of the tags it
+    reads), so an explanation never reveals a tag the user cannot see. One query."""
+    if is_tag_admin(user):
+        return True
+    wanted = set(group_ids)
+    if not wanted:
+        return False
+    return visible_groups(user).filter(pk__in=wanted).count() == len(wanted)
+
+
 def can_manage_group(user: Any, group: TagGroup) -> bool:
     """Rename, recolour, reorder, archive, merge within ``group`` (CREATE). Tag admins never
     manage someone else's personal group. One query at most."""

@@ -23,7 +23,7 @@ from config import safe_json
 from permissions import policy
 from rules import services
 from rules.describe import describe_tree
-from rules.models import Rule, RuleRun, RunTrigger
+from rules.models import Rule, RuleMode, RuleRun, RunTrigger
 from rules.tasks import queue_rule_run
 from rules.templates import TEMPLATES
 from tagging.models import Tag, TagKind, TagStatus
@@ -58,12 +58,16 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = ["name", "tag", "enabled", "description", "tree"]
+        fields = ["name", "tag", "enabled", "mode", "description", "tree"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         tag = cast(forms.ModelChoiceField, self.fields["tag"])
         tag.queryset = _rule_tags(self.instance if self.instance.pk else None)
+        self.fields["mode"].required = False  # forms that do not show it keep the rule's mode
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or self.instance.mode or RuleMode.NIGHTLY
 
 
 class TemplateRuleForm(forms.Form):
@@ -143,8 +147,16 @@ class TagAdminOnly:
 @admin.register(Rule)
 class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     form = RuleForm
-    list_display = ("name", "tag", "enabled", "summary_display", "last_run_display", "updated_at")
-    list_filter = ("enabled",)
+    list_display = (
+        "name",
+        "tag",
+        "enabled",
+        "mode",
+        "summary_display",
+        "last_run_display",
+        "updated_at",
+    )
+    list_filter = ("enabled", "mode")
     list_select_related = ("tag__group",)
     search_fields = ("name", "tag__name", "description")
     actions = ["run_now", "dry_run_now"]
@@ -161,7 +173,17 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         main = (
             None,
-            {"fields": ["name", "tag", "enabled", "description", "tree", "summary_display"]},
+            {
+                "fields": [
+                    "name",
+                    "tag",
+                    "enabled",
+                    "mode",
+                    "description",
+                    "tree",
+                    "summary_display",
+                ]
+            },
         )
         if obj is None:
             return [main]
@@ -353,6 +375,7 @@ class RuleRunAdmin(TagAdminOnly, admin.ModelAdmin):
         "matched",
         "added",
         "removed",
+        "missed",
         "duration_display",
         "attempt",
         "error",
@@ -410,3 +433,6 @@ def rule_link(tag: Tag) -> str:
         "" if rule.enabled else " " + _("(disabled)"),
         describe_tree(rule.tree, rule.tree_version),
     )
+
+
+from rules import admin_realtime  # noqa: E402,F401  (real-time batches; rules.realtime)

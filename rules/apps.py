@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +19,26 @@ class RulesConfig(AppConfig):
         post_migrate.connect(
             ensure_after_migrate, sender=self, dispatch_uid="rules_nightly_schedule"
         )
+        # Real-time auto tags: the domain apps call these inside their transactions.
+        from customers.hooks import register_customers_listener
+        from rules import realtime
+        from rules.models import Rule
+        from tagging.hooks import register_assignment_listener
+
+        self.wire_enqueue()
+
+        register_customers_listener(realtime.on_customers_changed)
+        register_assignment_listener(realtime.on_assignments_changed)
+        post_save.connect(realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_save")
+        post_delete.connect(
+            realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_delete"
+        )
+
+    @staticmethod
+    def wire_enqueue() -> None:
+        """rules.realtime wakes its worker through the Celery task (an adapter it may not
+        import itself)."""
+        from rules import realtime
+        from rules.tasks import realtime_batch_task
+
+        realtime.set_enqueue(lambda countdown: realtime_batch_task.apply_async(countdown=countdown))

@@ -38,8 +38,10 @@ class Outcome:
     added: int = 0
     removed: int = 0
     replaced: int = 0  # other tags of an exclusive group removed to make room
+    missed: int = 0  # changes for customers with no pending real-time mark (rules.realtime)
     dry_run: bool = False
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    because: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # dry runs (explain)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,8 +108,18 @@ def matching_ids(node: dsl.Node, now: dt.datetime) -> QuerySet:
     return Customer.objects.filter(q).order_by().values_list("pk")
 
 
-def _match_sql(node: dsl.Node, now: dt.datetime) -> tuple[str, tuple] | None:
-    queryset = matching_ids(node, now)
+def _match_sql(
+    node: dsl.Node, now: dt.datetime, customer_ids: list[int] | None = None
+) -> tuple[str, tuple] | None:
+    if customer_ids is not None:
+        # Real time: the same compiled condition, for these customers only.
+        queryset = (
+            Customer.objects.filter(compile_node(node, now=now), pk__in=customer_ids)
+            .order_by()
+            .values_list("pk")
+        )
+    else:
+        queryset = matching_ids(node, now)
     try:
         return queryset.query.sql_with_params()
     except EmptyResultSet:
@@ -136,11 +148,13 @@ def evaluate(
     now: dt.datetime,
     timings: dict[str, float],
     samples: bool,
+    customer_ids: list[int] | None = None,
 ) -> Outcome:
+    """Fill the diff tables; ``customer_ids`` restricts the whole diff to those customers."""
     outcome = Outcome()
     started = time.perf_counter()
     diff.create()
-    match = _match_sql(node, now)
+    match = _match_sql(node, now, customer_ids)
     if match is not None:
         sql, params = match
         cursor.execute(f"INSERT INTO rules_match (customer_id) {sql}", params)
@@ -156,13 +170,24 @@ def evaluate(
     )
     outcome.added = cursor.rowcount
     if rule_id is not None:
+        scope, scope_params = "", []
+        if customer_ids is not None:
+            scope = f" AND a.customer_id IN ({', '.join(['%s'] * len(customer_ids))})"
+            scope_params = list(customer_ids)
         cursor.execute(
             "INSERT INTO rules_remove (customer_id) SELECT a.customer_id "
             "FROM tagging_tagassignment a WHERE a.tag_id = %s AND a.rule_id = %s "
-            "AND NOT EXISTS (SELECT 1 FROM rules_match m WHERE m.customer_id = a.customer_id)",
-            [tag_id, rule_id],
+            "AND NOT EXISTS (SELECT 1 FROM rules_match m WHERE m.customer_id = a.customer_id)"
+            + scope,
+            [tag_id, rule_id, *scope_params],
         )
         outcome.removed = cursor.rowcount
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT customer_id FROM rules_add UNION ALL "
+            "SELECT customer_id FROM rules_remove) x WHERE NOT EXISTS "
+            "(SELECT 1 FROM rules_dirtycustomer d WHERE d.customer_id = x.customer_id)"
+        )
+        outcome.missed = cursor.fetchone()[0]
     if samples:
         outcome.samples = {
             "matched": samples_of(cursor, "rules_match"),
@@ -279,7 +304,7 @@ _PG_APPLY = f"""
 WITH rules_match(customer_id) AS MATERIALIZED ({{match}}),
 to_remove AS (
     SELECT a.customer_id FROM tagging_tagassignment a
-    WHERE a.tag_id = %(tag)s AND a.rule_id = %(rule)s
+    WHERE a.tag_id = %(tag)s AND a.rule_id = %(rule)s{{scope}}
       AND NOT EXISTS (SELECT 1 FROM rules_match m WHERE m.customer_id = a.customer_id)),
 removed_audit AS (
     INSERT INTO tagging_auditentry ({_AUDIT_COLUMNS})
@@ -315,7 +340,11 @@ added_audit AS (
            %(repr)s, ''
     FROM added)
 SELECT (SELECT count(*) FROM rules_match), (SELECT count(*) FROM added),
-       (SELECT count(*) FROM removed), (SELECT count(*) FROM replaced)
+       (SELECT count(*) FROM removed), (SELECT count(*) FROM replaced),
+       (SELECT count(*) FROM (SELECT customer_id FROM added UNION ALL
+                              SELECT customer_id FROM removed) x
+        WHERE NOT EXISTS (SELECT 1 FROM rules_dirtycustomer d
+                          WHERE d.customer_id = x.customer_id))
 """
 _NO_MATCH = "SELECT NULL::bigint WHERE false"
 
@@ -346,16 +375,20 @@ def evaluate_and_write_pg(
     rule: Rule,
     now: dt.datetime,
     timings: dict[str, float],
+    customer_ids: list[int] | None = None,
 ) -> Outcome:
     """PostgreSQL: match, diff, writes and audit in ONE statement (the match is a materialised
-    CTE hashed by the anti-joins, so it needs no temporary table)."""
-    match = _match_sql(node, now)
+    CTE hashed by the anti-joins, so it needs no temporary table). ``customer_ids`` restricts
+    the match and the removals to those customers (real time)."""
+    match = _match_sql(node, now, customer_ids)
     match_sql, match_params = _named(*match) if match is not None else (_NO_MATCH, {})
+    scope = "" if customer_ids is None else " AND a.customer_id = ANY(%(scope)s)"
     started = time.perf_counter()
     cursor.execute(
-        _PG_APPLY.format(match=match_sql),
+        _PG_APPLY.format(match=match_sql, scope=scope),
         {
             **match_params,
+            "scope": list(customer_ids or ()),
             "tag": tag.pk,
             "rule": rule.pk,
             "group": tag.group_id,
@@ -371,6 +404,8 @@ def evaluate_and_write_pg(
         },
     )
     outcome = Outcome()
-    outcome.matched, outcome.added, outcome.removed, outcome.replaced = cursor.fetchone()
+    (outcome.matched, outcome.added, outcome.removed, outcome.replaced, outcome.missed) = (
+        cursor.fetchone()
+    )
     timings["match_and_write"] = round(time.perf_counter() - started, 4)
     return outcome

@@ -15,6 +15,11 @@ from rules.describe import describe_tree
 from tagging.models import Tag, TagKind
 
 
+class RuleMode(models.TextChoices):
+    NIGHTLY = "nightly", _("nightly only")
+    REALTIME = "realtime", _("real time + nightly")
+
+
 class Rule(models.Model):
     name = models.CharField(_("name"), max_length=128)
     tag = models.ForeignKey(
@@ -28,6 +33,16 @@ class Rule(models.Model):
     tree_version = models.PositiveSmallIntegerField(_("condition format version"), default=1)
     enabled = models.BooleanField(
         _("enabled"), default=True, help_text=_("Enabled rules run every night at 00:00.")
+    )
+    mode = models.CharField(
+        _("mode"),
+        max_length=16,
+        choices=RuleMode.choices,
+        default=RuleMode.NIGHTLY,
+        help_text=_(
+            "Real time: customers are re-evaluated within seconds of an event or a change to "
+            "what the rule reads; the nightly run still reconciles everyone."
+        ),
     )
     description = models.TextField(_("description"), blank=True)
     created_by = models.ForeignKey(
@@ -149,6 +164,15 @@ class RuleRun(models.Model):
     matched = models.PositiveIntegerField(_("matched"), null=True, blank=True)
     added = models.PositiveIntegerField(pgettext_lazy("count", "added"), null=True, blank=True)
     removed = models.PositiveIntegerField(_("removed"), null=True, blank=True)
+    missed = models.PositiveIntegerField(
+        _("missed by real time"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Real-time rules, nightly runs: changes made for customers with no pending "
+            "real-time mark (rules.realtime explains the definition)."
+        ),
+    )
     error = models.TextField(_("error"), blank=True)
     timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
     triggered_by = models.ForeignKey(
@@ -184,3 +208,52 @@ class RuleRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class DirtyCustomer(models.Model):
+    """A customer whose rule inputs changed and who awaits real-time evaluation (rules.realtime).
+
+    Written in the same transaction as the change, so a crash loses no mark. ``keys`` lists
+    what changed (",event:purchase,attr:total_spend,tag:12," or "*" for everything). A worker
+    claims a row (``claim``/``claimed_at``) and deletes it after evaluating; a change arriving
+    meanwhile sets ``remarked_at``, and the row is released instead of deleted."""
+
+    customer = models.OneToOneField(
+        "customers.Customer", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    since = models.DateTimeField(_("dirty since"))
+    keys = models.TextField(default="", blank=True)
+    claim = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    remarked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer awaiting real-time evaluation")
+        verbose_name_plural = _("customers awaiting real-time evaluation")
+        indexes = [models.Index(fields=["since"], name="dirtycustomer_since")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} · {self.since:%Y-%m-%d %H:%M:%S}"
+
+
+class RealtimeBatch(models.Model):
+    """One real-time evaluation batch: its customers, the rules evaluated and their changes.
+    ``latency_ms``: from the oldest dirty mark of the batch to its commit."""
+
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"))
+    customers = models.PositiveIntegerField(_("customers evaluated"))
+    rules = models.PositiveIntegerField(_("rules evaluated"))
+    added = models.PositiveIntegerField(pgettext_lazy("count", "added"))
+    removed = models.PositiveIntegerField(_("removed"))
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"))
+    per_rule = models.JSONField(_("changes per rule"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("real-time batch")
+        verbose_name_plural = _("real-time batches")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-started_at"], name="realtimebatch_time")]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S} · {self.customers}"

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from rules import diff, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
-from rules.models import Rule, RuleRun, RunStatus, check_references
+from rules.models import Rule, RuleMode, RuleRun, RunStatus, check_references
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -114,21 +114,52 @@ def preview_tree(
             outcome.added = outcome.matched
         tables.drop()
         transaction.set_rollback(True)
+    outcome.because = _explain_samples(tree, version, now, outcome.samples)
     outcome.dry_run = True
     outcome.timings = timings
     return outcome
 
 
+def _explain_samples(
+    tree: Any, version: int, now: dt.datetime, samples: dict[str, list[dict[str, Any]]]
+) -> dict[int, list[dict[str, Any]]]:
+    """Why each sample gains or loses the tag: ``{customer_id: leaves}``, the leaves pushing
+    towards its new verdict, from one explain query for all samples."""
+    from rules.explain import deciding_leaves, explain_many
+
+    ids = [s["id"] for s in (*samples.get("to_add", []), *samples.get("to_remove", []))]
+    if not ids:
+        return {}
+    explained = explain_many(tree, ids, version=version, now=now)
+    return {pk: deciding_leaves(e) for pk, e in explained.items()}
+
+
 @transaction.atomic
-def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = None) -> Outcome:
+def apply_rule(
+    rule: Rule,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    customer_ids: list[int] | None = None,
+    node: dsl.Node | None = None,
+) -> Outcome:
     """Evaluate ``rule`` now: customers newly matching get its tag, customers no longer matching
     lose it (only assignments this rule made). Source ``rule``; each added/removed pair is
     audited. Atomic; raises :class:`RuleInvalid` (nothing written) for an invalid rule or a tag
-    the rule may not use. ``dry_run`` computes the same diff and writes nothing."""
+    the rule may not use. ``dry_run`` computes the same diff and writes nothing.
+
+    ``customer_ids`` restricts the evaluation to those customers (the real-time path,
+    ``rules.realtime``, which passes the ``node`` it parsed and checked when it loaded the
+    rules). A writing evaluation locks the rule's row, so the nightly run and real-time batches
+    of one rule take turns and never insert the same assignment twice."""
     started = time.perf_counter()
-    rule = Rule.objects.select_related("tag__group").get(pk=rule.pk)
+    rules = Rule.objects.select_related("tag__group")
+    if not dry_run:
+        rules = rules.select_for_update(of=("self",))
+    rule = rules.get(pk=rule.pk)
     tag = rule.tag
-    node = validate_rule(rule.tree, tag=tag, rule_id=rule.pk, version=rule.tree_version)
+    if node is None:
+        node = validate_rule(rule.tree, tag=tag, rule_id=rule.pk, version=rule.tree_version)
     now = now or timezone.now()
     timings: dict[str, float] = {}
     fast = connection.vendor == "postgresql" and not dry_run and tag.status == TagStatus.ACTIVE
@@ -140,7 +171,13 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
         if fast:
             _check(tag, rule, adding=True)
             outcome = diff.evaluate_and_write_pg(
-                cursor, node, tag=tag, rule=rule, now=now, timings=timings
+                cursor,
+                node,
+                tag=tag,
+                rule=rule,
+                now=now,
+                timings=timings,
+                customer_ids=customer_ids,
             )
         else:
             outcome = diff.evaluate(
@@ -152,6 +189,7 @@ def apply_rule(rule: Rule, *, dry_run: bool = False, now: dt.datetime | None = N
                 now=now,
                 timings=timings,
                 samples=dry_run,
+                customer_ids=customer_ids,
             )
             if not dry_run and (outcome.added or outcome.removed):
                 _check(tag, rule, adding=bool(outcome.added))
@@ -294,7 +332,18 @@ def _finish(run: RuleRun, status: str, *, outcome: Outcome | None = None, error:
     if outcome is not None:
         run.matched, run.added, run.removed = outcome.matched, outcome.added, outcome.removed
         run.timings = outcome.timings
-    fields = ["status", "finished_at", "error", "matched", "added", "removed", "timings"]
+        if run.rule.mode == RuleMode.REALTIME and not run.dry_run:
+            run.missed = outcome.missed
+    fields = [
+        "status",
+        "finished_at",
+        "error",
+        "matched",
+        "added",
+        "removed",
+        "missed",
+        "timings",
+    ]
     # Conditional: a run the reaper already failed (its worker was presumed lost) stays failed;
     # its rule was queued again and that run reports the outcome.
     RuleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
@@ -382,6 +431,7 @@ def _rule_snapshot(rule: Rule) -> dict[str, Any]:
         "tree": rule.tree,
         "tree_version": rule.tree_version,
         "enabled": rule.enabled,
+        "mode": rule.mode,
         "description": rule.description,
     }
 

@@ -120,6 +120,32 @@ def reap_rule_runs() -> dict:
     return {"requeued": requeued, "failed": failed}
 
 
+@shared_task(
+    name="rules.realtime_batch",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def realtime_batch_task() -> dict:
+    """Evaluate the customers marked dirty (rules.realtime). The wake-up key is dropped first,
+    so a change committed while this runs enqueues the next task: no wake-up is lost."""
+    from django.core.cache import cache
+
+    from rules import realtime
+
+    cache.delete(realtime._wake_key())
+    results = realtime.process()
+    if results and realtime.pending():
+        realtime.schedule()  # ran out of time with rows left (or rows re-marked meanwhile)
+    return {
+        "batches": len(results),
+        "customers": sum(r.customers for r in results),
+        "added": sum(r.added for r in results),
+        "removed": sum(r.removed for r in results),
+    }
+
+
 @shared_task(name="rules.run_all_rules", bind=True, max_retries=5)
 def run_all_rules_task(
     self, trigger: str = RunTrigger.SCHEDULE, rule_ids: list[int] | None = None
@@ -128,6 +154,10 @@ def run_all_rules_task(
     database error are retried (only those) with backoff. Delivered again after a lost worker,
     it skips the rules it already ran (``run_rules``'s task id)."""
     runs = run_rules(rule_ids, trigger=trigger, task_id=self.request.id or "")
+    if rule_ids is None:
+        from rules.realtime import prune_batches
+
+        prune_batches()
     transient = [
         run.rule_id
         for run in runs

@@ -132,6 +132,17 @@ def _celery_eager_by_default():
 
 
 @pytest.fixture(autouse=True)
+def _empty_realtime_index():
+    """Each test starts without real-time rules: the cached dependency index (rules.realtime)
+    must not carry rules of an earlier, rolled-back test (it would mark customers)."""
+    from rules.realtime import prime_index
+
+    prime_index()
+    yield
+    prime_index()
+
+
+@pytest.fixture(autouse=True)
 def _english_messages(settings):
     """Tests assert the English msgids; the product's default UI language is zh-hans, which
     tests/test_i18n.py checks by opting back in."""

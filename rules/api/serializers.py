@@ -19,6 +19,7 @@ class RuleSerializer(serializers.ModelSerializer):
             "tag",
             "tag_name",
             "enabled",
+            "mode",
             "tree",
             "tree_version",
             "description",
@@ -28,11 +29,30 @@ class RuleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ExplainStepSerializer(serializers.Serializer):
+    path = serializers.CharField(
+        help_text="Node of the tree: '' the root, '1.2' the second child of the first."
+    )
+    kind = serializers.ChoiceField(
+        choices=["all", "any", "not", "attribute", "event", "ratio", "tag", "rfm"]
+    )
+    condition = serializers.CharField(help_text="The condition, readable.")
+    holds = serializers.BooleanField()
+    value = serializers.JSONField(
+        allow_null=True, help_text="What the leaf read for this customer (null for groups)."
+    )
+
+
 class SampleCustomerSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField(allow_blank=True)
     external_userid = serializers.CharField(allow_null=True)
     phone = serializers.CharField(allow_null=True)
+    because = ExplainStepSerializer(
+        many=True,
+        required=False,
+        help_text="Samples gaining or losing the tag: the leaves behind the new verdict.",
+    )
 
 
 class SamplesSerializer(serializers.Serializer):
@@ -68,7 +88,15 @@ class RuleRunSerializer(serializers.ModelSerializer):
             "matched",
             "added",
             "removed",
+            "missed",
             "error",
             "timings",
         ]
         read_only_fields = fields
+
+
+class ExplanationSerializer(serializers.Serializer):
+    rule = serializers.IntegerField()
+    customer = serializers.IntegerField()
+    matches = serializers.BooleanField()
+    steps = ExplainStepSerializer(many=True)

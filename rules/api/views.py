@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -15,7 +20,12 @@ from api.permissions import IsTagAdmin
 from api.viewsets import ScopedViewSet
 from permissions import policy
 from rules import services
-from rules.api.serializers import DryRunSerializer, RuleRunSerializer, RuleSerializer
+from rules.api.serializers import (
+    DryRunSerializer,
+    ExplanationSerializer,
+    RuleRunSerializer,
+    RuleSerializer,
+)
 from rules.models import Rule, RunStatus, RunTrigger
 from tagging.errors import TaggingError
 
@@ -25,6 +35,7 @@ _RULE = {
     "tag": 77,
     "tag_name": "高价值",
     "enabled": True,
+    "mode": "realtime",
     "tree": {
         "event": "purchase",
         "agg": "sum",
@@ -50,6 +61,7 @@ _RUN = {
     "matched": 5210,
     "added": 120,
     "removed": 31,
+    "missed": 0,
     "error": "",
     "timings": {"match": 0.81, "write": 0.05, "total": 0.86},
 }
@@ -119,14 +131,61 @@ class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
             )
         except services.RuleInvalid as exc:
             raise RuleRejected(str(exc), details={"messages": exc.messages}) from exc
+        samples = {
+            key: [
+                {**s, "because": outcome.because.get(s["id"], [])} if key != "matched" else s
+                for s in rows
+            ]
+            for key, rows in outcome.samples.items()
+        }
         return Response(
             {
                 "rule": rule.pk,
                 **outcome.as_dict(),
-                "samples": outcome.samples,
+                "samples": samples,
                 "timings": outcome.timings,
             }
         )
+
+    @extend_schema(
+        summary="Why the rule matches a customer or not, leaf by leaf",
+        description="Tag admins, or users who may view the customer and every tag group the "
+        "rule touches (its tag's and those of the tags it reads). Each step is a node of the "
+        "tree (`path` 1.2 = second child of the first), whether it holds for the customer and "
+        "the value the leaf read (an attribute, an aggregate of the customer's events, a "
+        "ratio's counts). A rule or customer the caller may not see is a 404 (`not_found`).",
+        parameters=[OpenApiParameter("customer", int, required=True, description="Customer id.")],
+        responses={200: ExplanationSerializer, 404: ErrorSerializer},
+        examples=[
+            OpenApiExample(
+                "Explanation",
+                response_only=True,
+                value={
+                    "rule": 4,
+                    "customer": 101,
+                    "matches": False,
+                    "steps": [
+                        {
+                            "path": "",
+                            "kind": "event",
+                            "condition": "total amount of purchase in the last 30 days ≥ 1000",
+                            "holds": False,
+                            "value": "320",
+                        }
+                    ],
+                },
+            )
+        ],
+    )
+    @action(detail=True, methods=["get"], url_path="explain", permission_classes=[IsAuthenticated])
+    def explain(self, request, pk=None):
+        from rules.explain import explain_for
+
+        customer = request.query_params.get("customer")
+        if customer in (None, ""):
+            raise TaggingError(_("Give the customer to explain: ?customer=<id>."), code="invalid")
+        rule, explanation = explain_for(request.user, pk, customer)
+        return Response({"rule": rule.pk, "customer": int(customer), **explanation.as_dict()})
 
     @extend_schema(
         summary="Run the rule now",

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
     LimitExceeded,
@@ -151,6 +152,7 @@ def assign_tags(
         now=now,
     )
     result.added = to_add
+    hooks.assignments_changed(removed=result.replaced)  # additions: _insert_assignments
     return result
 
 
@@ -230,6 +232,7 @@ def unassign_tags(
             reason=reason,
         )
     )
+    hooks.assignments_changed(removed=result.removed)
     return result
 
 
@@ -260,6 +263,7 @@ def remove_expired_assignments(now: datetime | None = None) -> int:
             now=now,
         )
     )
+    hooks.assignments_changed(removed=[(c, t) for _pk, c, t in rows])
     return len(rows)
 
 
@@ -325,6 +329,9 @@ def _insert_assignments(
         return 0
     actor_id = _actor_id(actor)
     if connection.vendor == "postgresql":
+        # The fast path does not return which pairs were new; listeners get every pair asked
+        # for (they mirror the final state, so a pair that existed already changes nothing).
+        hooks.assignments_changed(added=pairs)
         return _insert_assignments_postgresql(
             pairs,
             actor_id=actor_id,
@@ -371,6 +378,7 @@ def _insert_assignments(
         ),
         batch_size=2000,
     )
+    hooks.assignments_changed(added=to_add)
     return len(to_add)
 
 

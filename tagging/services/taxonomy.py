@@ -574,6 +574,7 @@ def delete_tag(tag: Tag, *, actor: Any, confirm: bool = False) -> int:
     )
     Tag.objects.filter(merged_into=tag).update(merged_into=None)
     tag.delete()
+    hooks.assignments_changed(removed=[(c, tag.pk) for c in rows])
     return len(rows)
 
 
@@ -696,4 +697,7 @@ def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
     # Saved segments and rules that named a merged tag name the target from now on (their
     # modules register in tagging.hooks; they run in this transaction).
     hooks.tags_merged(source_ids, target.pk)
+    hooks.assignments_changed(
+        added=[(c, target.pk) for c in to_add], removed=[(c, t) for _pk, c, t in removed]
+    )
     return len(to_add)

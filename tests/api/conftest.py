@@ -32,6 +32,9 @@ def _private_cache(settings):
             "LOCATION": f"api-tests-{uuid.uuid4()}",
         }
     }
+    from rules.realtime import prime_index
+
+    prime_index()  # no real-time rules yet: marking needs no query
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ def test_dry_run_writes_nothing(admin_api, rule, world):
     body = admin_api.post(f"/api/v1/rules/{rule.pk}/dry-run").json()
     assert body["matched"] == 1 and body["added"] == 1 and body["dry_run"] is True
     assert [c["id"] for c in body["samples"]["to_add"]] == [world.sales_customers[0].pk]
+    [because] = body["samples"]["to_add"][0]["because"]  # the leaf behind the gain
+    assert because["condition"] == "total spend > 1000" and because["value"] == "5000"
     assert not TagAssignment.objects.exists()
     assert not RuleRun.objects.exists()
 
