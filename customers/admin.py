@@ -1,4 +1,5 @@
-"""Django admin for customers, their followers and events (SPEC §1, §3, §5).
+"""Django admin for customers, their followers and events (docs/taxonomy.md#customers,
+docs/permissions.md#customer-scope).
 
 Operations staff find customers (name, external_userid, phone in any spelling), filter them by
 tag, see tags as coloured chips and tag or untag many customers at once. Everything is scoped by
@@ -233,7 +234,8 @@ class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin)
         return str(customer.department) if customer.department_id else "—"
 
     def save_model(self, request, obj, form, change):
-        # Through the service so that every edit lands in the audit log (SPEC §4).
+        # Through the service so that every edit lands in the audit log
+        # (docs/taxonomy.md#assignments-and-history).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
 
     def save_formset(self, request, form, formset, change):

@@ -1,4 +1,4 @@
-"""The import's optional columns beyond identity, name and tags (SPEC §7 extended by issue 13):
+"""The import's optional columns beyond identity, name and tags (docs/import-export.md#columns):
 ``expires_at`` / ``过期时间`` (expiry of the row's tags), ``followers`` / ``跟进人``,
 ``department`` / ``部门`` and ``owner`` / ``负责人``. Parsed here, cell by cell, against lookups
 built once per file from ``permissions.policy``; ``customers.importing`` calls them.

@@ -1,5 +1,5 @@
-"""Bulk import of customers and their tags (SPEC §7): parse → validate the whole file → report →
-apply, set-based.
+"""Bulk import of customers and their tags (docs/import-export.md): parse → validate the whole file
+→ report → apply, set-based.
 
 Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
 django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
@@ -59,7 +59,7 @@ from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKi
 from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
 from tagging.services import assignable_error
 
-# Header aliases (trimmed, case-insensitive): SPEC §7.
+# Header aliases (trimmed, case-insensitive): docs/import-export.md#columns.
 COLUMN_ALIASES = {
     "external_userid": "external_userid",
     "客户id": "external_userid",
@@ -88,6 +88,32 @@ class Mode:
     TAGS = "tags"  # add tags to existing customers only
 
 
+# Every code an import reports: the contract's codes, then those for cases it does not name.
+# Each is documented with an example in docs/import-export.md#error-codes; tests/test_docs.py
+# checks that this list holds every code the import modules report and that docs/ has them all.
+ERROR_CODES = (
+    "wrong_field_count",
+    "missing_identifier",
+    "invalid_external_userid",
+    "invalid_phone",
+    "identifier_conflict",
+    "malformed_tag",
+    "tag_name_too_long",
+    "unknown_tag_group",
+    "unknown_tag",
+    "rule_tag_not_assignable",
+    "exclusive_conflict",
+    "permission_denied",
+    "limit_exceeded",
+    "unreadable_file",
+    "empty_file",
+    "file_too_large",
+    "duplicate_column",
+    "name_too_long",
+    "invalid_expiry",
+)
+
+
 @dataclass(slots=True)
 class RowError:
     line: int | None
@@ -106,7 +132,8 @@ class RowError:
 
 @dataclass
 class ImportReport:
-    """The summary of SPEC §10 plus what the admin shows (rejected rows, header)."""
+    """The import_customers --json summary (docs/import-export.md#import_customers) plus what the
+    admin shows (rejected rows, header)."""
 
     rows: int = 0
     valid: int = 0
@@ -448,7 +475,7 @@ class Importer:
     def _resolve_item(self, item: str, group: TagGroup | None) -> Tag | tuple[str, str]:
         """A tags-cell item to its tag, or (code, message); memoised per distinct item.
 
-        Checked in the contract's order (SPEC §7), so an item with several defects always
+        Checked in the contract's order (docs/import-export.md#tags-cell), so an item with several defects always
         reports the first: malformed → a name over the limit (group or tag) → unknown (or
         invisible) group → auto group (never assignable by import, whatever the grants) →
         unknown tag; then what ``assign_tags`` would refuse (status, kind) → the importer's

@@ -1,4 +1,5 @@
-"""Customer records and behaviour events (SPEC §3). Entry points call these; they audit."""
+"""Customer records and behaviour events (docs/taxonomy.md#customers). Entry points call these; they
+audit."""
 
 from __future__ import annotations
 
@@ -289,7 +290,7 @@ def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Custom
     return queryset.filter(condition)
 
 
-# --- followers (SPEC §3: the employees who added the customer) ---------------------------------
+# --- followers (docs/taxonomy.md#customers: the employees who added the customer) ---------------------------------
 
 
 def _follower_snapshot(follower: Follower) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Who may do what to which tag group, tag and customer (SPEC §5). THE policy: the admin, the
-API, import, export and segments call these functions; nobody else reads guardian's tables.
+"""Who may do what to which tag group, tag and customer (docs/permissions.md). THE policy: the
+admin, the API, import, export and segments call these functions; nobody else reads guardian's
+tables.
 
 Sources of truth
 - Grants: ``permissions.DepartmentGrant`` / ``EmployeeGrant``, guardian object-permission rows
@@ -101,7 +102,7 @@ SEE_ALL_PERMISSION = "permissions.view_all_customers"
 
 
 class Level(IntEnum):
-    """Cumulative levels on a tag group (SPEC §5)."""
+    """Cumulative levels on a tag group (docs/permissions.md#levels)."""
 
     NONE = 0
     VIEW = GrantLevel.VIEW.value
@@ -274,7 +275,7 @@ def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
 def customer_tags(
     user: Any, include_inactive: bool = True, *, queryset: QuerySet[Tag] | None = None
 ) -> QuerySet[Tag]:
-    """The tags ``user`` sees *on customers* (SPEC §5 and §2): tags of groups they may view,
+    """The tags ``user`` sees *on customers* (docs/permissions.md#tags-shown-on-a-customer): tags of groups they may view,
     and of personal tags only their own. THE rule for every door that shows, filters, counts or
     exports customers by tag (admin customer page and filters, segments, export, API): a tag
     admin may view other people's personal groups in the taxonomy admin (``visible_tags``) but
@@ -515,7 +516,8 @@ def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySe
 def visible_customers(
     user: Any, *, queryset: QuerySet[Customer] | None = None
 ) -> QuerySet[Customer]:
-    """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
+    """The user's customer scope (docs/permissions.md#customer-scope), narrowing ``queryset``
+    (default: all customers).
 
     One query. Whether the user sees all customers is read from Django's permission cache on the
     user object (``sees_all_customers``; loaded once per request, by the admin already), so that

@@ -228,7 +228,7 @@ QUEUE_DOWN = gettext_lazy("The task queue is unavailable; nothing was queued. Tr
 
 
 class TagAdminOnly:
-    """Rules are managed by tag admins only (SPEC §5)."""
+    """Rules are managed by tag admins only (docs/permissions.md#tag-admins-and-global-powers)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return policy.is_tag_admin(request.user)

@@ -1,4 +1,5 @@
-"""Rule templates (SPEC §6): each is a small form whose answers fill a condition tree.
+"""Rule templates (docs/rules.md#templates): each is a small form whose answers fill a condition
+tree.
 
 The admin offers them on "add rule from template"; ``seed_demo`` uses them for the demo rules.
 ``TEMPLATES[key](data).tree()`` returns the tree once the form is valid.

@@ -1,4 +1,4 @@
-"""Django admin for the tag taxonomy and the audit log (SPEC §2, §4, §5).
+"""Django admin for the tag taxonomy and the audit log (docs/taxonomy.md, docs/permissions.md).
 
 The admin is an adapter: it scopes every queryset, picker and filter with ``permissions.policy``
 and writes only through ``tagging.services`` (create/update/delete, archive, merge, reorder), so
@@ -603,7 +603,8 @@ class TagAdmin(ServiceFormAdmin):
             return HttpResponseRedirect(reverse("admin:tagging_tag_changelist"))
 
     def delete_model(self, request, obj):
-        # The admin's confirmation page is the explicit confirmation SPEC §2 asks for.
+        # The admin's confirmation page is the explicit confirmation docs/taxonomy.md#lifecycle asks
+        # for.
         services.delete_tag(obj, actor=request.user, confirm=True)
 
     def get_deleted_objects(self, objs, request):

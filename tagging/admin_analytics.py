@@ -1,4 +1,4 @@
-"""Admin pages for segments, tag analytics and tag hygiene (SPEC §8).
+"""Admin pages for segments, tag analytics and tag hygiene (docs/segments.md).
 
 Imported by ``tagging/admin.py``; registers:
 

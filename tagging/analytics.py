@@ -1,6 +1,6 @@
-"""Tag analytics for the admin pages (SPEC §8): every figure is for one user — only tags shown
-to them on customers (``policy.customer_tags``: never another employee's personal tags), only
-customers in their scope (``permissions.policy``) — optionally narrowed to a
+"""Tag analytics for the admin pages (docs/segments.md#analytics): every figure is for one user —
+only tags shown to them on customers (``policy.customer_tags``: never another employee's personal
+tags), only customers in their scope (``permissions.policy``) — optionally narrowed to a
 department subtree and a date range. Each function returns plain rows (dicts) that the page
 draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
 """

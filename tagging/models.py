@@ -1,4 +1,4 @@
-"""Tag taxonomy, assignments and the audit log (SPEC §2, §4).
+"""Tag taxonomy, assignments and the audit log (docs/taxonomy.md).
 
 Nothing outside ``tagging.services`` writes these tables; the admin, API, import and rules all
 go through the service so that limits, kinds, exclusivity and auditing hold for every door.
@@ -433,7 +433,7 @@ class AuditEntry(models.Model):
         raise ValidationError(_("The audit log is append-only."))
 
 
-# --- Segments (SPEC §8) -----------------------------------------------------------------------
+# --- Segments (docs/segments.md) ---------------------------------------------------------------
 
 
 class Segment(models.Model):

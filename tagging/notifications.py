@@ -1,5 +1,5 @@
 """What the admin index tells an employee: their proposed tags approved or rejected lately, with
-the reviewer's reason, and how many still wait (SPEC §5 approvals; read from the audit log's
+the reviewer's reason, and how many still wait (docs/permissions.md#approvals; read from the audit log's
 ``tag.approved`` / ``tag.rejected`` entries on tags the user created), and how many of their
 personal tags wait for review (``tagging.services.reviews``). Three queries."""
 

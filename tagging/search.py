@@ -1,5 +1,5 @@
-"""Tag search for pickers (SPEC §9): prefix, substring, pinyin initials and full pinyin. The one
-search behind the API's ``/tags/search`` and every admin tag picker and filter.
+"""Tag search for pickers (docs/api.md#get-apiv1tagssearch): prefix, substring, pinyin initials and
+full pinyin. The one search behind the API's ``/tags/search`` and every admin tag picker and filter.
 
 Typing ``nn``, ``niunai`` or ``牛奶`` finds 牛奶过敏. Pinyin keys are computed once per distinct
 tag name per process (names change rarely; a rename is simply a new key). Ranking: an exact

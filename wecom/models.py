@@ -1,4 +1,4 @@
-"""What TagDesk knows about the WeCom side (SPEC §9b).
+"""What TagDesk knows about the WeCom side (docs/wecom.md).
 
 tagging and customers stay WeCom-agnostic: the links between their rows and WeCom's ids, the
 per-relationship tag state last seen in WeCom, the outbox, the callback log and the group chats

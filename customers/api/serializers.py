@@ -1,4 +1,4 @@
-"""Request and response shapes of the customer endpoints (SPEC §9 contract)."""
+"""Request and response shapes of the customer endpoints (a contract: docs/api.md#customers)."""
 
 from __future__ import annotations
 
@@ -250,7 +250,8 @@ class TimelineEntrySerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """Status of an import (SPEC §10 summary keys in ``result``)."""
+    """Status of an import (the import_customers --json keys in ``result``:
+    docs/import-export.md#import_customers)."""
 
     is_finished = serializers.BooleanField(read_only=True)
 

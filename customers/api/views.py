@@ -1,4 +1,4 @@
-"""Customers, their tags and timeline, upsert and event ingest (SPEC §9).
+"""Customers, their tags and timeline, upsert and event ingest (docs/api.md#customers).
 
 Adapters only: every customer comes from ``policy.visible_customers`` (precompiled per user by
 ``api.scope``); another department's
@@ -49,7 +49,8 @@ from tagging.models import AssignmentSource, TagAssignment
 
 
 def visible_assignment_rows(user) -> QuerySet[TagAssignment]:
-    """A customer's tags as the user may see them (SPEC §9), ordered like the taxonomy."""
+    """A customer's tags as the user may see them (docs/api.md#customers), ordered like the
+    taxonomy."""
     return (
         TagAssignment.objects.filter(tag_id__in=scope.customer_tag_ids(user))
         .select_related("tag__group", "actor")
@@ -71,8 +72,8 @@ class TimelinePagination(IdCursorPagination):
 @extend_schema_view(
     list=extend_schema(
         summary="Customers I may see",
-        description="Your customer scope (SPEC §5), newest first, with the tags you may see. "
-        "Cursor pagination: follow `next`.",
+        description="Your customer scope (docs/permissions.md#customer-scope), newest first, "
+        "with the tags you may see. Cursor pagination: follow `next`.",
         parameters=[CustomerListQuerySerializer],
         examples=[ex.CUSTOMER_LIST],
     ),

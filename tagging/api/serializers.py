@@ -1,4 +1,5 @@
-"""Request and response shapes of the tagging endpoints (SPEC §9 contract)."""
+"""Request and response shapes of the tagging endpoints (a contract:
+docs/api.md#tag-groups-and-tags)."""
 
 from __future__ import annotations
 
@@ -139,7 +140,8 @@ class TagSearchResultSerializer(serializers.Serializer):
 
 
 class PersonalTagSerializer(serializers.ModelSerializer):
-    """One of my personal tags (SPEC §2: only its owner sees and uses it)."""
+    """One of my personal tags (docs/permissions.md#personal-tags: only its owner sees and uses
+    it)."""
 
     group = serializers.IntegerField(
         source="group_id",

@@ -1,4 +1,4 @@
-"""Tag groups, tags, tag search, personal tags and batch tagging (SPEC §9).
+"""Tag groups, tags, tag search, personal tags and batch tagging (docs/api.md#tag-groups-and-tags).
 
 Adapters only: parse, ask ``permissions.policy``, call ``tagging.services``, render.
 """
@@ -43,7 +43,8 @@ from tagging.search import search_tags, tag_rows
 
 
 def customer_counts(user, tag_ids: Sequence[int]) -> dict[int, int]:
-    """Customers per tag within the user's customer scope (SPEC §5): one grouped query."""
+    """Customers per tag within the user's customer scope (docs/permissions.md#customer-scope): one
+    grouped query."""
     if not tag_ids:
         return {}
     rows = TagAssignment.objects.filter(tag_id__in=tag_ids)

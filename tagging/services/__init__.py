@@ -1,4 +1,4 @@
-"""The only way tag assignments and the taxonomy change (SPEC §2, §4).
+"""The only way tag assignments and the taxonomy change (docs/taxonomy.md).
 
 Every function here is atomic and writes the audit log. Department permissions are checked by
 the entry points through ``permissions.policy`` before calling; these services enforce the rules

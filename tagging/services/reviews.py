@@ -90,7 +90,7 @@ def _open_review(review: PersonalTagReview, actor: Any) -> PersonalTagReview:
         .filter(pk=review.pk)
         .first()
     )
-    # Only the owner decides about a personal tag (SPEC §2: only its owner uses it).
+    # Only the owner decides about a personal tag (docs/permissions.md#personal-tags: only its owner uses it).
     if locked is None or locked.owner_id != getattr(actor, "pk", None):
         raise NotFound(_("This review does not exist."))
     if locked.status != PersonalTagReview.Status.OPEN:

@@ -1,5 +1,5 @@
 """Department and owner of a customer are limited to the user's scope, in the admin form and in
-the API's upsert (SPEC §5): an operator of 销售部 cannot move a customer to 财务部."""
+the API's upsert (docs/permissions.md#customer-scope): an operator of 销售部 cannot move a customer to 财务部."""
 
 from __future__ import annotations
 

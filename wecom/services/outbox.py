@@ -1,4 +1,4 @@
-"""Assignments to WeCom: the outbox (SPEC §9b; issue 10 §4).
+"""Assignments to WeCom: the outbox (docs/wecom.md#what-syncs--同步内容).
 
 Every TagDesk assignment change on a synced tag writes, in the change's own transaction, one
 outbox row per WeCom relationship (follower, customer) of the customer — mark_tag handles one
