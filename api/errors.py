@@ -2,8 +2,8 @@
 pagination, throttling and permission classes are beside it in ``api``; DRF imports these
 modules while it defines its views, so they must not import the views).
 
-Every error leaves the API as ``{"error": {"code", "message", "details"}}`` (SPEC §9): DRF's
-own exceptions, Django's 404/permission errors, the policy's ``NotVisible``/``Denied`` and the
+Every error leaves the API as ``{"error": {"code", "message", "details"}}`` (docs/api.md#errors):
+DRF's own exceptions, Django's 404/permission errors, the policy's ``NotVisible``/``Denied`` and the
 tagging services' ``TaggingError`` subclasses (mapped by their ``code``).
 """
 

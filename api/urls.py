@@ -1,4 +1,4 @@
-"""/api/: the versioned REST API (SPEC §9), its OpenAPI schema and the docs (served locally)."""
+"""/api/: the versioned REST API (docs/api.md), its OpenAPI schema and the docs (served locally)."""
 
 from csp.constants import UNSAFE_EVAL
 from csp.decorators import csp_update

@@ -80,8 +80,8 @@ from django.utils import timezone  # noqa: E402
 from customers.models import Customer  # noqa: E402
 from permissions import policy  # noqa: E402
 from permissions.models import DeviceToken, User  # noqa: E402
-from tagging.api.search import pinyin_keys  # noqa: E402
 from tagging.models import AuditEntry, TagAssignment, TagKind  # noqa: E402
+from tagging.search import pinyin_keys  # noqa: E402
 
 # --- measuring ------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "customers",
     "tagging",
     "rules",
+    "wecom",
     "demo",
 ]
 
@@ -267,6 +268,13 @@ TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER = env_int(
     "TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER", 50, minimum=1
 )
 TAGDESK_MAX_BATCH_CUSTOMERS = env_int("TAGDESK_MAX_BATCH_CUSTOMERS", 500, minimum=1)
+# Longest expiry a temporary tag (参加过38促销) may be given, in days from now.
+TAGDESK_MAX_TAG_EXPIRY_DAYS = env_int("TAGDESK_MAX_TAG_EXPIRY_DAYS", 366, minimum=1)
+# Personal tags nobody has given a customer for this many days are listed for their owner.
+TAGDESK_PERSONAL_TAG_STALE_DAYS = env_int("TAGDESK_PERSONAL_TAG_STALE_DAYS", 30, minimum=1)
+# Accuracy checks (抽检): default share of the population sampled, and the largest sample.
+TAGDESK_ACCURACY_SAMPLE_PERCENT = env_int("TAGDESK_ACCURACY_SAMPLE_PERCENT", 5, minimum=1)
+TAGDESK_ACCURACY_SAMPLE_MAX = env_int("TAGDESK_ACCURACY_SAMPLE_MAX", 500, minimum=1)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 # Only files expanding to at most this many KB are counted (and run) in the upload request; all
 # others go to a worker at once, which counts and validates them (customers/import_readers.py).
@@ -283,6 +291,25 @@ TAGDESK_TOKEN_TTL_DAYS = env_int("TAGDESK_TOKEN_TTL_DAYS", 30, minimum=1)
 TAGDESK_MAX_TOKENS_PER_USER = env_int("TAGDESK_MAX_TOKENS_PER_USER", 20, minimum=1)
 TAGDESK_IMPORT_BATCH_ROWS = env_int("TAGDESK_IMPORT_BATCH_ROWS", 5000, minimum=1)
 
+
+# --- WeCom (企业微信) integration: unset WECOM_CORP_ID / WECOM_SECRET = integration off -----------
+WECOM_CORP_ID = env_str("WECOM_CORP_ID") or ""
+WECOM_SECRET = env_str("WECOM_SECRET") or ""  # the 客户联系 secret
+WECOM_AGENT_ID = env_str("WECOM_AGENT_ID") or ""
+WECOM_CALLBACK_TOKEN = env_str("WECOM_CALLBACK_TOKEN") or ""
+WECOM_CALLBACK_AES_KEY = env_str("WECOM_CALLBACK_AES_KEY") or ""
+WECOM_API_BASE = (env_str("WECOM_API_BASE") or "https://qyapi.weixin.qq.com").rstrip("/")
+if not WECOM_API_BASE.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"WECOM_API_BASE must be an http(s) URL, got {WECOM_API_BASE!r}")
+if bool(WECOM_CORP_ID) != bool(WECOM_SECRET):
+    raise ImproperlyConfigured("Set both WECOM_CORP_ID and WECOM_SECRET, or neither")
+if WECOM_CALLBACK_AES_KEY and len(WECOM_CALLBACK_AES_KEY) != 43:
+    raise ImproperlyConfigured("WECOM_CALLBACK_AES_KEY must be the 43-character EncodingAESKey")
+WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", 10, minimum=1)
+# mark_tag calls per second for the whole corp, shared by all workers (WeCom allows far more).
+WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
+WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
@@ -344,6 +371,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tagging.hygiene_monthly_report",
         "schedule": crontab(day_of_month=1, hour=6, minute=0),
     },
+    "personal-tag-review-monthly": {
+        "task": "tagging.list_stale_personal_tags",
+        "schedule": crontab(day_of_month=1, hour=6, minute=30),
+    },
     "realtime-rules-sweep": {
         # Safety net: evaluates dirty customers whose wake-up was lost (broker down at commit).
         "task": "rules.realtime_batch",
@@ -355,4 +386,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "reap-import-jobs": {"task": "customers.reap_import_jobs", "schedule": crontab(minute="*")},
     "reap-rule-runs": {"task": "rules.reap_rule_runs", "schedule": crontab(minute="*")},
+    "wecom-drain-outbox": {
+        "task": "wecom.drain_outbox",
+        "schedule": crontab(minute="*"),
+    },
 }

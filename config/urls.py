@@ -15,6 +15,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("wecom/", include("wecom.urls")),
 ]
 
 # JSON in the one error shape under /api/, Django's pages elsewhere (api/errors.py).

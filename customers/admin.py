@@ -1,4 +1,5 @@
-"""Django admin for customers, their followers and events (SPEC §1, §3, §5).
+"""Django admin for customers, their followers and events (docs/taxonomy.md#customers,
+docs/permissions.md#customer-scope).
 
 Operations staff find customers (name, external_userid, phone in any spelling), filter them by
 tag, see tags as coloured chips and tag or untag many customers at once. Everything is scoped by
@@ -24,10 +25,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from customers.admin_import import CustomerImportExportMixin
+from customers.admin_tags import CustomerTaggingMixin
 from customers.forms import BulkTagForm, CustomerForm, EraseCustomersForm
 from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, Follower
 from customers.phones import format_phone, try_normalize_phone
-from customers.services import erase_customers, save_customer, search_customers
+from customers.services import (
+    erase_customers,
+    remove_followers,
+    save_customer,
+    save_follower,
+    search_customers,
+)
 from permissions import policy
 from tagging import services
 from tagging.admin_analytics import SegmentListFilter
@@ -88,11 +96,13 @@ class TagListFilter(admin.SimpleListFilter):
 
 
 class FollowerInline(admin.TabularInline):
+    """The customer's followers: everyone in scope sees them; tag admins add, change and remove
+    them (saved through ``customers.services``, audited)."""
+
     model = Follower
-    fields = ("employee_display", "added_at", "add_way", "remark")
-    readonly_fields = fields
+    fields = ("employee", "added_at", "add_way", "remark")
+    shown_fields = ("employee_display", "added_at", "add_way", "remark")  # read-only view
     extra = 0
-    can_delete = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("employee")
@@ -101,21 +111,35 @@ class FollowerInline(admin.TabularInline):
     def employee_display(self, follower):
         return person(follower.employee)
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "employee":
+            kwargs["queryset"] = policy.assignable_owners(request.user).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return self.fields if policy.is_tag_admin(request.user) else self.shown_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if policy.is_tag_admin(request.user) else self.shown_fields
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 1 if policy.is_tag_admin(request.user) else 0
+
     def has_view_permission(self, request, obj=None):
         return True  # the customer is in the user's scope (its admin's queryset)
 
     def has_add_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
     def has_delete_permission(self, request, obj=None):
-        return False
+        return policy.is_tag_admin(request.user)
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
+class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin):
     form = CustomerForm
     list_display = [
         "__str__",
@@ -166,6 +190,11 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
             Prefetch("assignments", visible_assignments(request.user), to_attr="visible_tags")
         )
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The department and owner choices follow the user's scope (permissions.policy).
+        return type(form.__name__, (form,), {"user": request.user})
+
     def has_change_permission(self, request, obj=None):
         # A customer shared with the user read-only (a view share) opens as a read-only page.
         if not super().has_change_permission(request, obj):
@@ -205,8 +234,25 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         return str(customer.department) if customer.department_id else "—"
 
     def save_model(self, request, obj, form, change):
-        # Through the service so that every edit lands in the audit log (SPEC §4).
+        # Through the service so that every edit lands in the audit log
+        # (docs/taxonomy.md#assignments-and-history).
         save_customer(obj, actor=request.user, via=AssignmentSource.MANUAL)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Follower:
+            return super().save_formset(request, form, formset, change)
+        # Followers change through the service so that each change is audited.
+        followers = formset.save(commit=False)
+        for follower in formset.deleted_objects:
+            remove_followers(
+                follower.customer_id,
+                [follower.employee_id],
+                actor=request.user,
+                via=AssignmentSource.MANUAL,
+            )
+        for follower in followers:
+            save_follower(follower, actor=request.user, via=AssignmentSource.MANUAL)
+        return None
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -333,6 +379,8 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
         context = dict(extra_context or {})
         if customer is not None:
             context.update(self.customer_panels(request, customer))
+            if "tag_form" not in context:
+                context["tag_form"] = self.tag_form(request, customer)
         return super().change_view(request, object_id, form_url, context)
 
     def customer_panels(self, request, customer) -> dict:
@@ -412,6 +460,7 @@ class CustomerAdmin(CustomerImportExportMixin, StaffAdmin):
                 source=AssignmentSource.MANUAL,
                 replace_exclusive=data["replace_exclusive"],
                 reason=data["reason"],
+                expires_at=data["expires_at"],
             )
             message = ngettext(
                 "Added %(added)d tag assignment to %(count)d selected customers.",

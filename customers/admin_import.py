@@ -1,4 +1,5 @@
-"""Admin import and export of customers (SPEC §7), behind django-import-export's admin buttons.
+"""Admin import and export of customers (docs/import-export.md), behind django-import-export's admin
+buttons.
 
 ``CustomerImportExportMixin`` keeps the library's integration (its Import/Export buttons, URL
 names ``admin:customers_customer_import`` / ``_process_import`` / ``_export`` and its format

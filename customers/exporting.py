@@ -1,4 +1,5 @@
-"""Streamed export of customers with their tags (SPEC §7): CSV and XLSX, flat memory.
+"""Streamed export of customers with their tags (docs/import-export.md#export): CSV and XLSX, flat
+memory.
 
 The layout is the importer's long layout — ``external_userid, phone, name, tags`` with tags as
 ``组:标签;组:标签`` — so an export reads back through the importer unchanged (issue 13 §1):

@@ -5,6 +5,7 @@ neither imports the other."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 
@@ -24,6 +25,10 @@ class CustomerState:
         "visible",
         "editable",
         "pending_tags",
+        "department_id",
+        "owner_id",
+        "orig_department_id",
+        "orig_owner_id",
     )
 
     def __init__(
@@ -34,6 +39,8 @@ class CustomerState:
         name: str,
         *,
         visible: bool = True,
+        department_id: int | None = None,
+        owner_id: int | None = None,
     ) -> None:
         self.pk = pk
         self.external_userid = external_userid
@@ -41,6 +48,8 @@ class CustomerState:
         self.name = name
         self.orig_external_userid = external_userid
         self.orig_name = name
+        self.department_id = self.orig_department_id = department_id
+        self.owner_id = self.orig_owner_id = owner_id
         self.tags: set[int] = set()
         self.corporate = 0
         self.exclusive: dict[int, int] = {}  # exclusive group id -> tag id held
@@ -55,7 +64,10 @@ class CustomerState:
     @property
     def changed(self) -> bool:
         return not self.is_new and (
-            self.external_userid != self.orig_external_userid or self.name != self.orig_name
+            self.external_userid != self.orig_external_userid
+            or self.name != self.orig_name
+            or self.department_id != self.orig_department_id
+            or self.owner_id != self.orig_owner_id
         )
 
 
@@ -66,3 +78,6 @@ class Plan:
     new: list[CustomerState] = field(default_factory=list)
     changed: list[CustomerState] = field(default_factory=list)
     pairs: list[tuple[CustomerState, int]] = field(default_factory=list)
+    # (id(customer state), tag id) -> expiry, for rows with an expires_at cell
+    expiries: dict[tuple[int, int], dt.datetime] = field(default_factory=dict)
+    followers: list[tuple[CustomerState, int]] = field(default_factory=list)

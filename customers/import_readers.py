@@ -1,4 +1,5 @@
-"""Reading import files into records with their physical line numbers (SPEC §7).
+"""Reading import files into records with their physical line numbers
+(docs/import-export.md#file-formats).
 
 Why not tablib (what django-import-export uses): it decodes UTF-8 only, refuses a whole file
 when one row is short, and drops blank lines so line numbers shift. Here:

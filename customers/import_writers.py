@@ -18,6 +18,7 @@ from django.utils import timezone
 from customers import hooks
 from customers.import_plan import CustomerState, Plan
 from customers.models import Customer
+from customers.services import add_followers
 from tagging.models import AssignmentSource, AuditAction, AuditEntry
 from tagging.services import bulk_assign
 
@@ -44,7 +45,18 @@ def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
         [(_written_pk(customer), tag_id) for customer, tag_id in plan.pairs],
         actor=actor,
         source=AssignmentSource.IMPORT,
+        expiries={
+            (_written_pk(customer), tag_id): plan.expiries[(id(customer), tag_id)]
+            for customer, tag_id in plan.pairs
+            if (id(customer), tag_id) in plan.expiries
+        },
     )
+    if plan.followers:
+        add_followers(
+            [(_written_pk(customer), employee_id) for customer, employee_id in plan.followers],
+            actor=actor,
+            via=AssignmentSource.IMPORT,
+        )
 
 
 def _written_pk(customer: CustomerState) -> int:
@@ -60,6 +72,8 @@ def _snapshot(customer: CustomerState, department_id: int | None, *, before: boo
         "external_userid": customer.orig_external_userid if before else customer.external_userid,
         "phone": customer.phone,
         "name": customer.orig_name if before else customer.name,
+        "owner": customer.orig_owner_id if before else customer.owner_id,
+        "department": customer.orig_department_id if before else customer.department_id,
     }
 
 
@@ -90,7 +104,8 @@ def _write_customers_orm(plan: Plan, *, actor_id, department_id, now) -> None:
             external_userid=c.external_userid,
             phone=c.phone,
             name=c.name,
-            department_id=department_id,
+            department_id=c.department_id,
+            owner_id=c.owner_id,
             added_at=now,
         )
         for c in plan.new
@@ -105,11 +120,20 @@ def _write_customers_orm(plan: Plan, *, actor_id, department_id, now) -> None:
     for state, obj in zip(plan.new, objects, strict=True):
         state.pk = obj.pk
     changed = [
-        Customer(pk=c.pk, external_userid=c.external_userid, name=c.name, updated_at=now)
+        Customer(
+            pk=c.pk,
+            external_userid=c.external_userid,
+            name=c.name,
+            department_id=c.department_id,
+            owner_id=c.owner_id,
+            updated_at=now,
+        )
         for c in plan.changed
     ]
     Customer.objects.bulk_update(
-        changed, ["external_userid", "name", "updated_at"], batch_size=BATCH
+        changed,
+        ["external_userid", "name", "department_id", "owner_id", "updated_at"],
+        batch_size=BATCH,
     )
     AuditEntry.objects.bulk_create(
         [
@@ -138,28 +162,32 @@ def _write_customers_postgresql(plan: Plan, *, actor_id, department_id, now) -> 
         if plan.new:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS tagdesk_customer_stage"
-                " (seq integer, external_userid text, phone text, name text)"
-                " ON COMMIT DELETE ROWS"
+                " (seq integer, external_userid text, phone text, name text,"
+                " department_id bigint, owner_id bigint) ON COMMIT DELETE ROWS"
             )
             cursor.execute("TRUNCATE tagdesk_customer_stage")
             with cursor.copy(
-                "COPY tagdesk_customer_stage (seq, external_userid, phone, name) FROM STDIN"
+                "COPY tagdesk_customer_stage"
+                " (seq, external_userid, phone, name, department_id, owner_id) FROM STDIN"
             ) as copy:
                 for seq, c in enumerate(plan.new):
-                    copy.write_row((seq, c.external_userid, c.phone, c.name))
+                    copy.write_row(
+                        (seq, c.external_userid, c.phone, c.name, c.department_id, c.owner_id)
+                    )
             # The import holds the import lock and validated under row locks, so every staged
             # customer is new; a unique violation (a concurrent API insert) aborts the batch.
             cursor.execute(
                 """
                 INSERT INTO customers_customer
                     (external_userid, phone, name, remark, company, source, attributes,
-                     department_id, added_at, created_at, updated_at, total_spend, order_count)
+                     department_id, owner_id, added_at, created_at, updated_at, total_spend,
+                     order_count)
                 SELECT external_userid, phone, name, '', '', '', '{}'::jsonb,
-                       %(department)s, %(now)s, %(now)s, %(now)s, 0, 0
+                       department_id, owner_id, %(now)s, %(now)s, %(now)s, 0, 0
                 FROM tagdesk_customer_stage ORDER BY seq
                 RETURNING id, external_userid, phone
                 """,
-                {"department": department_id, "now": now},
+                {"now": now},
             )
             by_ext, by_phone = {}, {}
             for pk, ext, phone in cursor.fetchall():
@@ -172,18 +200,21 @@ def _write_customers_postgresql(plan: Plan, *, actor_id, department_id, now) -> 
         if plan.changed:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS tagdesk_customer_change"
-                " (id bigint, external_userid text, name text) ON COMMIT DELETE ROWS"
+                " (id bigint, external_userid text, name text, department_id bigint,"
+                " owner_id bigint) ON COMMIT DELETE ROWS"
             )
             cursor.execute("TRUNCATE tagdesk_customer_change")
             with cursor.copy(
-                "COPY tagdesk_customer_change (id, external_userid, name) FROM STDIN"
+                "COPY tagdesk_customer_change (id, external_userid, name, department_id, owner_id)"
+                " FROM STDIN"
             ) as copy:
                 for c in plan.changed:
-                    copy.write_row((c.pk, c.external_userid, c.name))
+                    copy.write_row((c.pk, c.external_userid, c.name, c.department_id, c.owner_id))
             cursor.execute(
                 """
                 UPDATE customers_customer c
-                SET external_userid = s.external_userid, name = s.name, updated_at = %(now)s
+                SET external_userid = s.external_userid, name = s.name,
+                    department_id = s.department_id, owner_id = s.owner_id, updated_at = %(now)s
                 FROM tagdesk_customer_change s WHERE c.id = s.id
                 """,
                 {"now": now},

@@ -1,5 +1,5 @@
-"""Bulk import of customers and their tags (SPEC §7): parse → validate the whole file → report →
-apply, set-based.
+"""Bulk import of customers and their tags (docs/import-export.md): parse → validate the whole file
+→ report → apply, set-based.
 
 Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
 django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
@@ -26,7 +26,9 @@ Contract
   identifier is taken, so it is no oracle for who holds it nor whether that customer is in
   another department; the invisible customer is never touched. A customer the importer sees
   only through a view share (``policy.editable_customers``) is ``permission_denied``. New
-  customers join the importer's first department so that the importer keeps seeing them.
+  customers join the importer's first department so that the importer keeps seeing them,
+  unless the row's optional ``department`` column names another one in scope (the optional
+  columns expires_at, followers, department and owner are parsed by ``customers.import_columns``).
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
   in file order. Apply is one transaction: an exception writes nothing. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
@@ -44,6 +46,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
+from customers.import_columns import DepartmentIndex, EmployeeIndex, parse_expiry, split_list
 from customers.import_plan import CustomerState, Plan
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_writers import write_plan
@@ -56,7 +59,7 @@ from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKi
 from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
 from tagging.services import assignable_error
 
-# Header aliases (trimmed, case-insensitive): SPEC §7.
+# Header aliases (trimmed, case-insensitive): docs/import-export.md#columns.
 COLUMN_ALIASES = {
     "external_userid": "external_userid",
     "客户id": "external_userid",
@@ -66,6 +69,15 @@ COLUMN_ALIASES = {
     "姓名": "name",
     "tags": "tags",
     "标签": "tags",
+    # optional columns (customers.import_columns)
+    "expires_at": "expires_at",
+    "过期时间": "expires_at",
+    "followers": "followers",
+    "跟进人": "followers",
+    "department": "department",
+    "部门": "department",
+    "owner": "owner",
+    "负责人": "owner",
 }
 TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
 CHUNK = 5000  # identifiers per lookup query
@@ -74,6 +86,32 @@ CHUNK = 5000  # identifiers per lookup query
 class Mode:
     CUSTOMERS = "customers"  # create/update customers, add tags
     TAGS = "tags"  # add tags to existing customers only
+
+
+# Every code an import reports: the contract's codes, then those for cases it does not name.
+# Each is documented with an example in docs/import-export.md#error-codes; tests/test_docs.py
+# checks that this list holds every code the import modules report and that docs/ has them all.
+ERROR_CODES = (
+    "wrong_field_count",
+    "missing_identifier",
+    "invalid_external_userid",
+    "invalid_phone",
+    "identifier_conflict",
+    "malformed_tag",
+    "tag_name_too_long",
+    "unknown_tag_group",
+    "unknown_tag",
+    "rule_tag_not_assignable",
+    "exclusive_conflict",
+    "permission_denied",
+    "limit_exceeded",
+    "unreadable_file",
+    "empty_file",
+    "file_too_large",
+    "duplicate_column",
+    "name_too_long",
+    "invalid_expiry",
+)
 
 
 @dataclass(slots=True)
@@ -94,7 +132,8 @@ class RowError:
 
 @dataclass
 class ImportReport:
-    """The summary of SPEC §10 plus what the admin shows (rejected rows, header)."""
+    """The import_customers --json summary (docs/import-export.md#import_customers) plus what the
+    admin shows (rejected rows, header)."""
 
     rows: int = 0
     valid: int = 0
@@ -145,6 +184,10 @@ class ParsedRow:
     name: str = ""
     tags: list[tuple[Tag, str]] = field(default_factory=list)  # (tag, column)
     errors: list[RowError] = field(default_factory=list)
+    expires_at: Any = None
+    followers: list[int] = field(default_factory=list)
+    department_id: int | None = None
+    owner_id: int | None = None
 
 
 class HeaderError(Exception):
@@ -186,6 +229,9 @@ class Importer:
             .first()
         )
         self.department_id = membership
+        self.employees = EmployeeIndex(user)
+        self._expiry_cache: dict[str, tuple[Any, str | None]] = {}
+        self.departments = DepartmentIndex(user)
 
     # -- catalog: every tag the user can view, one pass ------------------------------------------
 
@@ -367,6 +413,7 @@ class Importer:
                         % {"length": len(row.name), "limit": NAME_MAX_LENGTH},
                     )
                 )
+        self._parse_optional(row, values)
         seen: set[int] = set()
         if "tags" in col:
             self._parse_tags(row, values[col["tags"]], self.header[col["tags"]], None, seen)
@@ -374,6 +421,36 @@ class Importer:
             if values[index]:
                 self._parse_tags(row, values[index], self.header[index], group, seen)
         return row
+
+    def _parse_optional(self, row: ParsedRow, values: list[str]) -> None:
+        """The expires_at, followers, department and owner cells (customers.import_columns)."""
+        col = self.columns
+        if "expires_at" in col and values[col["expires_at"]]:
+            cell = values[col["expires_at"]]
+            if cell not in self._expiry_cache:  # a file repeats a few dates: judge each once
+                self._expiry_cache[cell] = parse_expiry(cell)
+            row.expires_at, message = self._expiry_cache[cell]
+            if message:
+                column = self.header[col["expires_at"]]
+                row.errors.append(RowError(row.line, column, "invalid_expiry", message))
+        if "followers" in col and values[col["followers"]]:
+            for key in split_list(values[col["followers"]]):
+                pk, message = self.employees.resolve(key)
+                if message:
+                    column = self.header[col["followers"]]
+                    row.errors.append(RowError(row.line, column, "permission_denied", message))
+                elif pk is not None and pk not in row.followers:
+                    row.followers.append(pk)
+        if "owner" in col and values[col["owner"]]:
+            row.owner_id, message = self.employees.resolve(values[col["owner"]])
+            if message:
+                column = self.header[col["owner"]]
+                row.errors.append(RowError(row.line, column, "permission_denied", message))
+        if "department" in col and values[col["department"]]:
+            row.department_id, message = self.departments.resolve(values[col["department"]])
+            if message:
+                column = self.header[col["department"]]
+                row.errors.append(RowError(row.line, column, "permission_denied", message))
 
     def _parse_tags(
         self, row: ParsedRow, cell: str, column: str, group: TagGroup | None, seen: set[int]
@@ -398,7 +475,7 @@ class Importer:
     def _resolve_item(self, item: str, group: TagGroup | None) -> Tag | tuple[str, str]:
         """A tags-cell item to its tag, or (code, message); memoised per distinct item.
 
-        Checked in the contract's order (SPEC §7), so an item with several defects always
+        Checked in the contract's order (docs/import-export.md#tags-cell), so an item with several defects always
         reports the first: malformed → a name over the limit (group or tag) → unknown (or
         invisible) group → auto group (never assignable by import, whatever the grants) →
         unknown tag; then what ``assign_tags`` would refuse (status, kind) → the importer's
@@ -575,10 +652,21 @@ class Importer:
             return
         # The row is good: it changes the picture the next rows see.
         if customer is None:
-            customer = CustomerState(None, ext, phone, row.name)
+            customer = CustomerState(
+                None,
+                ext,
+                phone,
+                row.name,
+                department_id=row.department_id or self.department_id,
+                owner_id=row.owner_id,
+            )
             plan.new.append(customer)
             state.add(customer)
         else:
+            if row.department_id is not None:
+                customer.department_id = row.department_id
+            if row.owner_id is not None:
+                customer.owner_id = row.owner_id
             if ext and not customer.external_userid:
                 customer.external_userid = ext  # a phone-only customer gains its external_userid
                 state.by_ext[ext] = customer
@@ -593,6 +681,9 @@ class Importer:
         for tag_id in adding:
             customer.tags.add(tag_id)
             plan.pairs.append((customer, tag_id))
+            if row.expires_at is not None:
+                plan.expiries[(id(customer), tag_id)] = row.expires_at
+        plan.followers.extend((customer, pk) for pk in row.followers)
 
     def _tag_name(self, tag_id: int) -> str:
         return self.tag_names.get(tag_id) or _("another tag")
@@ -647,9 +738,13 @@ class _StateIndex:
         exts = list({r.external_userid for r in rows if r.external_userid})
         phones = list({r.phone for r in rows if r.phone})
         found: dict[int, CustomerState] = {}
-        for pk, ext, phone, name in _matching_customers(exts, phones, lock=lock):
+        for pk, ext, phone, name, department_id, owner_id in _matching_customers(
+            exts, phones, lock=lock
+        ):
             if pk not in found:
-                found[pk] = CustomerState(pk, ext, phone, name)
+                found[pk] = CustomerState(
+                    pk, ext, phone, name, department_id=department_id, owner_id=owner_id
+                )
         if found and not importer.edits_all:
             # {pk: editable} of the matched customers the importer sees (view shares: False).
             scope: dict[int, bool] = {}
@@ -684,13 +779,15 @@ class _StateIndex:
 
 
 def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> Iterator[tuple]:
-    """(pk, external_userid, phone, name) of customers holding one of the identifiers. One
+    """(pk, external_userid, phone, name, department_id, owner_id) of customers holding one of
+    the identifiers. One
     query with array parameters on PostgreSQL (locking the rows when ``lock``); chunked IN
     lists elsewhere."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, external_userid, phone, name FROM customers_customer"
+                "SELECT id, external_userid, phone, name, department_id, owner_id"
+                " FROM customers_customer"
                 " WHERE external_userid = ANY(%s) OR phone = ANY(%s) ORDER BY id"
                 + (" FOR UPDATE" if lock else ""),
                 [exts, phones],
@@ -701,7 +798,7 @@ def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> It
     for field_name, values in (("external_userid", exts), ("phone", phones)):
         for chunk in _chunks(values):
             yield from base.filter(**{f"{field_name}__in": chunk}).values_list(
-                "pk", "external_userid", "phone", "name"
+                "pk", "external_userid", "phone", "name", "department_id", "owner_id"
             )
 
 

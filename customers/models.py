@@ -1,4 +1,5 @@
-"""Customers, the employees who follow them, and their behaviour events (SPEC §3)."""
+"""Customers, the employees who follow them, and their behaviour events
+(docs/taxonomy.md#customers)."""
 
 from __future__ import annotations
 
@@ -248,7 +249,8 @@ class ImportJob(models.Model):
     """One customer/tag import: the status row the admin shows and the Celery task updates.
 
     ``rows_done`` counts data records whose batch is committed; a re-run resumes after them.
-    ``result`` holds the summary keys of SPEC §10 (errors included) as they accumulate.
+    ``result`` holds the import_customers --json keys (docs/import-export.md#import_customers;
+    errors included) as they accumulate.
 
     The lease: the worker running the job (``lease_owner``) renews ``lease_expires_at`` with every
     batch. A job still queued or running after its lease lost its worker (or its message); the

@@ -1,4 +1,5 @@
-"""Phone normalisation: the one function models, forms, import and the API all use (SPEC §7).
+"""Phone normalisation: the one function models, forms, import and the API all use
+(docs/import-export.md#identity).
 
 Chinese users write the same mobile number many ways: ``138 0013 8000``, ``+86 138-0013-8000``,
 ``8613800138000``, ``'13800138000`` (Excel text prefix), full-width ``１３８…`` or with zero-width

@@ -1,5 +1,5 @@
 """django-import-export resources for customers and tag assignments, with TagDesk's import and
-export service behind them (SPEC §7).
+export service behind them (docs/import-export.md).
 
 What the library gets wrong by default, and what these resources do instead:
 
@@ -95,7 +95,7 @@ class CustomerResource(resources.ModelResource):
 
     def import_file(self, data: bytes, *, filename: str = "", dry_run: bool = False, **kwargs):
         """Raw bytes (CSV or XLSX) through the service: physical line numbers, any encoding of
-        SPEC §7. Returns the service's ImportReport."""
+        docs/import-export.md. Returns the service's ImportReport."""
         return import_file(
             data, filename=filename, user=self.user, mode=self.mode, dry_run=dry_run, **kwargs
         )

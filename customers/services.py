@@ -1,4 +1,5 @@
-"""Customer records and behaviour events (SPEC §3). Entry points call these; they audit."""
+"""Customer records and behaviour events (docs/taxonomy.md#customers). Entry points call these; they
+audit."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from customers import hooks
-from customers.models import EXTERNAL_USERID_RE, Customer, CustomerEvent, EventKind, Follower
+from customers.models import (
+    EXTERNAL_USERID_RE,
+    AddWay,
+    Customer,
+    CustomerEvent,
+    EventKind,
+    Follower,
+)
 from customers.phones import InvalidPhone, normalize_phone
 from permissions import policy
 from tagging.errors import TaggingError
@@ -279,6 +288,200 @@ def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Custom
         if digits.isdigit() and len(digits) >= 4:
             condition |= Q(phone__contains=digits)
     return queryset.filter(condition)
+
+
+# --- followers (docs/taxonomy.md#customers: the employees who added the customer) ---------------------------------
+
+
+def _follower_snapshot(follower: Follower) -> dict[str, Any]:
+    return {
+        "employee": follower.employee_id,
+        "employee_name": str(follower.employee),
+        "added_at": follower.added_at.isoformat() if follower.added_at else None,
+        "add_way": follower.add_way,
+        "remark": follower.remark,
+    }
+
+
+def _follower_audit(
+    action: str,
+    follower: Follower,
+    *,
+    actor: Any,
+    via: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry(
+        action=action,
+        actor_id=getattr(actor, "pk", None),
+        source=via,
+        customer_id=follower.customer_id,
+        object_repr=str(follower.employee)[:255],
+        before=before,
+        after=after,
+    )
+
+
+@transaction.atomic
+def add_followers(
+    pairs: Iterable[tuple[int, int]],
+    *,
+    actor: Any,
+    via: str,
+    add_way: int = AddWay.UNKNOWN,
+    remark: str = "",
+) -> int:
+    """Make each (customer_id, employee_id) pair a follower; pairs that exist are left as they
+    are. The caller has checked scope (``permissions.policy``). One audit entry per follower
+    added. A constant number of queries (PostgreSQL: the pairs are COPied into a temporary
+    table and one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` feeds the audit insert, as the
+    import's tag assignments do). Returns how many were added."""
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return 0
+    if connection.vendor == "postgresql":
+        return _add_followers_postgresql(
+            pairs, actor_id=getattr(actor, "pk", None), via=via, add_way=add_way, remark=remark
+        )
+    customer_ids = {c for c, _e in pairs}
+    existing = set(
+        Follower.objects.filter(
+            customer_id__in=customer_ids, employee_id__in={e for _c, e in pairs}
+        ).values_list("customer_id", "employee_id")
+    )
+    new = [
+        Follower(customer_id=c, employee_id=e, add_way=add_way, remark=remark)
+        for c, e in pairs
+        if (c, e) not in existing
+    ]
+    Follower.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
+    names = _employee_names({f.employee_id for f in new})
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                action=AuditAction.FOLLOWER_ADDED,
+                actor_id=getattr(actor, "pk", None),
+                source=via,
+                customer_id=f.customer_id,
+                object_repr=names.get(f.employee_id, "")[:255],
+                after={
+                    "employee": f.employee_id,
+                    "employee_name": names.get(f.employee_id, ""),
+                    "add_way": f.add_way,
+                    "remark": f.remark,
+                },
+            )
+            for f in new
+        ],
+        batch_size=2000,
+    )
+    return len(new)
+
+
+def _add_followers_postgresql(
+    pairs: list[tuple[int, int]], *, actor_id: int | None, via: str, add_way: int, remark: str
+) -> int:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tagdesk_follower_stage"
+            " (customer_id bigint NOT NULL, employee_id bigint NOT NULL) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE tagdesk_follower_stage")
+        with cursor.copy(
+            "COPY tagdesk_follower_stage (customer_id, employee_id) FROM STDIN"
+        ) as copy:
+            for pair in pairs:
+                copy.write_row(pair)
+        cursor.execute(
+            f"""
+            WITH added AS (
+                INSERT INTO {Follower._meta.db_table}
+                    (customer_id, employee_id, added_at, add_way, remark)
+                SELECT customer_id, employee_id, %(now)s, %(add_way)s, %(remark)s
+                FROM tagdesk_follower_stage
+                ON CONFLICT (customer_id, employee_id) DO NOTHING
+                RETURNING customer_id, employee_id
+            ), named AS (
+                SELECT a.customer_id, a.employee_id,
+                       COALESCE(NULLIF(u.display_name, ''),
+                                NULLIF(TRIM(u.first_name || ' ' || u.last_name), ''),
+                                u.username) AS name
+                FROM added a JOIN {users} u ON u.id = a.employee_id
+            )
+            INSERT INTO {AuditEntry._meta.db_table}
+                (created_at, actor_id, action, source, customer_id, object_repr, after, reason)
+            SELECT %(now)s, %(actor)s::bigint, %(action)s, %(via)s, customer_id, left(name, 255),
+                   jsonb_build_object('employee', employee_id, 'employee_name', name,
+                                      'add_way', %(add_way)s, 'remark', %(remark)s::text),
+                   ''
+            FROM named
+            """,
+            {
+                "now": timezone.now(),
+                "add_way": add_way,
+                "remark": remark,
+                "actor": actor_id,
+                "action": AuditAction.FOLLOWER_ADDED,
+                "via": via,
+            },
+        )
+        return int(cursor.rowcount)
+
+
+@transaction.atomic
+def save_follower(
+    follower: Follower, *, actor: Any, via: str = AssignmentSource.MANUAL
+) -> Follower:
+    """Create or change one follower (the admin inline), audited with before/after."""
+    before = None
+    if follower.pk is not None:
+        stored = Follower.objects.select_related("employee").filter(pk=follower.pk).first()
+        before = _follower_snapshot(stored) if stored is not None else None
+    follower.save()
+    after = _follower_snapshot(follower)
+    if after != before:
+        action = AuditAction.FOLLOWER_ADDED if before is None else AuditAction.FOLLOWER_UPDATED
+        _follower_audit(action, follower, actor=actor, via=via, before=before, after=after).save()
+    return follower
+
+
+@transaction.atomic
+def remove_followers(customer_id: int, employee_ids: Iterable[int], *, actor: Any, via: str) -> int:
+    """Remove these employees from the customer's followers, one audit entry each. Returns how
+    many were removed (absent ones are ignored)."""
+    followers = list(
+        Follower.objects.select_related("employee").filter(
+            customer_id=customer_id, employee_id__in=list(employee_ids)
+        )
+    )
+    if not followers:
+        return 0
+    Follower.objects.filter(pk__in=[f.pk for f in followers]).delete()
+    AuditEntry.objects.bulk_create(
+        [
+            _follower_audit(
+                AuditAction.FOLLOWER_REMOVED,
+                f,
+                actor=actor,
+                via=via,
+                before=_follower_snapshot(f),
+            )
+            for f in followers
+        ]
+    )
+    return len(followers)
+
+
+def _employee_names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    from django.contrib.auth import get_user_model
+
+    return {u.pk: str(u) for u in get_user_model().objects.filter(pk__in=ids)}
 
 
 # --- erasure (PIPL right to deletion) ---------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Background imports (SPEC §7): a Celery task per ImportJob, ids only, idempotent.
+"""Background imports (docs/import-export.md#background-jobs-and-progress): a Celery task per
+ImportJob, ids only, idempotent.
 
 ``acks_late`` and ``reject_on_worker_lost`` are set globally (config/settings.py), so a worker
 killed mid-way does not lose the task: it is delivered again and resumes. Each batch of

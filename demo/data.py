@@ -308,7 +308,7 @@ TAXONOMY = [
 # Shown in the admin as a proposal awaiting approval and as a retired tag.
 PENDING_TAG = ("商品偏好", "智能家居", "sales_chen")
 ARCHIVED_TAG = ("活动", "2025双十二")
-# A temporary tag: assignments expire (SPEC §4).
+# A temporary tag: assignments expire (docs/taxonomy.md#assignments-and-history).
 EXPIRING_TAG = ("活动", "参加过38促销")
 
 PERSONAL_OWNERS = ["sales_wang", "sales_chen", "service_zhao", "market_li"]

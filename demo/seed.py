@@ -1,4 +1,4 @@
-"""The demo data set behind ``python manage.py seed_demo`` (SPEC §10).
+"""The demo data set behind ``python manage.py seed_demo`` (docs/README.md#seed_demo).
 
 Steps, in order (``SEED_STEPS``; each takes the :class:`DemoContext` and may add to its summary):
 departments → employees and logins → corporate and auto tag taxonomy (through
@@ -691,7 +691,7 @@ def seed_demo(
     audit: bool | None = None,
     out: TextIO | TextIOBase | None = None,
 ) -> dict[str, Any]:
-    """Write the demo data set in one transaction and return the summary (SPEC §10).
+    """Write the demo data set in one transaction and return the summary (docs/README.md#seed_demo).
 
     Raises :class:`DemoError`, writing nothing, when the database already holds customers, tag
     groups, departments or demo users, unless ``reset`` deletes them first (:func:`clear_data`).

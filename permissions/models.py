@@ -264,7 +264,8 @@ class DepartmentMembership(models.Model):
 
 
 class GrantLevel(models.IntegerChoices):
-    """The levels of SPEC §5, cumulative. ``permissions.policy.Level`` is the same enum."""
+    """The levels of docs/permissions.md#levels, cumulative. ``permissions.policy.Level`` is the
+    same enum."""
 
     VIEW = 1, _("view")
     EDIT = 2, _("edit")

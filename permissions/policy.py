@@ -1,5 +1,6 @@
-"""Who may do what to which tag group, tag and customer (SPEC §5). THE policy: the admin, the
-API, import, export and segments call these functions; nobody else reads guardian's tables.
+"""Who may do what to which tag group, tag and customer (docs/permissions.md). THE policy: the
+admin, the API, import, export and segments call these functions; nobody else reads guardian's
+tables.
 
 Sources of truth
 - Grants: ``permissions.DepartmentGrant`` / ``EmployeeGrant``, guardian object-permission rows
@@ -73,6 +74,10 @@ from tagging.models import Tag, TagGroup, TagKind, TagStatus
 
 __all__ = [
     "CreateDecision",
+    "assignable_departments",
+    "assignable_owners",
+    "require_colleague",
+    "require_placement",
     "Denied",
     "Level",
     "NotVisible",
@@ -97,7 +102,7 @@ SEE_ALL_PERMISSION = "permissions.view_all_customers"
 
 
 class Level(IntEnum):
-    """Cumulative levels on a tag group (SPEC §5)."""
+    """Cumulative levels on a tag group (docs/permissions.md#levels)."""
 
     NONE = 0
     VIEW = GrantLevel.VIEW.value
@@ -270,7 +275,7 @@ def _someone_elses_personal(group: TagGroup, user: Any) -> bool:
 def customer_tags(
     user: Any, include_inactive: bool = True, *, queryset: QuerySet[Tag] | None = None
 ) -> QuerySet[Tag]:
-    """The tags ``user`` sees *on customers* (SPEC §5 and §2): tags of groups they may view,
+    """The tags ``user`` sees *on customers* (docs/permissions.md#tags-shown-on-a-customer): tags of groups they may view,
     and of personal tags only their own. THE rule for every door that shows, filters, counts or
     exports customers by tag (admin customer page and filters, segments, export, API): a tag
     admin may view other people's personal groups in the taxonomy admin (``visible_tags``) but
@@ -511,7 +516,8 @@ def _scope_departments(user: Any, share_level: int = ShareLevel.VIEW) -> QuerySe
 def visible_customers(
     user: Any, *, queryset: QuerySet[Customer] | None = None
 ) -> QuerySet[Customer]:
-    """The user's customer scope (SPEC §5), narrowing ``queryset`` (default: all customers).
+    """The user's customer scope (docs/permissions.md#customer-scope), narrowing ``queryset``
+    (default: all customers).
 
     One query. Whether the user sees all customers is read from Django's permission cache on the
     user object (``sees_all_customers``; loaded once per request, by the admin already), so that
@@ -527,6 +533,77 @@ def visible_customers(
     # under OR is costed per row, which on a million rows also wakes the JIT compiler.
     followed = Follower.objects.filter(employee=user.pk).values("customer_id")
     return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
+
+
+def assignable_departments(user: Any) -> QuerySet[Department]:
+    """Departments the user may put a customer in (admin form, API, import): every department
+    for tag admins; otherwise the user's own departments and their sub-departments. Departments
+    merely shared with the user are not among them (a share lets one look at or tag customers,
+    not move them), nor is every department for holders of "see all customers" (read-only
+    beyond their own scope, as in :func:`editable_customers`). One query."""
+    if not _active_user(user):
+        return Department.objects.none()
+    if is_tag_admin(user):
+        return Department.objects.all()
+    memberships = DepartmentMembership.objects.filter(user=user.pk)
+    return Department.objects.filter(
+        Exists(
+            memberships.annotate(scope_path=_outer_path()).filter(
+                scope_path__startswith=F("department__path")
+            )
+        )
+    )
+
+
+def assignable_owners(user: Any) -> QuerySet[Any]:
+    """Employees the user may make a customer's owner or follower: every active employee for
+    tag admins; otherwise the user and the active members of :func:`assignable_departments`.
+    One query."""
+    from django.contrib.auth import get_user_model
+
+    employees = get_user_model().objects.filter(is_active=True)
+    if not _active_user(user):
+        return employees.none()
+    if is_tag_admin(user):
+        return employees
+    members = DepartmentMembership.objects.filter(
+        department__in=assignable_departments(user)
+    ).values("user_id")
+    return employees.filter(Q(pk=user.pk) | Q(pk__in=members))
+
+
+def require_placement(user: Any, *, department: Any = None, owner: Any = None) -> None:
+    """Raise :class:`Denied` unless the user may give a customer this department and owner
+    (either may be None: not changed). Unknown ids are refused with the same words as ids out of
+    scope, so the answer says nothing about what exists. One query per value given."""
+    department_id = getattr(department, "pk", department)
+    owner_id = getattr(owner, "pk", owner)
+    if department_id is not None:
+        ids = _int_ids([department_id])
+        if not ids or not assignable_departments(user).filter(pk__in=_storable(ids)).exists():
+            raise Denied(
+                _("You may not put customers in department %(id)s.") % {"id": department_id},
+                details={"department": department_id},
+            )
+    if owner_id is not None:
+        ids = _int_ids([owner_id])
+        if not ids or not assignable_owners(user).filter(pk__in=_storable(ids)).exists():
+            raise Denied(
+                _("You may not make employee %(id)s the owner of customers.") % {"id": owner_id},
+                details={"owner": owner_id},
+            )
+
+
+def require_colleague(user: Any, employee: Any) -> None:
+    """Raise :class:`Denied` unless the employee is among :func:`assignable_owners` (whom the user
+    may make a follower or owner of a customer). Unknown ids read the same. One query."""
+    employee_id = getattr(employee, "pk", employee)
+    ids = _int_ids([employee_id])
+    if not ids or not assignable_owners(user).filter(pk__in=_storable(ids)).exists():
+        raise Denied(
+            _("Employee %(id)s is not in your departments.") % {"id": employee_id},
+            details={"employee": employee_id},
+        )
 
 
 def editable_customers(

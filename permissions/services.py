@@ -1,6 +1,6 @@
-"""Changing who may do what (SPEC §5): grants on tag groups, permission templates, customer
-sharing, and the two policy-checked taxonomy verbs entry points use (proposing a tag, reviewing
-a pending one).
+"""Changing who may do what (docs/permissions.md): grants on tag groups, permission templates,
+customer sharing, and the two policy-checked taxonomy verbs entry points use (proposing a tag,
+reviewing a pending one).
 
 Every function is atomic and writes ``tagging.AuditEntry`` (PERMISSION_GRANTED / REVOKED for
 grants and shares; the tagging services audit tags). Grant writes are set-based: a matrix or a

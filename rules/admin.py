@@ -10,6 +10,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -21,12 +22,15 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from config import safe_json
 from permissions import policy
+from rules import fields as F
 from rules import services
 from rules.describe import describe_tree
 from rules.models import Rule, RuleMode, RuleRun, RunTrigger
 from rules.tasks import queue_rule_run
 from rules.templates import TEMPLATES
-from tagging.models import Tag, TagKind, TagStatus
+from tagging import services as tagging_services
+from tagging.errors import TaggingError
+from tagging.models import Tag, TagGroup, TagKind, TagStatus
 from tagging.templatetags.tagdesk import duration
 
 HISTORY_ROWS = 20
@@ -40,6 +44,70 @@ def _rule_tags(rule: Rule | None):
     )
     taken = others.values("tag_id")
     return free.exclude(pk__in=taken).select_related("group")
+
+
+def builder_schema(user) -> dict:
+    """What the conditions form (static/tagdesk/rule_builder.js) offers, from the registry of
+    rules.fields (the same keys the validator accepts), with translated labels."""
+    tags = (
+        policy.visible_tags(user)
+        .select_related("group")
+        .order_by("group__sort_order", "group_id", "sort_order", "id")
+    )
+    return {
+        "attributes": {
+            key: {"label": str(f.label), "type": f.type, "operators": list(f.operators)}
+            for key, f in F.ATTRIBUTES.items()
+        },
+        "operators": {
+            key: {"label": str(op.symbol), "arity": op.arity} for key, op in F.OPERATORS.items()
+        },
+        "operators_by_type": {key: list(ops) for key, ops in F.OPERATORS_BY_TYPE.items()},
+        "events": {key: str(label) for key, label in F.EVENT_KINDS.items()},
+        "aggregates": {
+            key: {"label": str(a["label"]), "measure": a["measure"], "type": a["type"]}
+            for key, a in F.AGGREGATES.items()
+        },
+        "measures": {key: str(label) for key, label in F.MEASURES.items()},
+        "event_filters": {
+            "category": _("category"),
+            "target": _("target"),
+            "text_contains": _("text contains"),
+        },
+        "rfm": {key: str(m["label"]) for key, m in F.RFM_METRICS.items()},
+        "tags": [[t.pk, f"{t.group.name}:{t.name}"] for t in tags],
+        "labels": {
+            "title": _("Conditions (form)"),
+            "help": _("Build the conditions here, or edit the JSON below: each writes the other."),
+            "all": _("all of these hold"),
+            "any": _("any of these holds"),
+            "at_least": _("at least N of these hold"),
+            "not": _("this does not hold"),
+            "group": _("group"),
+            "kind": _("kind of condition"),
+            "attribute": _("customer field"),
+            "event": _("event"),
+            "tag": _("tag"),
+            "rfm": _("RFM score"),
+            "field": _("field"),
+            "operator": _("operator"),
+            "value": _("value"),
+            "list": _("values, separated by commas"),
+            "aggregate": _("aggregate"),
+            "measure": _("measure"),
+            "window": _("time window"),
+            "anytime": _("any time"),
+            "last_days": _("in the last … days"),
+            "between_dates": _("between dates"),
+            "days": _("days"),
+            "from": _("from"),
+            "to": _("to"),
+            "has": _("has"),
+            "lacks": _("lacks"),
+            "add_condition": _("+ condition"),
+            "add_group": _("+ group"),
+        },
+    }
 
 
 class TreeField(safe_json.FormField):
@@ -71,13 +139,47 @@ class RuleForm(forms.ModelForm):
 
 
 class TemplateRuleForm(forms.Form):
+    """The rule of a template: its name and auto tag — an existing free one, or a new one
+    created in an auto group in the same step (``tagging.services.create_tag``, audited)."""
+
     name = forms.CharField(label=gettext_lazy("rule name"), max_length=128)
-    tag = forms.ModelChoiceField(label=gettext_lazy("auto tag"), queryset=Tag.objects.none())
+    tag = forms.ModelChoiceField(
+        label=gettext_lazy("auto tag"), queryset=Tag.objects.none(), required=False
+    )
+    new_tag_name = forms.CharField(
+        label=gettext_lazy("or a new auto tag named"),
+        max_length=64,
+        required=False,
+        help_text=gettext_lazy("Created with the rule, in the auto group chosen below."),
+    )
+    new_tag_group = forms.ModelChoiceField(
+        label=gettext_lazy("in the auto group"), queryset=TagGroup.objects.none(), required=False
+    )
     enabled = forms.BooleanField(label=gettext_lazy("enabled"), required=False, initial=True)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, suggested_tag: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["tag"]).queryset = _rule_tags(None)
+        groups = TagGroup.objects.filter(kind=TagKind.AUTO).order_by("sort_order", "pk")
+        cast(forms.ModelChoiceField, self.fields["new_tag_group"]).queryset = groups
+        self.no_free_tag = not _rule_tags(None).exists()
+        if self.no_free_tag:
+            self.fields["new_tag_name"].initial = suggested_tag
+            first = groups.first()
+            if first is not None:
+                self.fields["new_tag_group"].initial = first.pk
+
+    def clean(self):
+        cleaned = super().clean()
+        tag, new_name = cleaned.get("tag"), (cleaned.get("new_tag_name") or "").strip()
+        if tag and new_name:
+            raise ValidationError(_("Choose an auto tag or name a new one, not both."))
+        if not tag and not new_name:
+            raise ValidationError(_("Choose a free auto tag or name a new one."))
+        if new_name and not cleaned.get("new_tag_group"):
+            self.add_error("new_tag_group", _("Choose the auto group of the new tag."))
+        cleaned["new_tag_name"] = new_name
+        return cleaned
 
 
 class RunHistory:
@@ -126,7 +228,7 @@ QUEUE_DOWN = gettext_lazy("The task queue is unavailable; nothing was queued. Tr
 
 
 class TagAdminOnly:
-    """Rules are managed by tag admins only (SPEC §5)."""
+    """Rules are managed by tag admins only (docs/permissions.md#tag-admins-and-global-powers)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return policy.is_tag_admin(request.user)
@@ -169,6 +271,10 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
     )
     change_form_template = "admin/rules/rule/change_form.html"
     change_list_template = "admin/rules/rule/change_list.html"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["rule_schema"] = builder_schema(request.user)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fieldsets(self, request, obj=None):
         main = (
@@ -313,6 +419,25 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
             self.message_user(request, QUEUE_DOWN, messages.ERROR)
         return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
 
+    @transaction.atomic
+    def _create_from_template(self, request, data, tree) -> Rule:
+        """The new auto tag (if named) and the rule, together or not at all. The description
+        says what the rule does with the values entered (rules.describe)."""
+        tag = data["tag"]
+        if tag is None:
+            tag = tagging_services.create_tag(
+                data["new_tag_group"], data["new_tag_name"], actor=request.user
+            )
+        rule = Rule(
+            name=data["name"],
+            tag=tag,
+            enabled=data["enabled"],
+            tree=tree,
+            description=describe_tree(tree),
+        )
+        services.save_rule(rule, actor=request.user)
+        return rule
+
     def templates_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -334,20 +459,20 @@ class RuleAdmin(TagAdminOnly, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:rules_rule_templates"))
         template_cls = TEMPLATES[key]
         data = request.POST if request.method == "POST" else None
-        rule_form = TemplateRuleForm(data, prefix="rule", initial={"name": str(template_cls.title)})
+        rule_form = TemplateRuleForm(
+            data,
+            prefix="rule",
+            initial={"name": str(template_cls.title)},
+            suggested_tag=template_cls.suggested_tag,
+        )
         answers = template_cls(data, prefix="t")
         if request.method == "POST" and rule_form.is_valid() and answers.is_valid():
-            rule = Rule(
-                name=rule_form.cleaned_data["name"],
-                tag=rule_form.cleaned_data["tag"],
-                enabled=rule_form.cleaned_data["enabled"],
-                tree=answers.tree(),
-                description=str(template_cls.description),
-            )
             try:
-                services.save_rule(rule, actor=request.user)
+                rule = self._create_from_template(request, rule_form.cleaned_data, answers.tree())
             except ValidationError as exc:
                 rule_form.add_error(None, exc)
+            except TaggingError as exc:
+                rule_form.add_error("new_tag_name", exc.message)
             else:
                 self.message_user(
                     request, _("Rule “%(rule)s” created.") % {"rule": rule}, messages.SUCCESS

@@ -23,12 +23,12 @@ class RulesConfig(AppConfig):
         from customers.hooks import register_customers_listener
         from rules import realtime
         from rules.models import Rule
-        from tagging.hooks import register_assignment_listener
+        from tagging.hooks import on_assignments_changed
 
         self.wire_enqueue()
 
         register_customers_listener(realtime.on_customers_changed)
-        register_assignment_listener(realtime.on_assignments_changed)
+        on_assignments_changed(realtime.on_assignments_changed)
         post_save.connect(realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_save")
         post_delete.connect(
             realtime.on_rule_changed, sender=Rule, dispatch_uid="rules_rt_index_delete"

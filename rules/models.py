@@ -1,4 +1,4 @@
-"""Auto-tag rules (SPEC §6). A rule owns one auto tag and a versioned JSON condition tree;
+"""Auto-tag rules (docs/rules.md). A rule owns one auto tag and a versioned JSON condition tree;
 every evaluation is recorded as a RuleRun (the status row the admin shows)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The nightly beat entry: "run every enabled rule" at 00:00 company time (SPEC §6).
+"""The nightly beat entry: "run every enabled rule" at 00:00 company time (docs/rules.md#runs).
 
 It lives in django-celery-beat's tables, so administrators edit the time or disable it in the
 admin (Periodic tasks). Created by migration ``rules.0004`` and re-ensured after every
@@ -35,7 +35,7 @@ def ensure_nightly_schedule(apps) -> None:
         crontab=crontab,
         kwargs=json.dumps({"trigger": "schedule"}),
         enabled=True,
-        description="Evaluates every enabled auto-tag rule (SPEC §6).",
+        description="Evaluates every enabled auto-tag rule (docs/rules.md#runs).",
     )
 
 

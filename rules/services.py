@@ -1,4 +1,4 @@
-"""Previewing and applying rules (SPEC §6).
+"""Previewing and applying rules (docs/rules.md#runs).
 
 ``apply_rule`` evaluates a rule once, set-based: the matching customers go into a keyed temporary
 table (one query: the compiled tree), the diff against the rule's current assignments into two

@@ -1,4 +1,5 @@
-"""Rule templates (SPEC §6): each is a small form whose answers fill a condition tree.
+"""Rule templates (docs/rules.md#templates): each is a small form whose answers fill a condition
+tree.
 
 The admin offers them on "add rule from template"; ``seed_demo`` uses them for the demo rules.
 ``TEMPLATES[key](data).tree()`` returns the tree once the form is valid.
@@ -32,8 +33,15 @@ def _percent(initial: int, label) -> forms.IntegerField:
     return forms.IntegerField(label=label, min_value=1, max_value=100, initial=initial)
 
 
-def _fraction(percent: int) -> str:
-    return str(Decimal(percent) / 100)
+def json_number(value: Decimal | int) -> int | float:
+    """A form's number as a JSON number (the tree stores 20000, not "20000"): an int when whole,
+    else a float (amounts have two decimals, fractions a few: exact enough for JSON)."""
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _fraction(percent: int) -> int | float:
+    return json_number(Decimal(percent) / 100)
 
 
 class RuleTemplate(forms.Form):
@@ -56,7 +64,11 @@ class CustomerValueTemplate(RuleTemplate):
     )
 
     def tree(self) -> dict:
-        return {"attribute": "total_spend", "op": "gt", "value": str(self.cleaned_data["amount"])}
+        return {
+            "attribute": "total_spend",
+            "op": "gt",
+            "value": json_number(self.cleaned_data["amount"]),
+        }
 
 
 class PurchaseFrequencyTemplate(RuleTemplate):

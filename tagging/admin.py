@@ -1,4 +1,4 @@
-"""Django admin for the tag taxonomy and the audit log (SPEC §2, §4, §5).
+"""Django admin for the tag taxonomy and the audit log (docs/taxonomy.md, docs/permissions.md).
 
 The admin is an adapter: it scopes every queryset, picker and filter with ``permissions.policy``
 and writes only through ``tagging.services`` (create/update/delete, archive, merge, reorder), so
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from permissions import policy
 from rules.admin import rule_link
-from tagging import services
+from tagging import admin_accuracy, admin_reviews, services  # noqa: F401  (register their admins)
 from tagging.admin_base import (
     CountedChangeList,
     ReadOnlyAdminMixin,
@@ -603,7 +603,8 @@ class TagAdmin(ServiceFormAdmin):
             return HttpResponseRedirect(reverse("admin:tagging_tag_changelist"))
 
     def delete_model(self, request, obj):
-        # The admin's confirmation page is the explicit confirmation SPEC §2 asks for.
+        # The admin's confirmation page is the explicit confirmation docs/taxonomy.md#lifecycle asks
+        # for.
         services.delete_tag(obj, actor=request.user, confirm=True)
 
     def get_deleted_objects(self, objs, request):

@@ -1,4 +1,4 @@
-"""Admin pages for segments, tag analytics and tag hygiene (SPEC §8).
+"""Admin pages for segments, tag analytics and tag hygiene (docs/segments.md).
 
 Imported by ``tagging/admin.py``; registers:
 
@@ -390,7 +390,7 @@ class AnalyticsFilterForm(forms.Form):
         return cleaned
 
 
-TABLES = ("tags", "groups", "by_source", "by_employee", "by_department", "rules")
+TABLES = ("tags", "groups", "followers", "by_source", "by_employee", "by_department", "rules")
 
 
 @admin.register(TagAnalytics)
@@ -447,6 +447,9 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return [_("group"), _("kind"), _("customers"), _("coverage")], [
                 [r["group"], r["kind"], r["customers"], r["coverage"]] for r in rows
             ]
+        if name == "followers":
+            rows = analytics.customers_per_employee(user, filters)
+            return [_("employee"), _("customers")], [[r["employee"], r["customers"]] for r in rows]
         if name == "rules":
             rows = analytics.rule_results_over_time(user, filters)
             return [
@@ -504,6 +507,16 @@ class TagAnalyticsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     colour="#52C41A",
                 ),
                 "table": tables["groups"],
+            },
+            {
+                "name": "followers",
+                "title": _("Customers per employee (followers)"),
+                "chart": charts.bar_chart(
+                    [(r[0], r[1]) for r in tables["followers"][1]],
+                    title=_("Customers per employee (top 40)"),
+                    colour="#FA8C16",
+                ),
+                "table": tables["followers"],
             },
             *[
                 {

@@ -147,8 +147,9 @@ def may_manage(request: HttpRequest, group_id: int | None) -> bool:
 
 
 def customer_counts(user, tag_ids: Iterable[int]) -> dict[int, int]:
-    """Customers carrying each tag, counted within the user's customer scope (SPEC §5: seeing a
-    group does not widen customer scope). Called for one page of tags at a time.
+    """Customers carrying each tag, counted within the user's customer scope
+    (docs/permissions.md#customer-scope: seeing a group does not widen customer scope). Called for
+    one page of tags at a time.
 
     On PostgreSQL the counts come from the segment index (``tagging.bitmaps``), never from a scan
     of the assignment table (10M rows): exact sizes for users who see every customer, and for

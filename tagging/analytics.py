@@ -1,6 +1,6 @@
-"""Tag analytics for the admin pages (SPEC §8): every figure is for one user — only tags shown
-to them on customers (``policy.customer_tags``: never another employee's personal tags), only
-customers in their scope (``permissions.policy``) — optionally narrowed to a
+"""Tag analytics for the admin pages (docs/segments.md#analytics): every figure is for one user —
+only tags shown to them on customers (``policy.customer_tags``: never another employee's personal
+tags), only customers in their scope (``permissions.policy``) — optionally narrowed to a
 department subtree and a date range. Each function returns plain rows (dicts) that the page
 draws (``tagging.charts``) and downloads as CSV, so the table and the chart always agree.
 """
@@ -112,7 +112,7 @@ def group_coverage(user: Any, filters: Filters) -> list[dict]:
 
 DIMENSIONS = {
     "source": (_("source"), "source"),
-    "employee": (_("employee"), "actor__username"),
+    "employee": (_("employee"), "actor_id"),  # labelled with display names (employee_labels)
     "department": (_("department"), "actor__memberships__department__name"),
 }
 
@@ -133,21 +133,60 @@ def assignments_over_time(user: Any, filters: Filters, by: str = "source") -> li
     if _restricted(user, filters):
         entries = entries.filter(customer__in=customer_scope(user, filters).values("pk"))
     field = DIMENSIONS[by][1]
-    rows = (
+    rows = list(
         entries.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day", key=F(field))
         .annotate(n=Count("pk"))
         .order_by("day", "key")
     )
-    labels = dict(AssignmentSource.choices)
+    labels: dict[Any, Any]
+    if by == "source":
+        labels = dict(AssignmentSource.choices)
+    elif by == "employee":
+        labels = employee_labels({row["key"] for row in rows if row["key"] is not None})
+    else:
+        labels = {}
     return [
         {
             "day": row["day"],
-            by: (labels.get(row["key"], row["key"]) if by == "source" else row["key"]) or "—",
+            by: labels.get(row["key"], row["key"]) or "—",
             "assignments": row["n"],
         }
         for row in rows
     ]
+
+
+def employee_labels(ids: set[int]) -> dict[int, str]:
+    """{employee id: display name} for charts and tables (张伟, not zhangwei); two employees with
+    the same display name get their username added, so their bars never merge. One query."""
+    from django.contrib.auth import get_user_model
+
+    if not ids:
+        return {}
+    users = list(get_user_model().objects.filter(pk__in=ids).only("username", "display_name"))
+    names = [str(u) for u in users]
+    return {
+        u.pk: f"{name} ({u.username})" if names.count(name) > 1 else name
+        for u, name in zip(users, names, strict=True)
+    }
+
+
+def customers_per_employee(user: Any, filters: Filters) -> list[dict]:
+    """Per employee: customers (in scope) they follow (WeCom follow_user), most first."""
+    from customers.models import Follower
+
+    followers = Follower.objects.all()
+    if _restricted(user, filters):
+        followers = followers.filter(customer__in=customer_scope(user, filters).values("pk"))
+    counts = dict(
+        followers.order_by()
+        .values_list("employee_id")
+        .annotate(n=Count("customer_id", distinct=True))
+        .values_list("employee_id", "n")
+    )
+    labels = employee_labels(set(counts))
+    rows = [{"employee": labels.get(pk, "—"), "customers": n} for pk, n in counts.items()]
+    return sorted(rows, key=lambda r: (-r["customers"], r["employee"]))
 
 
 def rule_results_over_time(user: Any, filters: Filters) -> list[dict]:

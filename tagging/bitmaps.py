@@ -1,4 +1,5 @@
-"""The segment index on PostgreSQL: one bitmap of customer ids per tag (SPEC §8, §11).
+"""The segment index on PostgreSQL: one bitmap of customer ids per tag
+(docs/segments.md#counting-and-listing, docs/scaling.md).
 
 Layout: ``tagging_tagbitmap(key, chunk, bits)`` holds, per tag id (``key``; 0 means "every
 customer"), 8 KiB chunks whose bit ``i`` is customer id ``chunk * CHUNK_BITS + i``.

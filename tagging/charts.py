@@ -1,4 +1,5 @@
-"""Server-side SVG charts for the analytics pages: no JavaScript, no CDN (SPEC §8).
+"""Server-side SVG charts for the analytics pages: no JavaScript, no CDN
+(docs/segments.md#analytics).
 
 Each function returns safe SVG markup (every label escaped) for a template to embed inline.
 """

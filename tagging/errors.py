@@ -1,6 +1,7 @@
-"""Errors raised by the tagging services. Each carries a stable ``code`` (the import error codes
-of SPEC §7 where one applies) and a message fit to show the user; entry points translate them
-into form errors, HTTP 400/403 or import row errors. Nothing is written when one is raised."""
+"""Errors raised by the tagging services. Each carries a stable ``code`` (the import error codes of
+docs/import-export.md#error-codes where one applies) and a message fit to show the user; entry
+points translate them into form errors, HTTP 400/403 or import row errors. Nothing is written when
+one is raised."""
 
 from __future__ import annotations
 
@@ -49,3 +50,9 @@ class NotFound(TaggingError):
 
 class PermissionDenied(TaggingError):
     code = "permission_denied"
+
+
+class InvalidExpiry(TaggingError):
+    """An assignment's expiry in the past, or further ahead than TAGDESK_MAX_TAG_EXPIRY_DAYS."""
+
+    code = "invalid_expiry"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from tagging.models import Tag, TagGroup, TagStatus
@@ -93,3 +94,13 @@ class MergeTagsForm(forms.Form):
         super().__init__(*args, **kwargs)
         target = cast(forms.ModelChoiceField, self.fields["target"])
         target.queryset = targets.filter(status=TagStatus.ACTIVE).select_related("group")
+        target.widget.attrs.update(tag_search_attrs("view"))
+
+
+def tag_search_attrs(level: str = "view") -> dict[str, str]:
+    """Widget attributes that give a tag <select> the admin's tag search box (static/tagdesk/
+    admin.js): the same prefix / substring / pinyin search as the API (tagging.search)."""
+    return {
+        "data-td-search": f"{reverse('admin:customers_customer_tag_search')}?level={level}",
+        "data-td-placeholder": str(_("Search tags (name or pinyin initials)")),
+    }

@@ -1,4 +1,4 @@
-"""What other parts of TagDesk do when tagging changes, registered in one place.
+"""What other parts of TagDesk do when the taxonomy or assignments change, registered in one place.
 
 A merge (``tagging.services.merge_tags``) must also rewrite what names a merged tag: saved
 segments (``tagging.segments``) and rules (``rules.services``). Those modules sit above
@@ -7,13 +7,16 @@ circle. Instead each registers a handler here from its ``AppConfig.ready``, and 
 :func:`tags_merged` inside its own transaction: handlers run in registration order, see the
 merge's writes, and an exception in one rolls the whole merge back.
 
-Assignment listeners (the WeCom sync, real-time rules) are told of every (customer, tag) pair
-added or removed: the services call them inside their own transaction, after the change is
-written, so a listener's rows (an outbox, a dirty mark) commit or roll back with the change.
-Listeners must be cheap when they have nothing to do (no queries): they run on every change.
+The WeCom sync (``wecom``) and the real-time rules (``rules.realtime``) follow changes the same
+way: the assignment services call :func:`assignments_changed` with the (customer_id, tag_id)
+pairs they added and removed (WeCom writes an outbox row, rules a dirty mark), and
+every taxonomy change audited by ``tagging.services.common._audit`` calls
+:func:`taxonomy_changed`, both inside the service's transaction, so those rows commit or roll back
+with the change itself. Handlers must cost nothing (no query) while their
+integration is off: they run on every assignment change.
 
-Deliberately not Django signals: one module lists every hook, each hook has one caller, and
-errors propagate instead of being swallowed by a receiver loop.
+Deliberately not Django signals: one module lists every hook, each hook has its callers in the
+services, and errors propagate instead of being swallowed by a receiver loop.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from django.db import transaction
 TagsMergedHandler = Callable[[Sequence[int], int], object]
 """``handler(source_ids, target_id)``; the return value is ignored."""
 
-Pairs = Iterable[tuple[int, int]]  # (customer_id, tag_id)
-AssignmentListener = Callable[[list[tuple[int, int]], list[tuple[int, int]]], None]
+Pair = tuple[int, int]  # (customer_id, tag_id)
+AssignmentsChangedHandler = Callable[[list[Pair], list[Pair]], object]
+"""``handler(added, removed)``; the return value is ignored."""
+
+TaxonomyChangedHandler = Callable[[], object]
 
 _tags_merged: list[TagsMergedHandler] = []
-_assignment_listeners: list[AssignmentListener] = []
+_assignments_changed: list[AssignmentsChangedHandler] = []
+_taxonomy_changed: list[TaxonomyChangedHandler] = []
 
 
 def on_tags_merged(handler: TagsMergedHandler) -> TagsMergedHandler:
@@ -56,17 +63,32 @@ def tags_merged(source_ids: Sequence[int], target_id: int) -> None:
         handler(ids, target_id)
 
 
-def register_assignment_listener(listener: AssignmentListener) -> None:
-    """``listener(added, removed)`` is called with the (customer_id, tag_id) pairs changed."""
-    if listener not in _assignment_listeners:
-        _assignment_listeners.append(listener)
+def on_assignments_changed(handler: AssignmentsChangedHandler) -> AssignmentsChangedHandler:
+    """Register ``handler(added, removed)`` to run after every assignment change."""
+    if handler not in _assignments_changed:
+        _assignments_changed.append(handler)
+    return handler
 
 
-def assignments_changed(added: Pairs = (), removed: Pairs = ()) -> None:
-    if not _assignment_listeners:
+def assignments_changed(added: Iterable[Pair] = (), removed: Iterable[Pair] = ()) -> None:
+    """Run the assignment handlers with the pairs a service added and removed (inside its
+    transaction). Nothing runs when nothing changed."""
+    if not _assignments_changed:
         return
-    added, removed = list(added), list(removed)
-    if not added and not removed:
+    added_list, removed_list = list(added), list(removed)
+    if not added_list and not removed_list:
         return
-    for listener in _assignment_listeners:
-        listener(added, removed)
+    for handler in _assignments_changed:
+        handler(added_list, removed_list)
+
+
+def on_taxonomy_changed(handler: TaxonomyChangedHandler) -> TaxonomyChangedHandler:
+    """Register ``handler()`` to run after a tag or group is created, changed or deleted."""
+    if handler not in _taxonomy_changed:
+        _taxonomy_changed.append(handler)
+    return handler
+
+
+def taxonomy_changed() -> None:
+    for handler in _taxonomy_changed:
+        handler()

@@ -1,4 +1,5 @@
-"""Tag hygiene: find tags to clean up and preview the cleanup (SPEC §8, §2 merge).
+"""Tag hygiene: find tags to clean up and preview the cleanup (docs/segments.md#hygiene,
+docs/taxonomy.md#merge).
 
 Finders (read-only, set-based): :func:`unused_tags` (no assignment added for N days),
 :func:`small_tags` (fewer than N customers), :func:`overlapping_pairs` (customer sets overlapping

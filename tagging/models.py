@@ -1,4 +1,4 @@
-"""Tag taxonomy, assignments and the audit log (SPEC §2, §4).
+"""Tag taxonomy, assignments and the audit log (docs/taxonomy.md).
 
 Nothing outside ``tagging.services`` writes these tables; the admin, API, import and rules all
 go through the service so that limits, kinds, exclusivity and auditing hold for every door.
@@ -326,6 +326,13 @@ class AuditAction(models.TextChoices):
     MEMBER_ADDED = "member.added", _("member joined a department")
     MEMBER_UPDATED = "member.updated", _("member's role changed")
     MEMBER_REMOVED = "member.removed", _("member left a department")
+    TAG_REVIEW_LISTED = "tag.review_listed", _("personal tag listed for review")
+    TAG_KEPT = "tag.kept", _("personal tag kept after review")
+    ACCURACY_STARTED = "accuracy.started", _("accuracy check started")
+    ACCURACY_REVIEWED = "accuracy.reviewed", _("sampled customer reviewed")
+    FOLLOWER_ADDED = "follower.added", _("follower added")
+    FOLLOWER_UPDATED = "follower.updated", _("follower changed")
+    FOLLOWER_REMOVED = "follower.removed", _("follower removed")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
@@ -433,7 +440,7 @@ class AuditEntry(models.Model):
         raise ValidationError(_("The audit log is append-only."))
 
 
-# --- Segments (SPEC §8) -----------------------------------------------------------------------
+# --- Segments (docs/segments.md) ---------------------------------------------------------------
 
 
 class Segment(models.Model):
@@ -529,6 +536,156 @@ class HygieneReport(models.Model):
 
     def __str__(self) -> str:
         return f"{timezone.localtime(self.created_at):%Y-%m}"
+
+
+class PersonalTagReview(models.Model):
+    """A personal tag nobody has given a customer for a while (``TAGDESK_PERSONAL_TAG_STALE_DAYS``),
+    listed monthly for its owner to keep or archive (``tagging.services.reviews``)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("to review")
+        KEPT = "kept", _("kept")
+        ARCHIVED = "archived", _("archived")
+
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="reviews", verbose_name=_("tag")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="personal_tag_reviews",
+        verbose_name=_("owner"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    last_used_at = models.DateTimeField(_("last given to a customer"), null=True, blank=True)
+    customers = models.PositiveIntegerField(_("customers carrying it"), default=0)
+    listed_at = models.DateTimeField(_("listed"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("personal tag to review")
+        verbose_name_plural = _("personal tags to review")
+        ordering = ["-listed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tag"],
+                condition=models.Q(status="open"),
+                name="personal_review_one_open_per_tag",
+            ),
+        ]
+        indexes = [models.Index(fields=["owner", "status"], name="personal_review_owner")]
+
+    def __str__(self) -> str:
+        return str(self.tag)
+
+
+class AccuracyCheck(models.Model):
+    """A sampling audit of tag accuracy (seed 004: 每周抽检5%的客户标签): a seeded random sample of
+    the customers of a tag group or a segment, whose tags reviewers mark correct, wrong or
+    missing (``tagging.accuracy``)."""
+
+    name = models.CharField(_("name"), max_length=100)
+    group = models.ForeignKey(
+        TagGroup,
+        verbose_name=_("tag group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accuracy_checks",
+    )
+    segment = models.ForeignKey(
+        Segment,
+        verbose_name=_("segment"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accuracy_checks",
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags judged"), related_name="+")
+    percent = models.DecimalField(_("sample share (%)"), max_digits=5, decimal_places=2)
+    seed = models.BigIntegerField(_("random seed"))
+    population = models.PositiveIntegerField(_("customers in the population"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("started by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("accuracy check")
+        verbose_name_plural = _("accuracy checks")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccuracyCheckItem(models.Model):
+    """One sampled customer of an accuracy check."""
+
+    check_run = models.ForeignKey(
+        AccuracyCheck, on_delete=models.CASCADE, related_name="items", verbose_name=_("check")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", verbose_name=_("customer")
+    )
+    position = models.PositiveIntegerField(_("position"))
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reviewed by"),
+    )
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sampled customer")
+        verbose_name_plural = _("sampled customers")
+        ordering = ["check_run", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["check_run", "customer"], name="accuracy_item_unique_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_run} · {self.customer}"
+
+
+class AccuracyMark(models.Model):
+    """A reviewer's verdict on one tag of one sampled customer."""
+
+    class Verdict(models.TextChoices):
+        CORRECT = "correct", _("correct")
+        WRONG = "wrong", _("wrong (should not have it)")
+        MISSING = "missing", _("missing (should have it)")
+
+    item = models.ForeignKey(
+        AccuracyCheckItem,
+        on_delete=models.CASCADE,
+        related_name="marks",
+        verbose_name=_("customer"),
+    )
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+", verbose_name=_("tag"))
+    verdict = models.CharField(_("verdict"), max_length=16, choices=Verdict.choices)
+    fixed = models.BooleanField(_("fixed"), default=False)
+
+    class Meta:
+        verbose_name = _("accuracy mark")
+        verbose_name_plural = _("accuracy marks")
+        constraints = [
+            models.UniqueConstraint(fields=["item", "tag"], name="accuracy_mark_unique_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag}: {self.get_verdict_display()}"
 
 
 class TagAnalytics(Tag):

@@ -1,4 +1,5 @@
-"""Tag and group name rules shared by models, services, forms and import (SPEC §2, §7)."""
+"""Tag and group name rules shared by models, services, forms and import (docs/taxonomy.md#names,
+docs/import-export.md#tags-cell)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segments: boolean expressions over tags and customer attributes (SPEC §8).
+"""Segments: boolean expressions over tags and customer attributes (docs/segments.md).
 
 Two forms of one expression:
 
@@ -253,7 +253,8 @@ def _has_attr(expression: dict) -> bool:
 
 
 def _unknown_tag(ref: str) -> InvalidSegment:
-    # Same message for tags that do not exist and tags the user may not view (SPEC §5).
+    # Same message for tags that do not exist and tags the user may not view
+    # (docs/permissions.md#never-an-existence-oracle).
     return InvalidSegment(_("Unknown tag “%(tag)s”.") % {"tag": ref}, code="unknown_tag")
 
 
@@ -512,8 +513,8 @@ def rewrite_tags(expression: dict, mapping: dict[int, int]) -> dict:
 
 def rewrite_segments_for_merge(source_ids: Iterable[int], target_id: int) -> int:
     """Registered in ``tagging.hooks`` (``TaggingConfig.ready``), so ``merge_tags`` runs it
-    inside the merge's transaction: saved segments that named a merged tag name
-    the target instead (SPEC §2). Returns the number of segments changed."""
+    inside the merge's transaction: saved segments that named a merged tag name the target
+    instead (docs/taxonomy.md#merge). Returns the number of segments changed."""
     mapping = {int(s): int(target_id) for s in source_ids}
     changed = 0
     for segment in Segment.objects.select_for_update().order_by("pk"):

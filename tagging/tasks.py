@@ -23,3 +23,11 @@ def compact_segment_index_task() -> int:
     from tagging.bitmaps import compact_index
 
     return compact_index()
+
+
+@shared_task(name="tagging.list_stale_personal_tags")
+def list_stale_personal_tags_task() -> int:
+    """Monthly: list personal tags unused for TAGDESK_PERSONAL_TAG_STALE_DAYS for their owners."""
+    from tagging.services import list_stale_personal_tags
+
+    return list_stale_personal_tags()

@@ -1,5 +1,5 @@
-"""Integrity that the database itself enforces, whoever writes (SPEC §3, §4): raw ORM writes and
-SQL that bypass the services still cannot break these."""
+"""Integrity that the database itself enforces, whoever writes (docs/taxonomy.md): raw ORM writes
+and SQL that bypass the services still cannot break these."""
 
 from __future__ import annotations
 

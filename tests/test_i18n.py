@@ -1,4 +1,5 @@
-"""Simplified Chinese by default, English on request (SPEC §12): Django's own strings and ours."""
+"""Simplified Chinese by default, English on request (docs/README.md#languages-and-time-zone):
+Django's own strings and ours."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python manage.py seed_demo``: the demo data set (SPEC §10) on a small scale.
+"""``python manage.py seed_demo``: the demo data set (docs/README.md#seed_demo) on a small scale.
 
 The same generator and (on PostgreSQL) the same COPY writer build the one-million-customer
 benchmark database, so what holds here holds there.

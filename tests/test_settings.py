@@ -1,5 +1,5 @@
 """Settings come from the environment; a value that is set but wrong stops the start-up with
-ImproperlyConfigured instead of falling back silently (SPEC §12)."""
+ImproperlyConfigured instead of falling back silently (docs/operations.md#environment)."""
 
 from __future__ import annotations
 

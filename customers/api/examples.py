@@ -169,3 +169,24 @@ IMPORT_JOB_LIST = OpenApiExample(
     response_only=True,
     value={"count": 1, "next": None, "previous": None, "results": [_IMPORT_JOB]},
 )
+
+FOLLOWERS = OpenApiExample(
+    "Followers",
+    response_only=True,
+    value={
+        "customer": 101,
+        "followers": [
+            {
+                "employee": 7,
+                "employee_name": "王伟",
+                "added_at": "2026-03-08T10:15:00+08:00",
+                "add_way": 1,
+                "remark": "展会扫码",
+            }
+        ],
+    },
+)
+
+ADD_FOLLOWER = OpenApiExample(
+    "Add a follower", request_only=True, value={"employee": 7, "add_way": 1, "remark": "展会扫码"}
+)

@@ -1,4 +1,4 @@
-"""Request and response shapes of the customer endpoints (SPEC §9 contract)."""
+"""Request and response shapes of the customer endpoints (a contract: docs/api.md#customers)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,23 @@ class FollowerSerializer(serializers.Serializer):
     employee_name = serializers.SerializerMethodField()
     added_at = serializers.DateTimeField()
     add_way = serializers.ChoiceField(choices=AddWay.choices)
+    remark = serializers.CharField(required=False)
 
     def get_employee_name(self, follower) -> str:
         return str(follower.employee)
+
+
+class FollowerListSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    followers = FollowerSerializer(many=True)
+
+
+class AddFollowerSerializer(serializers.Serializer):
+    employee = serializers.IntegerField(
+        min_value=1, help_text="Employee id: you or a member of your departments (else 403)."
+    )
+    add_way = serializers.ChoiceField(choices=AddWay.choices, default=AddWay.UNKNOWN)
+    remark = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
 
 
 class CustomerSerializer(serializers.Serializer):
@@ -130,6 +144,18 @@ class UpsertCustomerSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=64, help_text="Source channel, e.g. 展会."
     )
     attributes = serializers.DictField(required=False, validators=[storable_json])
+    department = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Department id: one of yours or their sub-departments (else 403). Default for "
+        "a new customer: your first department.",
+    )
+    owner = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Owner employee id: you or a member of your departments (else 403). Default "
+        "for a new customer: you.",
+    )
 
     def validate(self, attrs):
         if (
@@ -224,7 +250,8 @@ class TimelineEntrySerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """Status of an import (SPEC §10 summary keys in ``result``)."""
+    """Status of an import (the import_customers --json keys in ``result``:
+    docs/import-export.md#import_customers)."""
 
     is_finished = serializers.BooleanField(read_only=True)
 

@@ -1,4 +1,4 @@
-"""Customers, their tags and timeline, upsert and event ingest (SPEC §9).
+"""Customers, their tags and timeline, upsert and event ingest (docs/api.md#customers).
 
 Adapters only: every customer comes from ``policy.visible_customers`` (precompiled per user by
 ``api.scope``); another department's
@@ -22,6 +22,7 @@ from api.viewsets import ScopedViewSet
 from customers import services
 from customers.api import examples as ex
 from customers.api.serializers import (
+    AddFollowerSerializer,
     CustomerDetailSerializer,
     CustomerListQuerySerializer,
     CustomerSerializer,
@@ -30,6 +31,8 @@ from customers.api.serializers import (
     CustomerTagsSerializer,
     EventBatchSerializer,
     EventResultSerializer,
+    FollowerListSerializer,
+    FollowerSerializer,
     ImportJobSerializer,
     TimelineEntrySerializer,
     UpsertCustomerSerializer,
@@ -38,7 +41,7 @@ from customers.api.serializers import (
 from customers.models import Customer, Follower, ImportJob
 from customers.phones import try_normalize_phone
 from permissions import policy
-from tagging.api.examples import CUSTOMER_TAGS_REQUEST
+from tagging.api.examples import CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.views import change_customer_tags
 from tagging.audit_view import customer_timeline, render_entries
@@ -46,7 +49,8 @@ from tagging.models import AssignmentSource, TagAssignment
 
 
 def visible_assignment_rows(user) -> QuerySet[TagAssignment]:
-    """A customer's tags as the user may see them (SPEC §9), ordered like the taxonomy."""
+    """A customer's tags as the user may see them (docs/api.md#customers), ordered like the
+    taxonomy."""
     return (
         TagAssignment.objects.filter(tag_id__in=scope.customer_tag_ids(user))
         .select_related("tag__group", "actor")
@@ -68,8 +72,8 @@ class TimelinePagination(IdCursorPagination):
 @extend_schema_view(
     list=extend_schema(
         summary="Customers I may see",
-        description="Your customer scope (SPEC §5), newest first, with the tags you may see. "
-        "Cursor pagination: follow `next`.",
+        description="Your customer scope (docs/permissions.md#customer-scope), newest first, "
+        "with the tags you may see. Cursor pagination: follow `next`.",
         parameters=[CustomerListQuerySerializer],
         examples=[ex.CUSTOMER_LIST],
     ),
@@ -133,7 +137,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         "an auto tag a 403 with the reason, an invisible tag or customer a 404.",
         request=TagChangeSerializer,
         responses=CustomerTagChangeResultSerializer,
-        examples=[CUSTOMER_TAGS_REQUEST, ex.CUSTOMER_TAGS_CHANGED],
+        examples=[CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY, ex.CUSTOMER_TAGS_CHANGED],
     )
     @action(detail=True, methods=["get", "post"], url_path="tags")
     def tags(self, request, pk=None):
@@ -142,9 +146,79 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             return Response({"customer": customer.pk, "tags": self._tags_of(customer.pk)})
         data = self.validated(TagChangeSerializer)
         (result,) = change_customer_tags(
-            request.user, [customer.pk], data["add"], data["remove"], data["reason"]
+            request.user,
+            [customer.pk],
+            data["add"],
+            data["remove"],
+            data["reason"],
+            data["expires_at"],
         )
         return Response({**result, "tags": self._tags_of(customer.pk)})
+
+    def _followers_of(self, customer_id: int) -> dict:
+        followers = (
+            Follower.objects.filter(customer_id=customer_id)
+            .select_related("employee")
+            .order_by("added_at", "pk")
+        )
+        return {
+            "customer": customer_id,
+            "followers": FollowerSerializer(followers, many=True).data,
+        }
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A customer's followers",
+        description="The employees who follow the customer (WeCom follow_user).",
+        responses=FollowerListSerializer,
+        examples=[ex.FOLLOWERS],
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a follower",
+        description="The employee must be you or a member of your departments (else 403; an "
+        "unknown id reads the same); a customer shared with you read-only is a 403. Adding an "
+        "existing follower changes nothing. Audited.",
+        request=AddFollowerSerializer,
+        responses=FollowerListSerializer,
+        examples=[ex.ADD_FOLLOWER, ex.FOLLOWERS],
+    )
+    @action(detail=True, methods=["get", "post"], url_path="followers")
+    def followers(self, request, pk=None):
+        customer = self._customer(pk)
+        if request.method == "POST":
+            data = self.validated(AddFollowerSerializer)
+            policy.require_customers(request.user, [customer.pk], policy.Level.EDIT)
+            policy.require_colleague(request.user, data["employee"])
+            services.add_followers(
+                [(customer.pk, data["employee"])],
+                actor=request.user,
+                via=AssignmentSource.API,
+                add_way=data["add_way"],
+                remark=data["remark"],
+            )
+        return Response(self._followers_of(customer.pk))
+
+    @extend_schema(
+        summary="Remove a follower",
+        description="Same scope as adding. Removing an employee who does not follow the "
+        "customer changes nothing. Audited.",
+        responses=FollowerListSerializer,
+        examples=[ex.FOLLOWERS],
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"followers/(?P<employee_id>[0-9]+)",
+    )
+    def remove_follower(self, request, pk=None, employee_id=None):
+        customer = self._customer(pk)
+        policy.require_customers(request.user, [customer.pk], policy.Level.EDIT)
+        policy.require_colleague(request.user, int(employee_id))
+        services.remove_followers(
+            customer.pk, [int(employee_id)], actor=request.user, via=AssignmentSource.API
+        )
+        return Response(self._followers_of(customer.pk))
 
     @extend_schema(
         summary="A customer's tag timeline",
@@ -166,7 +240,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         summary="Create or update a customer by external_userid or phone",
         description="Looks the customer up by external_userid, then by phone (any spelling). "
         "A customer known only by phone gains the external_userid, keeping its tags. A new "
-        "customer is owned by you, in your first department. An identifier held by a customer "
+        "customer is owned by you, in your first department, unless `owner` / `department` "
+        "say otherwise (within your scope: else 403). An identifier held by a customer "
         "outside your scope, or a phone that belongs to another customer, is a 409 "
         "`identifier_conflict` naming no customer; a customer shared with you read-only is "
         "a 403.",
@@ -191,8 +266,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         if normalized:
             lookup |= Q(phone=normalized)
         existing = list(Customer.objects.filter(lookup).values_list("pk", "external_userid"))
+        existing_ids = [pk for pk, _ext in existing]
         if existing:
-            existing_ids = [pk for pk, _ext in existing]
             seen = set(
                 policy.visible_customers(user)
                 .filter(pk__in=existing_ids)
@@ -206,11 +281,19 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
                     "external_userid" if external_userid and external_userid in hidden else "phone"
                 )
             policy.require_customers(user, existing_ids, policy.Level.EDIT)
-        else:
-            data["owner"] = user
+        department = data.pop("department", None)
+        owner = data.pop("owner", None)
+        policy.require_placement(user, department=department, owner=owner)
+        if department is not None:
+            data["department_id"] = department
+        elif not existing_ids:
             data["department_id"] = (
                 user.memberships.order_by("id").values_list("department_id", flat=True).first()
             )
+        if owner is not None:
+            data["owner_id"] = owner
+        elif not existing_ids:
+            data["owner"] = user
         customer, created = services.upsert_customer(
             external_userid=external_userid,
             phone=phone,

@@ -1,4 +1,5 @@
-"""Request and response shapes of the rule endpoints (tag admins; SPEC §6, §9)."""
+"""Request and response shapes of the rule endpoints (tag admins; docs/rules.md,
+docs/api.md#rules)."""
 
 from __future__ import annotations
 

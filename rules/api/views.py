@@ -1,4 +1,5 @@
-"""Rules for tag admins: list, dry run and run (SPEC §9). Adapters over ``rules.services``."""
+"""Rules for tag admins: list, dry run and run (docs/api.md#rules). Adapters over
+``rules.services``."""
 
 from __future__ import annotations
 

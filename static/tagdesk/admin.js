@@ -1,5 +1,6 @@
-/* TagDesk admin: drag-sort of tag groups and tags (HTML5 drag and drop, no library) and a
- * native colour picker beside hex colour inputs. */
+/* TagDesk admin: drag-sort of tag groups and tags (HTML5 drag and drop, no library), a
+ * native colour picker beside hex colour inputs, and tag search for every tag picker (the
+ * server's ranked prefix / substring / pinyin search: typing "nn" shows 牛奶过敏). */
 (function () {
   "use strict";
 
@@ -126,10 +127,94 @@
     input.insertAdjacentElement("afterend", picker);
   }
 
+  // Tag search: hide the picker's tags that do not match (ticked / selected ones stay shown).
+  function tagIdOf(el) {
+    var id = el.getAttribute("data-tag-id") || el.value || "";
+    if (/^[0-9]+$/.test(id)) return id;
+    var inQuery = id.match(/[?&]tag=([0-9]+)(&|$)/);  // the tag filter's options are links
+    return inQuery ? inQuery[1] : null;
+  }
+
+  function rowOf(box) {
+    var item = box.closest("label") || box;
+    return item.parentElement && item.parentElement.tagName === "DIV" ? item.parentElement : item;
+  }
+
+  function applyMatches(container, ids) {
+    container.querySelectorAll("input[type=checkbox], input[type=radio]").forEach(function (box) {
+      var id = tagIdOf(box);
+      // The "(none)" choice of an exclusive group stays, as do ticked tags.
+      rowOf(box).hidden = !!(ids && id && !ids[id] && !box.checked);
+    });
+    container.querySelectorAll("option").forEach(function (option) {
+      var id = tagIdOf(option);
+      option.hidden = !!(ids && id && !ids[id] && !option.selected);
+    });
+    container.querySelectorAll("optgroup").forEach(function (group) {
+      group.hidden = !!ids && !group.querySelector("option:not([hidden])");
+    });
+    container.querySelectorAll(".td-tag-group").forEach(function (row) {
+      var shown = Array.prototype.some.call(
+        row.querySelectorAll("input[type=checkbox], input[type=radio]"),
+        function (box) { return tagIdOf(box) && !rowOf(box).hidden; });
+      row.hidden = !!ids && !shown;
+    });
+  }
+
+  function attachSearch(input, container) {
+    if (input.dataset.tdSearchReady) return;
+    input.dataset.tdSearchReady = "1";
+    var timer = null, serial = 0;
+    var status = input.parentElement.querySelector(".td-tag-search-status");
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter") event.preventDefault();  // searching never submits the form
+    });
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var query = input.value.trim(), mine = ++serial;
+        if (!query) { applyMatches(container, null); if (status) status.textContent = ""; return; }
+        var url = input.dataset.tdSearch + (input.dataset.tdSearch.indexOf("?") < 0 ? "?" : "&") +
+          "q=" + encodeURIComponent(query);
+        fetch(url, {credentials: "same-origin", headers: {"X-Requested-With": "XMLHttpRequest"}})
+          .then(function (response) { return response.json(); })
+          .then(function (data) {
+            if (mine !== serial) return;  // a later keystroke has its own answer
+            var ids = {};
+            (data.results || []).forEach(function (hit) { ids[hit.id] = true; });
+            applyMatches(container, ids);
+            if (status) status.textContent = (data.results || []).length ? "" : (status.dataset.none || "");
+          });
+      }, 200);
+    });
+  }
+
+  function initTagSearch() {
+    document.querySelectorAll("input.td-tag-search").forEach(function (input) {
+      var container = document.querySelector(input.dataset.tdTarget);
+      if (container) attachSearch(input, container);
+    });
+    // Selects that ask for a search box (bulk "Add tags…", filters): one box above each.
+    document.querySelectorAll("select[data-td-search]").forEach(function (select) {
+      if (select.dataset.tdSearchReady) return;
+      var input = document.createElement("input");
+      input.type = "search";
+      input.className = "td-tag-search td-tag-search-small";
+      input.placeholder = select.dataset.tdPlaceholder || "";
+      input.setAttribute("aria-label", select.dataset.tdPlaceholder || "");
+      input.autocomplete = "off";
+      input.dataset.tdSearch = select.dataset.tdSearch;
+      select.dataset.tdSearchReady = "1";
+      select.parentNode.insertBefore(input, select);
+      attachSearch(input, select);
+    });
+  }
+
   function init() {
     document.querySelectorAll("input.td-colour").forEach(function (input) {
       if (!input.closest(".empty-form")) attachPicker(input);
     });
+    initTagSearch();
   }
 
   document.addEventListener("DOMContentLoaded", init);

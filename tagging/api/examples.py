@@ -140,6 +140,12 @@ PERSONAL_TAG = OpenApiExample(
     },
 )
 
+CUSTOMER_TAGS_TEMPORARY = OpenApiExample(
+    "Add a temporary tag",
+    request_only=True,
+    value={"add": [52], "expires_at": "2026-03-31T23:59:00+08:00", "reason": "参加过38促销"},
+)
+
 CUSTOMER_TAGS_REQUEST = OpenApiExample(
     "Add and remove",
     request_only=True,

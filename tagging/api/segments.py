@@ -1,4 +1,5 @@
-"""/api/v1/segments: saved segments, and count / list of customers for any expression (SPEC §9).
+"""/api/v1/segments: saved segments, and count / list of customers for any expression
+(docs/api.md#segments).
 
 - ``GET  /segments`` — segments I may use (mine and shared ones).
 - ``GET  /segments/{id}/count`` · ``GET /segments/{id}/customers?page=&page_size=``

@@ -1,4 +1,5 @@
-"""Request and response shapes of the tagging endpoints (SPEC §9 contract)."""
+"""Request and response shapes of the tagging endpoints (a contract:
+docs/api.md#tag-groups-and-tags)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tagging.errors import InvalidExpiry
 from tagging.models import Tag, TagGroup, TagKind, TagStatus, validate_colour
+from tagging.services import check_expiry
 
 LEVEL_CHOICES = ["view", "edit", "create"]
 
@@ -137,7 +140,8 @@ class TagSearchResultSerializer(serializers.Serializer):
 
 
 class PersonalTagSerializer(serializers.ModelSerializer):
-    """One of my personal tags (SPEC §2: only its owner sees and uses it)."""
+    """One of my personal tags (docs/permissions.md#personal-tags: only its owner sees and uses
+    it)."""
 
     group = serializers.IntegerField(
         source="group_id",
@@ -194,10 +198,28 @@ class TagChangeSerializer(serializers.Serializer):
     add = _id_list("Tag ids to add.", 100)
     remove = _id_list("Tag ids to remove.", 100)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Optional expiry of the tags added (temporary tags such as 参加过38促销): in "
+        "the future, at most TAGDESK_MAX_TAG_EXPIRY_DAYS (366) days ahead; removed by the "
+        "nightly job. Tags the customer already has keep their expiry.",
+    )
+
+    def validate_expires_at(self, value):
+        try:
+            return check_expiry(value)
+        except InvalidExpiry as exc:
+            raise serializers.ValidationError(exc.message, code=exc.code) from exc
 
     def validate(self, attrs):
         if not attrs["add"] and not attrs["remove"]:
             raise serializers.ValidationError(_("Give at least one tag to add or remove."))
+        if attrs.get("expires_at") and not attrs["add"]:
+            raise serializers.ValidationError(
+                {"expires_at": _("An expiry applies to tags added: give tags in “add”.")}
+            )
         both = sorted(set(attrs["add"]) & set(attrs["remove"]))
         if both:
             raise serializers.ValidationError(

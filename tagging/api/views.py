@@ -1,4 +1,4 @@
-"""Tag groups, tags, tag search, personal tags and batch tagging (SPEC §9).
+"""Tag groups, tags, tag search, personal tags and batch tagging (docs/api.md#tag-groups-and-tags).
 
 Adapters only: parse, ask ``permissions.policy``, call ``tagging.services``, render.
 """
@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -23,7 +23,6 @@ from api.viewsets import ScopedViewSet
 from permissions import policy
 from tagging import services
 from tagging.api import examples as ex
-from tagging.api.search import search_tags
 from tagging.api.serializers import (
     BatchResultSerializer,
     BatchTagSerializer,
@@ -38,12 +37,14 @@ from tagging.api.serializers import (
 )
 from tagging.errors import RuleTagNotAssignable
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind, TagStatus
+from tagging.search import search_tags, tag_rows
 
 # --- shared helpers (also used by customers.api) ------------------------------------------------
 
 
 def customer_counts(user, tag_ids: Sequence[int]) -> dict[int, int]:
-    """Customers per tag within the user's customer scope (SPEC §5): one grouped query."""
+    """Customers per tag within the user's customer scope (docs/permissions.md#customer-scope): one
+    grouped query."""
     if not tag_ids:
         return {}
     rows = TagAssignment.objects.filter(tag_id__in=tag_ids)
@@ -81,19 +82,28 @@ def _auto_tag_error(tag: Tag) -> RuleTagNotAssignable:
 
 @transaction.atomic
 def change_customer_tags(
-    user, customer_ids: Sequence[int], add: Sequence[int], remove: Sequence[int], reason: str
+    user,
+    customer_ids: Sequence[int],
+    add: Sequence[int],
+    remove: Sequence[int],
+    reason: str,
+    expires_at=None,
 ) -> list[dict]:
     """Check everything, then remove and add in one transaction: all or nothing. Returns one
-    result per customer, in the order given."""
+    result per customer, in the order given. ``expires_at`` applies to the tags added."""
     policy.require_customers(user, customer_ids, policy.Level.EDIT)
     add_tags = require_assignable(user, add)
     remove_tags = require_assignable(user, remove)
-    removed = services.unassign_tags(
-        customer_ids, remove_tags, actor=user, source=AssignmentSource.API, reason=reason
-    ).removed
-    assigned = services.assign_tags(
-        customer_ids, add_tags, actor=user, source=AssignmentSource.API, reason=reason
+    assigned, unassigned = services.change_tags(
+        customer_ids,
+        add=add_tags,
+        remove=remove_tags,
+        actor=user,
+        source=AssignmentSource.API,
+        reason=reason,
+        expires_at=expires_at,
     )
+    removed = unassigned.removed
     by_customer: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for key, pairs in (
         ("added", assigned.added),
@@ -229,18 +239,7 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         if "group" in query:
             get_object_or_404(policy.visible_groups(request.user), pk=query["group"])
             candidates = candidates.filter(group_id=query["group"])
-        rows = candidates.values(
-            "id",
-            "name",
-            "name_key",
-            "sort_order",
-            "group_id",
-            colour_own=F("colour"),
-            group_name=F("group__name"),
-            kind=F("group__kind"),
-            group_colour=F("group__colour"),
-            group_sort_order=F("group__sort_order"),
-        )
+        rows = tag_rows(candidates)
         page = self.paginate_queryset(search_tags(rows, query["q"]))
         rows = [
             {
@@ -278,7 +277,12 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
     def batch(self, request):
         data = self.validated(BatchTagSerializer)
         results = change_customer_tags(
-            request.user, data["customers"], data["add"], data["remove"], data["reason"]
+            request.user,
+            data["customers"],
+            data["add"],
+            data["remove"],
+            data["reason"],
+            data["expires_at"],
         )
         return Response(
             {

@@ -6,8 +6,8 @@ limits and exclusivity stay true. Every added or removed pair is audited."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 from tagging import hooks
 from tagging.errors import (
     ExclusiveConflict,
+    InvalidExpiry,
     LimitExceeded,
     TaggingError,
 )
@@ -41,6 +42,41 @@ from tagging.services.common import (
     _load_tags,
     _lock_customers,
 )
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+def check_expiry(expires_at: datetime | None, *, now: datetime | None = None) -> datetime | None:
+    """The expiry a person may give an assignment (temporary tags such as 参加过38促销): None, or
+    an aware datetime after ``now`` and at most ``TAGDESK_MAX_TAG_EXPIRY_DAYS`` ahead. Raises
+    :class:`InvalidExpiry` otherwise. Every door (admin, API, import) goes through it, so an
+    expiry is never silently dropped or stored in the past."""
+    if expires_at is None:
+        return None
+    if not isinstance(expires_at, datetime):
+        raise InvalidExpiry(_("The expiry must be a date and time."))
+    if timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at)
+    now = now or timezone.now()
+    days = settings.TAGDESK_MAX_TAG_EXPIRY_DAYS
+    if expires_at <= now:
+        raise InvalidExpiry(
+            _("The expiry %(when)s is not in the future.")
+            % {"when": timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M")},
+            details={"expires_at": expires_at.isoformat()},
+        )
+    if expires_at > now + timedelta(days=days):
+        raise InvalidExpiry(
+            ngettext(
+                "The expiry may be at most %(days)d day ahead.",
+                "The expiry may be at most %(days)d days ahead.",
+                days,
+            )
+            % {"days": days},
+            details={"expires_at": expires_at.isoformat(), "max_days": days},
+        )
+    return expires_at
+
 
 # --- assignments ------------------------------------------------------------------------------
 
@@ -64,8 +100,11 @@ def assign_tags(
     tags, two tags of one exclusive group, and more corporate tags on a customer than
     ``TAGDESK_MAX_CORPORATE_TAGS_PER_CUSTOMER``. In an exclusive group, the customer's other tag
     is replaced (audited as a removal) unless ``replace_exclusive`` is False, which refuses.
+    ``expires_at`` (checked by :func:`check_expiry`; rules and merges give none) is stored on
+    the pairs added; pairs that exist already keep theirs.
     Writes one audit entry per added or removed pair. Constant number of queries.
     """
+    expires_at = check_expiry(expires_at)
     customer_ids = _ids(customers)
     tag_list = _load_tags(tags)
     result = AssignResult()
@@ -237,6 +276,35 @@ def unassign_tags(
 
 
 @transaction.atomic
+def change_tags(
+    customers: Iterable[Any] | QuerySet[Any],
+    *,
+    add: Iterable[Any] = (),
+    remove: Iterable[Any] = (),
+    actor: Any,
+    source: str,
+    reason: str = "",
+    expires_at: datetime | None = None,
+    replace_exclusive: bool = True,
+) -> tuple[AssignResult, UnassignResult]:
+    """Remove ``remove`` then add ``add`` (with ``expires_at``) on the customers, all or nothing:
+    :func:`unassign_tags` then :func:`assign_tags` in one transaction, with their checks and
+    audit entries. The one call behind "mark / unmark" in the API and the customer page."""
+    customer_ids = _ids(customers)
+    removed = unassign_tags(customer_ids, remove, actor=actor, source=source, reason=reason)
+    added = assign_tags(
+        customer_ids,
+        add,
+        actor=actor,
+        source=source,
+        reason=reason,
+        expires_at=expires_at,
+        replace_exclusive=replace_exclusive,
+    )
+    return added, removed
+
+
+@transaction.atomic
 def remove_expired_assignments(now: datetime | None = None) -> int:
     """Delete assignments whose ``expires_at`` has passed (nightly); each removal is audited."""
     now = now or timezone.now()
@@ -282,7 +350,12 @@ def assignable_error(tag: Tag, *, actor: Any, source: str) -> TaggingError | Non
 
 @transaction.atomic
 def bulk_assign(
-    pairs: Sequence[tuple[int, int]], *, actor: Any, source: str, reason: str = ""
+    pairs: Sequence[tuple[int, int]],
+    *,
+    actor: Any,
+    source: str,
+    reason: str = "",
+    expiries: Mapping[tuple[int, int], datetime] | None = None,
 ) -> int:
     """Add many (customer_id, tag_id) pairs at once — the import's set-based variant of
     :func:`assign_tags`, writing the same rows and audit entries.
@@ -291,7 +364,8 @@ def bulk_assign(
     the locked customers' rows (``customers.importing`` does, row by row, including the earlier
     rows of the same file); kinds, ownership and status are re-checked here for every distinct
     tag. Pairs that exist already are left alone (and not audited). Returns how many were added.
-    On PostgreSQL the pairs are COPied into a temporary table and inserted with one
+    ``expiries`` gives some pairs an expiry (an import's ``expires_at`` column), each checked by
+    :func:`check_expiry`. On PostgreSQL the pairs are COPied into a temporary table and inserted with one
     ``INSERT … ON CONFLICT DO NOTHING RETURNING`` feeding the audit insert; elsewhere chunked
     bulk operations.
     """
@@ -302,8 +376,10 @@ def bulk_assign(
         error = assignable_error(tag, actor=actor, source=source)
         if error is not None:
             raise error
+    now = timezone.now()
+    checked = {pair: check_expiry(when, now=now) for pair, when in (expiries or {}).items()}
     return _insert_assignments(
-        pairs, tags=tags, actor=actor, source=source, reason=reason, now=timezone.now()
+        pairs, tags=tags, actor=actor, source=source, reason=reason, now=now, expiries=checked
     )
 
 
@@ -316,17 +392,20 @@ def _insert_assignments(
     now: datetime,
     rule_id: int | None = None,
     expires_at: datetime | None = None,
+    expiries: Mapping[tuple[int, int], datetime | None] | None = None,
     reason: str = "",
 ) -> int:
     """Insert (customer_id, tag_id) pairs with one audit entry per pair actually added; pairs
-    that exist already are skipped. Returns how many were added. The one writer behind
-    :func:`assign_tags` and :func:`bulk_assign`.
+    that exist already are skipped. Each pair expires at ``expiries[pair]`` if given, else at
+    ``expires_at``; the audit entry's ``after`` records an expiry. Returns how many were added.
+    The one writer behind :func:`assign_tags` and :func:`bulk_assign`.
 
     PostgreSQL: the pairs are COPied into a temporary table, then one ``INSERT … ON CONFLICT DO
     NOTHING RETURNING`` feeds the audit insert in the same statement (no Python objects per
     row). Elsewhere: chunked bulk_create of both."""
     if not pairs:
         return 0
+    expiries = expiries or {}
     actor_id = _actor_id(actor)
     if connection.vendor == "postgresql":
         # The fast path does not return which pairs were new; listeners get every pair asked
@@ -338,6 +417,7 @@ def _insert_assignments(
             source=source,
             rule_id=rule_id,
             expires_at=expires_at,
+            expiries=expiries,
             reason=reason,
             now=now,
         )
@@ -350,6 +430,7 @@ def _insert_assignments(
             ).values_list("customer_id", "tag_id")
         )
     to_add = [p for p in dict.fromkeys(pairs) if p not in existing]
+    expiry_of = {p: expiries.get(p, expires_at) for p in to_add}
     TagAssignment.objects.bulk_create(
         [
             TagAssignment(
@@ -359,25 +440,27 @@ def _insert_assignments(
                 actor_id=actor_id,
                 rule_id=rule_id,
                 created_at=now,
-                expires_at=expires_at,
+                expires_at=expiry_of[(c, t)],
             )
             for c, t in to_add
         ],
         batch_size=2000,
     )
-    AuditEntry.objects.bulk_create(
-        _assignment_audits(
-            to_add,
-            AuditAction.ASSIGNMENT_ADDED,
-            tags=tags,
-            actor=actor,
-            source=source,
-            rule_id=rule_id,
-            reason=reason,
-            now=now,
-        ),
-        batch_size=2000,
+    audits = _assignment_audits(
+        to_add,
+        AuditAction.ASSIGNMENT_ADDED,
+        tags=tags,
+        actor=actor,
+        source=source,
+        rule_id=rule_id,
+        reason=reason,
+        now=now,
     )
+    for audit, pair in zip(audits, to_add, strict=True):
+        when = expiry_of[pair]
+        if when is not None:
+            audit.after = {"expires_at": when.isoformat()}
+    AuditEntry.objects.bulk_create(audits, batch_size=2000)
     hooks.assignments_changed(added=to_add)
     return len(to_add)
 
@@ -389,35 +472,43 @@ def _insert_assignments_postgresql(
     source: str,
     rule_id: int | None,
     expires_at: datetime | None,
+    expiries: Mapping[tuple[int, int], datetime | None],
     reason: str,
     now: datetime,
 ) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS tagdesk_assign_stage"
-            " (customer_id bigint NOT NULL, tag_id bigint NOT NULL) ON COMMIT DELETE ROWS"
+            " (customer_id bigint NOT NULL, tag_id bigint NOT NULL, expires_at timestamptz)"
+            " ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE tagdesk_assign_stage")
-        with cursor.copy("COPY tagdesk_assign_stage (customer_id, tag_id) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY tagdesk_assign_stage (customer_id, tag_id, expires_at) FROM STDIN"
+        ) as copy:
             for pair in pairs:
-                copy.write_row(pair)
+                copy.write_row((*pair, expiries.get(pair, expires_at)))
         cursor.execute(
             """
             WITH added AS (
                 INSERT INTO tagging_tagassignment
                     (customer_id, tag_id, source, actor_id, rule_id, created_at, expires_at)
-                SELECT customer_id, tag_id, %(source)s, %(actor)s::bigint, %(rule)s::bigint,
-                       %(now)s::timestamptz, %(expires)s::timestamptz
+                SELECT DISTINCT ON (customer_id, tag_id)
+                       customer_id, tag_id, %(source)s, %(actor)s::bigint, %(rule)s::bigint,
+                       %(now)s::timestamptz, expires_at
                 FROM tagdesk_assign_stage
+                ORDER BY customer_id, tag_id
                 ON CONFLICT (customer_id, tag_id) DO NOTHING
-                RETURNING customer_id, tag_id
+                RETURNING customer_id, tag_id, expires_at
             )
             INSERT INTO tagging_auditentry
                 (created_at, actor_id, action, source, customer_id, tag_id, group_id, rule_id,
-                 object_repr, reason)
+                 object_repr, reason, after)
             SELECT %(now)s::timestamptz, %(actor)s::bigint, %(action)s, %(source)s,
                    a.customer_id, a.tag_id, t.group_id, %(rule)s::bigint,
-                   left(g.name || ':' || t.name, 255), %(reason)s
+                   left(g.name || ':' || t.name, 255), %(reason)s,
+                   CASE WHEN a.expires_at IS NULL THEN NULL
+                        ELSE jsonb_build_object('expires_at', a.expires_at) END
             FROM added a
             JOIN tagging_tag t ON t.id = a.tag_id
             JOIN tagging_taggroup g ON g.id = t.group_id

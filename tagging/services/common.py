@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from customers.models import Customer
+from tagging import hooks
 from tagging.errors import (
     NotFound,
     RuleTagNotAssignable,
@@ -57,9 +58,13 @@ def _actor_id(actor: Any) -> int | None:
 
 
 def _audit(action: str, *, actor: Any, source: str, reason: str = "", **fields: Any) -> AuditEntry:
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         action=action, actor_id=_actor_id(actor), source=source, reason=reason[:255], **fields
     )
+    if action.startswith(("tag.", "group.")):
+        # Every taxonomy change is audited through here: the one place to tell listeners.
+        hooks.taxonomy_changed()
+    return entry
 
 
 def _assignment_audits(

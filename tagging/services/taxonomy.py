@@ -573,19 +573,20 @@ def delete_tag(tag: Tag, *, actor: Any, confirm: bool = False) -> int:
         before={**_tag_snapshot(tag), "assignments": len(rows)},
     )
     Tag.objects.filter(merged_into=tag).update(merged_into=None)
+    tag_id = tag.pk  # delete() clears it
     tag.delete()
-    hooks.assignments_changed(removed=[(c, tag.pk) for c in rows])
+    hooks.assignments_changed(removed=[(c, tag_id) for c in rows])
     return len(rows)
 
 
 @transaction.atomic
 def merge_tags(sources: Iterable[Tag], target: Tag, *, actor: Any) -> int:
-    """Merge ``sources`` into ``target`` (SPEC §2): every customer holding a source tag holds the
-    target once, keeping the earliest assignment's author and time; source tags end archived with
-    ``merged_into`` = target. Auto tags are not merged (their rules own them). Returns the number
-    of assignments added to the target. Audited per assignment and per merged tag; the entries
-    store the target as a reference (``after["merged_into"]``), not its name, which readers who
-    may not view the target must never see (``tagging.audit_view`` renders "merged into …")."""
+    """Merge ``sources`` into ``target`` (docs/taxonomy.md#merge): every customer holding a source
+    tag holds the target once, keeping the earliest assignment's author and time; source tags end
+    archived with ``merged_into`` = target. Auto tags are not merged (their rules own them). Returns
+    the number of assignments added to the target. Audited per assignment and per merged tag; the
+    entries store the target as a reference (``after["merged_into"]``), not its name, which readers
+    who may not view the target must never see (``tagging.audit_view`` renders "merged into …")."""
     target = Tag.objects.select_for_update().select_related("group").get(pk=target.pk)
     source_list = [t for t in _load_tags(sources) if t.pk != target.pk]
     if not source_list:

@@ -1,4 +1,5 @@
-"""Customer edits in the admin are audited with before/after (SPEC §4: every change)."""
+"""Customer edits in the admin are audited with before/after
+(docs/taxonomy.md#assignments-and-history: every change)."""
 
 import pytest
 

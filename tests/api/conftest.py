@@ -102,7 +102,7 @@ def admin_api(world, tag_admin):
 
 
 def assert_error(response, status: int, code: str | None = None):
-    """The one error shape of SPEC §9."""
+    """The one error shape of docs/api.md#errors."""
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error"}, body

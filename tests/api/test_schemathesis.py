@@ -111,7 +111,7 @@ def test_api_conforms_to_its_schema(case, seeded, auth_headers):
 
 
 def _error_shape(response):
-    """Every 4xx is the one error shape (SPEC §9); 5xx is caught by not_a_server_error."""
+    """Every 4xx is the one error shape (docs/api.md#errors); 5xx is caught by not_a_server_error."""
     if 400 <= response.status_code < 500 and response.headers.get("Content-Type", [""])[
         0
     ].startswith("application/json"):

@@ -42,7 +42,7 @@ def test_most_used_first(sales_api, world):
     )
     from django.core.cache import cache
 
-    from tagging.api.search import USAGE_CACHE_KEY
+    from tagging.search import USAGE_CACHE_KEY
 
     cache.delete(USAGE_CACHE_KEY)  # usage counts are cached for a few minutes
     # ... but the most used tag comes first.
@@ -129,7 +129,7 @@ def test_personal_tag_name_rules(sales_api, world):
 def test_usage_on_big_postgresql_tables_comes_from_planner_statistics(world, monkeypatch):
     from django.db import connection
 
-    from tagging.api import search
+    from tagging import search
 
     if connection.vendor != "postgresql":
         pytest.skip("planner statistics exist on PostgreSQL only")

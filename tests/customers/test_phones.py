@@ -1,5 +1,6 @@
-"""One phone function for every door (SPEC §3, §7): the ways people write a mainland mobile
-number all become the same E.164 key; anything that is no mobile number is refused clearly."""
+"""One phone function for every door (docs/import-export.md#identity): the ways people write a
+mainland mobile number all become the same E.164 key; anything that is no mobile number is refused
+clearly."""
 
 from __future__ import annotations
 

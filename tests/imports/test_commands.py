@@ -1,4 +1,4 @@
-"""import_customers / export_customers exactly as SPEC §10 says."""
+"""import_customers / export_customers exactly as docs/import-export.md#commands says."""
 
 from __future__ import annotations
 

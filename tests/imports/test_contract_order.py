@@ -1,4 +1,4 @@
-"""Each tag item is checked in the contract's order (SPEC §7, issue 11 item 16): malformed → a
+"""Each tag item is checked in the contract's order (docs/import-export.md#tags-cell, issue 11 item 16): malformed → a
 name over the limit (group or tag) → unknown group → auto group → unknown tag → status →
 permission. An item with two defects reports the earlier one."""
 

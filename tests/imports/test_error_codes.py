@@ -1,4 +1,5 @@
-"""Every error code of SPEC §7, with its line and column; nothing written in strict mode."""
+"""Every error code of docs/import-export.md#error-codes, with its line and column; nothing written
+in strict mode."""
 
 from __future__ import annotations
 

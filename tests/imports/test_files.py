@@ -1,4 +1,4 @@
-"""Encodings, line numbers and spreadsheet quirks (SPEC §7)."""
+"""Encodings, line numbers and spreadsheet quirks (docs/import-export.md#file-formats)."""
 
 from __future__ import annotations
 

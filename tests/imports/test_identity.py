@@ -1,4 +1,4 @@
-"""Customer identity while importing (SPEC §3, §7)."""
+"""Customer identity while importing (docs/import-export.md#identity)."""
 
 from __future__ import annotations
 

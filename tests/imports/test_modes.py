@@ -1,4 +1,5 @@
-"""Strict vs lenient, idempotent re-import, all-or-nothing apply, tags mode (SPEC §7)."""
+"""Strict vs lenient, idempotent re-import, all-or-nothing apply, tags mode
+(docs/import-export.md#strict-and-lenient)."""
 
 from __future__ import annotations
 

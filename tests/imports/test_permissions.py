@@ -1,4 +1,5 @@
-"""Import permissions through permissions.policy (SPEC §5, §7)."""
+"""Import permissions through permissions.policy (docs/permissions.md,
+docs/import-export.md#tags-cell)."""
 
 from __future__ import annotations
 

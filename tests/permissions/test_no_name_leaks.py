@@ -1,5 +1,5 @@
 """A user never learns the name of a group they cannot view: not in lists, pickers, filters,
-forms, error messages or the permission pages (SPEC §5)."""
+forms, error messages or the permission pages (docs/permissions.md#never-an-existence-oracle)."""
 
 from __future__ import annotations
 

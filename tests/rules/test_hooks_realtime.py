@@ -24,10 +24,10 @@ def _boom(*args):
 @pytest.fixture
 def failing_listeners():
     customer_hooks.register_customers_listener(_boom)
-    tagging_hooks.register_assignment_listener(_boom)
+    tagging_hooks.on_assignments_changed(_boom)
     yield
     customer_hooks._listeners.remove(_boom)
-    tagging_hooks._assignment_listeners.remove(_boom)
+    tagging_hooks._assignments_changed.remove(_boom)
 
 
 def test_a_failing_listener_rolls_the_change_back(failing_listeners, superuser):

@@ -1,5 +1,5 @@
 """Runs: recorded with counts and timings, never overlapping, retried on transient errors;
-the nightly beat entry; the ``run_rules`` command (SPEC §10 contract)."""
+the nightly beat entry; the ``run_rules`` command (docs/rules.md#commands, a contract)."""
 
 from __future__ import annotations
 

@@ -68,9 +68,9 @@ def test_every_service_writer_keeps_the_index_exact(
         [tag(source_group, "转介绍")],
         actor=superuser,
         source="manual",
-        expires_at=timezone.now() - dt.timedelta(minutes=1),
+        expires_at=timezone.now() + dt.timedelta(minutes=1),
     )
-    assert remove_expired_assignments() == 1
+    assert remove_expired_assignments(timezone.now() + dt.timedelta(minutes=2)) == 1
     delete_tag(mid, actor=superuser, confirm=True)
     index_consistent()
     Customer.objects.filter(pk=customers[4].pk).delete()

@@ -245,8 +245,8 @@ def test_reorder_groups_and_tags(superuser, source_group, intent_group):
 
 def test_expired_assignments_removed_and_audited(superuser, customers, source_group):
     t = tag(source_group, "展会")
-    past = timezone.now() - timedelta(minutes=1)
-    services.assign_tags(customers[:2], [t], actor=superuser, source="manual", expires_at=past)
+    soon = timezone.now() + timedelta(minutes=1)
+    services.assign_tags(customers[:2], [t], actor=superuser, source="manual", expires_at=soon)
     services.assign_tags(
         customers[2:],
         [t],
@@ -254,12 +254,38 @@ def test_expired_assignments_removed_and_audited(superuser, customers, source_gr
         source="manual",
         expires_at=timezone.now() + timedelta(days=1),
     )
-    assert services.remove_expired_assignments() == 2
+    assert services.remove_expired_assignments(timezone.now() + timedelta(minutes=2)) == 2
     assert TagAssignment.objects.filter(tag=t).count() == 3
     assert (
         AuditEntry.objects.filter(action=AuditAction.ASSIGNMENT_REMOVED, reason="expired").count()
         == 2
     )
+
+
+@pytest.mark.parametrize("delta", [timedelta(minutes=-1), timedelta(0), timedelta(days=367)])
+def test_assign_refuses_an_expiry_outside_the_window(superuser, customers, source_group, delta):
+    from tagging.errors import InvalidExpiry
+
+    with pytest.raises(InvalidExpiry):
+        services.assign_tags(
+            customers,
+            [tag(source_group, "展会")],
+            actor=superuser,
+            source="manual",
+            expires_at=timezone.now() + delta,
+        )
+    assert not TagAssignment.objects.exists()
+
+
+def test_assign_accepts_an_expiry_at_the_bound(superuser, customers, source_group):
+    services.assign_tags(
+        customers,
+        [tag(source_group, "展会")],
+        actor=superuser,
+        source="manual",
+        expires_at=timezone.now() + timedelta(days=366) - timedelta(seconds=5),
+    )
+    assert TagAssignment.objects.filter(expires_at__isnull=False).count() == len(customers)
 
 
 def test_audit_log_is_append_only(superuser, source_group):

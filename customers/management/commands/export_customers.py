@@ -1,8 +1,9 @@
 """``python manage.py export_customers [--segment JSON] [--format csv|xlsx] --output PATH`` —
-SPEC §10 (contract). Customers with their tags in the importer's layout (reads back unchanged),
-streamed to the file with flat memory. ``--segment`` narrows to a segment expression (SPEC §8),
-``--group`` to one tag group's customers and tags, ``--user`` to what that user may see (default:
-everything). With ``--json`` the last line is ``{"rows": N, "output": PATH, "format": F}``.
+docs/import-export.md#export_customers (contract). Customers with their tags in the importer's
+layout (reads back unchanged), streamed to the file with flat memory. ``--segment`` narrows to a
+segment expression (docs/segments.md), ``--group`` to one tag group's customers and tags, ``--user``
+to what that user may see (default: everything). With ``--json`` the last line is ``{"rows": N,
+"output": PATH, "format": F}``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from tagging.errors import TaggingError
 
 
 class Command(BaseCommand):
-    help = "Export customers with their tags to CSV or XLSX (SPEC §7)."
+    help = "Export customers with their tags to CSV or XLSX (docs/import-export.md#export)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--segment", help="segment expression as JSON (SPEC §8)")
+        parser.add_argument("--segment", help="segment expression as JSON (docs/segments.md)")
         parser.add_argument("--group", type=int, help="only this tag group's customers and tags")
         parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
         parser.add_argument("--language", choices=["en", "zh"], default="en", help="header words")

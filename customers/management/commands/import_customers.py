@@ -1,5 +1,5 @@
 """``python manage.py import_customers PATH [--mode customers|tags] [--dry-run] [--skip-invalid]
-[--user USERNAME] [--json]`` — SPEC §10 (contract).
+[--user USERNAME] [--json]`` — docs/import-export.md#import_customers (contract).
 
 With ``--json`` the last line is the summary ``{rows, valid, invalid, customers_created,
 customers_updated, assignments_added, errors: [{line, column, code, message}]}``. Exit status 0 on
@@ -25,7 +25,7 @@ def system_user():
 
 
 class Command(BaseCommand):
-    help = "Import customers and tags from a CSV or XLSX file (SPEC §7)."
+    help = "Import customers and tags from a CSV or XLSX file (docs/import-export.md)."
 
     def add_arguments(self, parser):
         parser.add_argument("path")

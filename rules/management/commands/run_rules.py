@@ -1,4 +1,5 @@
-"""``python manage.py run_rules [--rule ID] [--dry-run] [--json]`` (SPEC §10, contract).
+"""``python manage.py run_rules [--rule ID] [--dry-run] [--json]`` (docs/rules.md#commands,
+contract).
 
 Prints one line per rule with matched / added / removed; with ``--json`` the last line is a
 JSON summary. Exits 1 when any rule was rejected (invalid), skipped (already running) or failed.

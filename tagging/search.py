@@ -1,4 +1,5 @@
-"""Tag search for pickers (SPEC §9): prefix, substring, pinyin initials and full pinyin.
+"""Tag search for pickers (docs/api.md#get-apiv1tagssearch): prefix, substring, pinyin initials and
+full pinyin. The one search behind the API's ``/tags/search`` and every admin tag picker and filter.
 
 Typing ``nn``, ``niunai`` or ``牛奶`` finds 牛奶过敏. Pinyin keys are computed once per distinct
 tag name per process (names change rarely; a rename is simply a new key). Ranking: an exact
@@ -14,7 +15,7 @@ from functools import lru_cache
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F
 from pypinyin import Style, lazy_pinyin
 
 from tagging.models import TagAssignment
@@ -100,6 +101,23 @@ def _exact_counts() -> dict[int, int]:
 class Hit:
     tag: dict
     match: str
+
+
+def tag_rows(tags):
+    """The plain rows :func:`search_tags` ranks, from a queryset of tags (already scoped by the
+    policy): one query, no model instances."""
+    return tags.order_by().values(
+        "id",
+        "name",
+        "name_key",
+        "sort_order",
+        "group_id",
+        colour_own=F("colour"),
+        group_name=F("group__name"),
+        kind=F("group__kind"),
+        group_colour=F("group__colour"),
+        group_sort_order=F("group__sort_order"),
+    )
 
 
 def search_tags(rows, query: str) -> list[Hit]:

@@ -1,0 +1,38 @@
+"""The fake WeCom server and the settings that point TagDesk at it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import UserFactory
+from tests.wecom.fake_wecom import FakeWecom
+
+
+@pytest.fixture
+def fake_wecom(settings):
+    fake = FakeWecom().start()
+    settings.WECOM_CORP_ID = fake.corp_id
+    settings.WECOM_SECRET = fake.secret
+    settings.WECOM_CALLBACK_TOKEN = fake.callback_token
+    settings.WECOM_CALLBACK_AES_KEY = fake.aes_key
+    settings.WECOM_API_BASE = fake.url
+    settings.WECOM_HTTP_TIMEOUT = 2
+    settings.WECOM_OUTBOX_RATE = 1000
+    settings.WECOM_OUTBOX_RETRY_SECONDS = 0
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def wecom(fake_wecom):
+    from wecom.client import get_wecom
+
+    return get_wecom()
+
+
+@pytest.fixture
+def employees(db):
+    return {
+        "zhangsan": UserFactory(username="zhangsan", wecom_userid="zhangsan"),
+        "lisi": UserFactory(username="lisi", wecom_userid="lisi"),
+    }

@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class WecomConfig(AppConfig):
+    name = "wecom"
+    verbose_name = _("WeCom")
+
+    def ready(self) -> None:
+        from tagging import hooks
+        from wecom.schedule import ensure_after_migrate
+        from wecom.tasks import assignments_listener, taxonomy_listener
+
+        # tagging calls these inside its own transactions; it never imports wecom.
+        hooks.on_assignments_changed(assignments_listener)
+        hooks.on_taxonomy_changed(taxonomy_listener)
+        post_migrate.connect(
+            ensure_after_migrate, sender=self, dispatch_uid="wecom_nightly_schedule"
+        )

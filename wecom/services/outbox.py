@@ -1,0 +1,341 @@
+"""Assignments to WeCom: the outbox (docs/wecom.md#what-syncs--同步内容).
+
+Every TagDesk assignment change on a synced tag writes, in the change's own transaction, one
+outbox row per WeCom relationship (follower, customer) of the customer — mark_tag handles one
+relationship per call. The worker (:func:`drain`) claims rows with ``SELECT … FOR UPDATE SKIP
+LOCKED``, serialises each relationship with a transaction-scoped advisory lock (PostgreSQL), and
+sends the relationship's *final* state: tags TagDesk holds that WeCom lacks are added, synced tags
+WeCom holds that TagDesk dropped are removed, in one call. A call retried after a crash therefore
+sends the same state again and nothing more. Calls are rate-limited for the whole corp through
+the shared cache; transient errors (-1, 45009, HTTP 5xx, timeouts) back off and retry, others go
+to the dead letters with WeCom's errcode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tagging.models import TagAssignment
+from wecom.client import INVALID_TAG, Wecom, WecomError, is_enabled
+from wecom.models import (
+    OutboxStatus,
+    WecomOutbox,
+    WecomRelation,
+    WecomRelationTag,
+)
+from wecom.services.common import managed_wecom_ids, record_issue, synced_links
+
+CLAIM_WINDOW = 20
+
+
+# --- enqueueing ---------------------------------------------------------------------------------
+
+
+def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int, int]]) -> int:
+    """Behind the tagging hook (``wecom.tasks.assignments_listener``): runs inside the
+    assignment service's transaction and returns the rows written. No query at all while the
+    integration is off."""
+    if not is_enabled():
+        return 0
+    tag_ids = {t for _c, t in added} | {t for _c, t in removed}
+    linked = set(synced_links().filter(tag_id__in=tag_ids).values_list("tag_id", flat=True))
+    if not linked:
+        return 0
+    changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
+    for c, t in added:
+        if t in linked:
+            changes[c]["add"].append(t)
+    for c, t in removed:
+        if t in linked:
+            changes[c]["remove"].append(t)
+    return enqueue_customers(changes)
+
+
+def enqueue_customers(changes: dict[int, dict]) -> int:
+    """One row per relationship of each customer in ``changes`` ({customer_id: change}).
+    Returns the number of rows written (the caller's adapter schedules a drain)."""
+    if not changes:
+        return 0
+    now = timezone.now()
+    rows = [
+        WecomOutbox(
+            userid=userid,
+            external_userid=ext,
+            customer_id=customer_id,
+            change=changes[customer_id],
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for customer_id, userid, ext in _relations_of(changes)
+    ]
+    WecomOutbox.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
+    """Rows for these relationships (a sync or repair found them different from TagDesk)."""
+    now = timezone.now()
+    rows = [
+        WecomOutbox(
+            userid=r.userid,
+            external_userid=r.external_userid,
+            customer_id=r.customer_id,
+            change={"reason": reason},
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for r in relations
+    ]
+    WecomOutbox.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def _relations_of(changes: dict[int, dict]):
+    ids = list(changes)
+    for start in range(0, len(ids), 5000):
+        yield from (
+            WecomRelation.objects.filter(customer_id__in=ids[start : start + 5000])
+            .order_by("id")
+            .values_list("customer_id", "userid", "external_userid")
+        )
+
+
+# --- the relationship's final state ---------------------------------------------------------
+
+
+def desired_tags(
+    customer_ids: Iterable[int], links: dict[int, str] | None = None
+) -> dict[int, set[str]]:
+    """{customer_id: WeCom ids of the synced tags TagDesk gives the customer}; ``links`` is
+    {tag id: WeCom id} of the synced tags (read here unless given)."""
+    if links is None:
+        links = dict(synced_links().values_list("tag_id", "wecom_id"))
+    out: dict[int, set[str]] = defaultdict(set)
+    ids = list(customer_ids)
+    for start in range(0, len(ids), 5000):
+        for c, t in TagAssignment.objects.filter(
+            customer_id__in=ids[start : start + 5000], tag_id__in=list(links)
+        ).values_list("customer_id", "tag_id"):
+            out[c].add(links[t])
+    return out
+
+
+def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]):
+    """(add, remove) turning what WeCom holds for ``relation`` into ``desired``; only synced
+    tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
+    known = set(relation.tags.values_list("wecom_tag_id", flat=True))
+    return sorted(desired - known), sorted((known & managed) - desired)
+
+
+# --- draining -----------------------------------------------------------------------------------
+
+
+def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
+    """Send every due row; returns counts (sent, unchanged, retried, dead, and tags_gone: tags
+    found deleted in WeCom, after which the library wants a sync). Stops at ``deadline`` (a
+    ``time.monotonic()`` value) if given. Safe to run in many workers."""
+    counts = {"sent": 0, "unchanged": 0, "retried": 0, "dead": 0}
+    library = _Library()
+    while deadline is None or time.monotonic() < deadline:
+        outcome = _drain_one(wecom, library)
+        if outcome is None:
+            break
+        counts[outcome] += 1
+    if library.gone:
+        counts["tags_gone"] = library.gone
+    return counts
+
+
+def next_due_in() -> float | None:
+    """Seconds until the next pending row is due (None: nothing pending)."""
+    row = (
+        WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if row is None:
+        return None
+    return max((row - timezone.now()).total_seconds(), 0.0)
+
+
+class _Library:
+    """The synced tags, read once per few seconds of a drain rather than per relationship. A
+    tag linked meanwhile is sent by the rows its push enqueues; one deleted meanwhile is
+    answered 40068 and left out (``_mark``)."""
+
+    TTL = 5.0
+
+    def __init__(self) -> None:
+        self.read_at = -self.TTL
+        self.gone = 0
+
+    def current(self) -> tuple[dict[int, str], set[str]]:
+        if time.monotonic() - self.read_at >= self.TTL:
+            self.links = dict(synced_links().values_list("tag_id", "wecom_id"))
+            self.managed = managed_wecom_ids()
+            self.read_at = time.monotonic()
+        return self.links, self.managed
+
+
+def _drain_one(wecom: Wecom, library: _Library) -> str | None:
+    with transaction.atomic():
+        now = timezone.now()
+        candidates = list(
+            WecomOutbox.objects.select_for_update(skip_locked=True)
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("id")
+            .values_list("userid", "external_userid")[:CLAIM_WINDOW]
+        )
+        if not candidates:
+            return None
+        key = next((k for k in dict.fromkeys(candidates) if _lock_relation(*k)), None)
+        if key is None:
+            return None  # every due relationship is being sent by another worker
+        rows = list(
+            WecomOutbox.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=OutboxStatus.PENDING,
+                userid=key[0],
+                external_userid=key[1],
+                next_attempt_at__lte=now,
+            )
+            .order_by("id")
+        )
+        if not rows:
+            return None
+        return _send(wecom, key, rows, library)
+
+
+def _lock_relation(userid: str, external_userid: str) -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite serialises writers itself
+    digest = hashlib.blake2b(f"{userid}\0{external_userid}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)]
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library) -> str:
+    ids = [r.pk for r in rows]
+    relation = WecomRelation.objects.filter(userid=key[0], external_userid=key[1]).first()
+    if relation is None:
+        _finish(ids, OutboxStatus.DONE, error=_("The relationship no longer exists in WeCom."))
+        return "unchanged"
+    links, managed = library.current()
+    desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
+    add, remove = relation_delta(relation, desired, managed)
+    if not add and not remove:
+        _finish(ids, OutboxStatus.DONE, sent={})
+        return "unchanged"
+    try:
+        library.gone += _mark(wecom, relation, add, remove)
+    except WecomError as exc:
+        attempts = max(r.attempts for r in rows) + 1
+        if exc.transient and attempts < settings.WECOM_OUTBOX_MAX_ATTEMPTS:
+            delay = settings.WECOM_OUTBOX_RETRY_SECONDS * 2 ** (attempts - 1)
+            WecomOutbox.objects.filter(pk__in=ids).update(
+                attempts=attempts,
+                next_attempt_at=timezone.now() + timedelta(seconds=min(delay, 3600)),
+                errcode=exc.errcode,
+                error=str(exc)[:255],
+            )
+            return "retried"
+        WecomOutbox.objects.filter(pk__in=ids).update(attempts=attempts)
+        _finish(ids, OutboxStatus.DEAD, errcode=exc.errcode, error=str(exc))
+        return "dead"
+    _finish(ids, OutboxStatus.DONE, sent={"add": add, "remove": remove})
+    return "sent"
+
+
+def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> int:
+    """mark_tag, then record what WeCom now holds. A tag deleted in WeCom while the change was
+    queued (40068) is logged and left out, and the rest is sent again; returns how many such
+    tags there were."""
+    gone: list[str] = []
+    throttle()
+    try:
+        wecom.mark_tag(relation.userid, relation.external_userid, add, remove)
+    except WecomError as exc:
+        if exc.errcode != INVALID_TAG:
+            raise
+        existing = {t["id"] for g in wecom.corp_tag_list([*add, *remove]) for t in g.get("tag", [])}
+        gone = sorted(set(add + remove) - existing)
+        for wecom_id in gone:
+            record_issue(
+                "tag",
+                wecom_id,
+                "deleted_in_wecom",
+                _("Tag %(id)s was deleted in WeCom while a change was queued; left out.")
+                % {"id": wecom_id},
+            )
+        WecomRelationTag.objects.filter(wecom_tag_id__in=gone).delete()
+        add = [t for t in add if t in existing]
+        remove = [t for t in remove if t in existing]
+        if add or remove:
+            throttle()
+            wecom.mark_tag(relation.userid, relation.external_userid, add, remove)
+    WecomRelationTag.objects.filter(relation=relation, wecom_tag_id__in=remove).delete()
+    WecomRelationTag.objects.bulk_create(
+        [WecomRelationTag(relation=relation, wecom_tag_id=t) for t in add], ignore_conflicts=True
+    )
+    return len(gone)
+
+
+def _finish(ids, status, *, errcode=None, error="", sent=None) -> None:
+    WecomOutbox.objects.filter(pk__in=ids).update(
+        status=status,
+        errcode=errcode,
+        error=str(error)[:255],
+        sent=sent,
+        finished_at=timezone.now(),
+    )
+
+
+def throttle() -> None:
+    """Block until this call fits in ``WECOM_OUTBOX_RATE`` calls per second for the corp, counted
+    in the shared cache so that all workers together keep the rate."""
+    rate = settings.WECOM_OUTBOX_RATE
+    misses = 0
+    while True:
+        now = time.time()
+        window = int(now)
+        key = f"wecom:rate:{settings.WECOM_CORP_ID}:{window}"
+        cache.add(key, 0, timeout=5)
+        try:
+            used = cache.incr(key)
+        except ValueError:  # the key expired between add and incr, or the cache is down
+            misses += 1
+            if misses >= 3:  # no shared counter: keep this worker alone under the rate
+                time.sleep(1 / rate)
+                return
+            continue
+        if used <= rate:
+            return
+        time.sleep(max(window + 1 - now, 0.001))
+
+
+# --- dead letters --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def retry_dead(ids: Iterable[int]) -> int:
+    """Put dead letters back in the queue (admin action); returns how many."""
+    return WecomOutbox.objects.filter(pk__in=list(ids), status=OutboxStatus.DEAD).update(
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=timezone.now(),
+        finished_at=None,
+    )
