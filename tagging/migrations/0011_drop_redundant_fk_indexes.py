@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("rules", "0005_rule_run_lease"),
-        ("tagging", "0009_audit_department_and_membership_actions"),
+        ("tagging", "0010_followers_reviews_and_accuracy_checks"),
     ]
 
     operations = [
