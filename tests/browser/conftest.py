@@ -107,6 +107,14 @@ class Browser:
     def click(self, css: str) -> None:
         self.find(css).click()
 
+    def submit(self, css: str) -> None:
+        """Click a button that loads a new page and wait until the old page is gone, so that a
+        condition checked next reads the new page, not the one it replaced (e.g. an import
+        status that already says "done")."""
+        old = self.find("html")
+        self.find(css).click()
+        self.wait_for(lambda: _is_stale(old), "the next page")
+
     def select(self, css: str, *, values=(), texts=()) -> None:
         from selenium.webdriver.support.ui import Select
 
@@ -203,3 +211,13 @@ def browser(_browser_installed, demo, _chromium, live_server, request):
         driver.save_screenshot(str(SCREENS / f"{name}.png"))
         (SCREENS / f"{name}.html").write_text(driver.page_source, encoding="utf-8")
     driver.delete_all_cookies()
+
+
+def _is_stale(element) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    return False

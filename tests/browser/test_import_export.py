@@ -22,7 +22,7 @@ def upload(browser, path, *, skip_invalid: bool) -> None:
     browser.find("#id_file").send_keys(str(path))
     if skip_invalid:
         browser.click("#id_skip_invalid")
-    browser.click(".submit-row input[type=submit]")
+    browser.submit(".submit-row input[type=submit]")
     browser.wait_for(
         lambda: browser.find("#import-status").get_attribute("data-status") in ("done", "failed"),
         "the dry run",
@@ -42,7 +42,7 @@ def test_import_with_errors_then_confirm(browser, tmp_path):
 
     upload(browser, path, skip_invalid=True)
     assert not Customer.objects.filter(external_userid__startswith="wmBrowser").exists()
-    browser.click(".submit-row input[type=submit]")  # 导入有效行，跳过无效行
+    browser.submit(".submit-row input[type=submit]")  # 导入有效行，跳过无效行
     browser.wait_for(
         lambda: browser.find("#import-status").get_attribute("data-status") == "done",
         "the import",
