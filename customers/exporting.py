@@ -231,3 +231,12 @@ def group_queryset(user: Any, group_id: int) -> tuple[QuerySet, list[int]]:
         pk__in=TagAssignment.objects.filter(tag__group_id=group_id).values("customer_id")
     )
     return customers, [group_id]
+
+
+def rejected_rows_csv(report: Any, out: Any) -> None:
+    """Write a lenient import's rejected rows (``customers.importing.ImportReport.rejected``) with
+    a reason column, formula-neutralised like every export, to the text stream ``out``."""
+    writer = csv.writer(out)
+    writer.writerow([_("line"), *report.header, _("reason")])
+    for line, values, reason in report.rejected:
+        writer.writerow([line, *(neutralise(v) for v in values), neutralise(reason)])

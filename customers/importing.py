@@ -36,26 +36,26 @@ Contract
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext as _
 
 from customers.import_columns import DepartmentIndex, EmployeeIndex, parse_expiry, split_list
 from customers.import_plan import CustomerState, Plan
 from customers.import_readers import Record, UnreadableFile, read_records
+from customers.import_state import StateIndex, serialise_imports
 from customers.import_writers import write_plan
-from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH, Customer
+from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH
 from customers.phones import InvalidPhone, normalize_phone
 from customers.services import identifier_conflict_message
 from permissions import policy
 from permissions.models import DepartmentMembership
-from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind
+from tagging.models import AssignmentSource, Tag, TagGroup, TagKind
 from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
 from tagging.services import assignable_error
 
@@ -80,7 +80,6 @@ COLUMN_ALIASES = {
     "负责人": "owner",
 }
 TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
-CHUNK = 5000  # identifiers per lookup query
 
 
 class Mode:
@@ -531,7 +530,14 @@ class Importer:
         ``lock`` takes row locks on the matched customers (inside the apply transaction)."""
         report = ImportReport(header=self.header)
         parsed = [self._parse(r) for r in records]
-        state = _StateIndex(self, parsed, lock=lock)
+        state = StateIndex(
+            self.user,
+            exts=list({r.external_userid for r in parsed if r.external_userid}),
+            phones=list({r.phone for r in parsed if r.phone}),
+            edits_all=self.edits_all,
+            held_tag_facts=self.held_tag_facts,
+            lock=lock,
+        )
         plan = Plan()
         for row in parsed:
             report.rows += 1
@@ -558,7 +564,7 @@ class Importer:
     def _check_row(
         self,
         row: ParsedRow,
-        state: _StateIndex,
+        state: StateIndex,
         plan: Plan,
     ) -> None:
         ext, phone = row.external_userid, row.phone
@@ -704,7 +710,7 @@ class Importer:
             report.dry_run = True
             return report
         with transaction.atomic():
-            _serialise_imports()
+            serialise_imports()
             report, plan = self.validate(records, lock=True)
             if report.errors and not self.skip_invalid:
                 report.customers_created = report.customers_updated = 0
@@ -726,107 +732,6 @@ def _would_change(row: ParsedRow, customer: CustomerState) -> bool:
         or bool(row.phone and not customer.phone)
         or bool(row.name and row.name != customer.name)
     )
-
-
-class _StateIndex:
-    """Existing customers (and their held tags) for the identifiers of a batch: a few queries."""
-
-    def __init__(self, importer: Importer, rows: list[ParsedRow], *, lock: bool) -> None:
-        self.by_ext: dict[str, CustomerState] = {}
-        self.by_phone: dict[str, CustomerState] = {}
-        self.touched: dict[int, CustomerState] = {}
-        exts = list({r.external_userid for r in rows if r.external_userid})
-        phones = list({r.phone for r in rows if r.phone})
-        found: dict[int, CustomerState] = {}
-        for pk, ext, phone, name, department_id, owner_id in _matching_customers(
-            exts, phones, lock=lock
-        ):
-            if pk not in found:
-                found[pk] = CustomerState(
-                    pk, ext, phone, name, department_id=department_id, owner_id=owner_id
-                )
-        if found and not importer.edits_all:
-            # {pk: editable} of the matched customers the importer sees (view shares: False).
-            scope: dict[int, bool] = {}
-            editable = policy.editable_customers(importer.user).filter(pk=OuterRef("pk"))
-            for chunk in _chunks(list(found)):
-                scope.update(
-                    policy.visible_customers(importer.user)
-                    .filter(pk__in=chunk)
-                    .annotate(editable=Exists(editable))
-                    .values_list("pk", "editable")
-                )
-            for pk, customer in found.items():
-                customer.visible = pk in scope
-                customer.editable = scope.get(pk, False)
-        facts = importer.held_tag_facts
-        for customer_id, tag_id in _held_tags(list(found)):
-            customer = found[customer_id]
-            customer.tags.add(tag_id)
-            group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
-            if corporate:
-                customer.corporate += 1
-            if exclusive and group_id is not None:
-                customer.exclusive[group_id] = tag_id
-        for customer in found.values():
-            self.add(customer)
-
-    def add(self, customer: CustomerState) -> None:
-        if customer.external_userid:
-            self.by_ext[customer.external_userid] = customer
-        if customer.phone:
-            self.by_phone[customer.phone] = customer
-
-
-def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> Iterator[tuple]:
-    """(pk, external_userid, phone, name, department_id, owner_id) of customers holding one of
-    the identifiers. One
-    query with array parameters on PostgreSQL (locking the rows when ``lock``); chunked IN
-    lists elsewhere."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, external_userid, phone, name, department_id, owner_id"
-                " FROM customers_customer"
-                " WHERE external_userid = ANY(%s) OR phone = ANY(%s) ORDER BY id"
-                + (" FOR UPDATE" if lock else ""),
-                [exts, phones],
-            )
-            yield from cursor.fetchall()
-        return
-    base = Customer.objects.order_by("pk")
-    for field_name, values in (("external_userid", exts), ("phone", phones)):
-        for chunk in _chunks(values):
-            yield from base.filter(**{f"{field_name}__in": chunk}).values_list(
-                "pk", "external_userid", "phone", "name", "department_id", "owner_id"
-            )
-
-
-def _held_tags(customer_ids: list[int]) -> Iterator[tuple[int, int]]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT customer_id, tag_id FROM tagging_tagassignment WHERE customer_id = ANY(%s)",
-                [customer_ids],
-            )
-            yield from cursor.fetchall()
-        return
-    for chunk in _chunks(customer_ids):
-        yield from TagAssignment.objects.filter(customer_id__in=chunk).values_list(
-            "customer_id", "tag_id"
-        )
-
-
-def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _serialise_imports() -> None:
-    """Two imports at once could both create the same new customer; take turns (PostgreSQL)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tagdesk.customers.import'))")
 
 
 def _malformed(item: str) -> tuple[str, str]:
@@ -885,15 +790,3 @@ def import_file(
         with connection.cursor() as cursor:  # fresh planner statistics after a bulk load
             cursor.execute("ANALYZE customers_customer; ANALYZE tagging_tagassignment")
     return report
-
-
-def rejected_rows_csv(report: ImportReport, out) -> None:
-    """Write the rejected rows with a reason column (formula-neutralised), for lenient imports."""
-    import csv
-
-    from customers.exporting import neutralise
-
-    writer = csv.writer(out)
-    writer.writerow([_("line"), *report.header, _("reason")])
-    for line, values, reason in report.rejected:
-        writer.writerow([line, *(neutralise(v) for v in values), neutralise(reason)])

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from customers.exporting import rejected_rows_csv
 from customers.import_readers import UnreadableFile
 from customers.importing import (
     HeaderError,
@@ -44,7 +45,6 @@ from customers.importing import (
     ImportReport,
     RowError,
     read_records,
-    rejected_rows_csv,
 )
 from customers.models import ImportJob, job_lease_expiry
 

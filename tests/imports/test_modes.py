@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from customers import import_writers
-from customers.importing import rejected_rows_csv
+from customers.exporting import rejected_rows_csv
 from customers.models import Customer
 from tagging.models import AuditEntry, TagAssignment
 from tests.factories import CustomerFactory
