@@ -124,9 +124,32 @@ class GroupedTagChoices:
         return iter(groups.values())
 
 
-class BulkTagForm(forms.Form):
+class TagChangeFieldsForm(forms.Form):
+    """The optional expiry and reason every way of tagging customers in the admin offers (the
+    bulk actions and the customer page), checked by the assignment service's rule."""
+
+    expires_at = forms.DateTimeField(
+        label=_("Expires (optional)"),
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_(
+            "For temporary tags such as 参加过38促销: the tags added now are removed at this time."
+        ),
+    )
+    reason = forms.CharField(
+        label=_("Reason (optional, shown in the timeline)"), max_length=255, required=False
+    )
+
+    def clean_expires_at(self):
+        return _checked_expiry(self.cleaned_data.get("expires_at"))
+
+
+class BulkTagForm(TagChangeFieldsForm):
     """Pick tags the user may EDIT. ``mode`` is "add" (active tags) or "remove" (also archived
     ones, which customers may still carry)."""
+
+    field_order = ["tags", "replace_exclusive", "expires_at", "reason"]
 
     tags = forms.ModelMultipleChoiceField(
         queryset=Tag.objects.none(),
@@ -142,18 +165,6 @@ class BulkTagForm(forms.Form):
         required=False,
         initial=True,
     )
-    expires_at = forms.DateTimeField(
-        label=_("Expires (optional)"),
-        required=False,
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text=_(
-            "For temporary tags such as 参加过38促销: the tags added now are removed at this time."
-        ),
-    )
-    reason = forms.CharField(
-        label=_("Reason (optional, shown in the timeline)"), max_length=255, required=False
-    )
 
     def __init__(self, *args, user, mode: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -167,9 +178,6 @@ class BulkTagForm(forms.Form):
         field.queryset = Tag.objects.filter(pk__in=queryset.values("pk")).select_related("group")
         field.widget.choices = GroupedTagChoices(field.queryset)
         field.widget.attrs.update(tag_search_attrs("edit"))
-
-    def clean_expires_at(self):
-        return _checked_expiry(self.cleaned_data.get("expires_at"))
 
 
 class EraseCustomersForm(forms.Form):
@@ -191,7 +199,7 @@ class EraseCustomersForm(forms.Form):
     )
 
 
-class CustomerTagForm(forms.Form):
+class CustomerTagForm(TagChangeFieldsForm):
     """Tag one customer from its change page: one row per group the user may EDIT (auto groups
     left out), checkboxes in ordinary groups and one choice (radio) in exclusive groups, ticked
     as the customer is now; an optional expiry for the tags added and a reason.
@@ -201,18 +209,6 @@ class CustomerTagForm(forms.Form):
     build: groups, tags, and the customer's assignments in those groups."""
 
     shown = forms.CharField(widget=forms.HiddenInput, required=False)
-    expires_at = forms.DateTimeField(
-        label=_("Expires (optional)"),
-        required=False,
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text=_(
-            "For temporary tags such as 参加过38促销: the tags added now are removed at this time."
-        ),
-    )
-    reason = forms.CharField(
-        label=_("Reason (optional, shown in the timeline)"), max_length=255, required=False
-    )
 
     def __init__(self, *args, user, customer, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -266,9 +262,6 @@ class CustomerTagForm(forms.Form):
     def tag_rows(self):
         """The bound fields of the groups, in display order, for the template."""
         return [self[name] for _group, name in self.group_fields]
-
-    def clean_expires_at(self):
-        return _checked_expiry(self.cleaned_data.get("expires_at"))
 
     def clean_shown(self) -> set[int]:
         raw = self.cleaned_data.get("shown") or ""
