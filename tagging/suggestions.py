@@ -142,11 +142,21 @@ def compute(params: Params, tags: list[Tag] | None = None) -> Computation:
     started = time.perf_counter()
     tags = shared_tags() if tags is None else tags
     maps, customers = _bitmaps([t.pk for t in tags])
-    sizes = {pk: m.bit_count() for pk, m in maps.items()}
     exclusive_group = {t.pk: t.group_id for t in tags if t.group.exclusive}
+    result = combine(maps, customers, exclusive_group, params)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def combine(
+    maps: dict[int, int], customers: int, exclusive_group: dict[int, int], params: Params
+) -> Computation:
+    """:func:`compute` on given bitmaps (bit n set = customer n holds the tag) of ``customers``
+    customers; ``exclusive_group`` maps tags of exclusive groups to their group. Pure."""
+    sizes = {pk: m.bit_count() for pk, m in maps.items()}
     # Apriori: a tag below the minimum support is in no frequent pair.
     ranked = sorted(
-        (pk for pk in maps if sizes[pk] >= params.min_support), key=lambda pk: -sizes[pk]
+        (pk for pk in maps if sizes[pk] >= params.min_support), key=lambda pk: (-sizes[pk], pk)
     )
     considered = sorted(ranked[: params.top_tags])
     result = Computation(customers, {pk: sizes[pk] for pk in considered}, {}, [])
@@ -216,7 +226,6 @@ def compute(params: Params, tags: list[Tag] | None = None) -> Computation:
             result.combinations.append(Combination(triple, support, confidence, value))
     result.triples_counted = len(seen)
     result.combinations.sort(key=lambda c: (-c.lift, -c.support, c.tags))
-    result.seconds = time.perf_counter() - started
     return result
 
 
