@@ -39,7 +39,7 @@ def _require_admin(actor: Any) -> None:
 
 
 def _open(suggestion: CombinationSuggestion | int) -> CombinationSuggestion:
-    pk = getattr(suggestion, "pk", suggestion)
+    pk = suggestion.pk if isinstance(suggestion, CombinationSuggestion) else int(suggestion)
     locked = CombinationSuggestion.objects.select_for_update().filter(pk=pk).first()
     if locked is None:
         raise NotFound(_("This suggestion does not exist."))

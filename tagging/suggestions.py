@@ -40,7 +40,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from customers.models import Customer
@@ -73,7 +73,7 @@ class Params:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> Params:
-        values = {
+        values: dict[str, Any] = {
             "min_support": settings.TAGDESK_SUGGESTION_MIN_SUPPORT,
             "min_lift": settings.TAGDESK_SUGGESTION_MIN_LIFT,
             "top_tags": settings.TAGDESK_SUGGESTION_TOP_TAGS,
@@ -338,7 +338,12 @@ class TagSuggestion:
 
 
 def for_customer(
-    user: Any, customer_id: int, *, limit: int = TOP_PER_CUSTOMER
+    user: Any,
+    customer_id: int,
+    *,
+    limit: int = TOP_PER_CUSTOMER,
+    shown_tags: Any = None,
+    addable_tags: Any = None,
 ) -> list[TagSuggestion]:
     """The tags most often held together with the customer's current ones, best first.
 
@@ -347,23 +352,35 @@ def for_customer(
     a tag. Evidence: only the customer's tags ``user`` sees on customers
     (``policy.customer_tags``: never someone else's personal tag). Score: the highest
     confidence over the customer's tags, then the summed confidence, then support. The caller
-    checks the customer is in the user's scope. Four queries."""
+    checks the customer is in the user's scope. Four queries.
+
+    ``shown_tags`` / ``addable_tags``: the same two policy answers as id subqueries already
+    compiled by the caller (the API's ``api.scope``); by default built here from the policy."""
+    if shown_tags is None:
+        shown_tags = policy.customer_tags(user).values("pk")
+    if addable_tags is None:
+        addable_tags = addable(user).values("pk")
     held = list(
-        TagAssignment.objects.filter(
-            customer_id=customer_id, tag_id__in=policy.customer_tags(user).values("pk")
-        ).values_list("tag_id", "tag__group_id", "tag__group__exclusive")
+        TagAssignment.objects.filter(customer_id=customer_id, tag_id__in=shown_tags).values_list(
+            "tag_id", "tag__group_id", "tag__group__exclusive"
+        )
     )
     held_ids = {tag_id for tag_id, _group, _exclusive in held}
     if not held_ids:
         return []
     full_groups = {group for _tag, group, exclusive in held if exclusive}
-    # One index read: the rows of the held tags (their own sizes included), the candidates'
-    # sizes, and the number of customers (key 0).
-    rows = TagCooccurrence.objects.filter(
-        Q(tag_id__in=held_ids)
-        | Q(tag_id=F("other_id"), other_id__in=_candidates(user))
-        | Q(tag_id=bitmaps.ALL_CUSTOMERS, other_id=bitmaps.ALL_CUSTOMERS)
-    ).values_list("tag_id", "other_id", "customers")
+    # One statement, each part an index read: the rows of the held tags (their own sizes
+    # included), the candidates' sizes, and the number of customers (key 0). UNION ALL rather
+    # than OR, which PostgreSQL can only answer with a scan of the whole table.
+    columns = ("tag_id", "other_id", "customers")
+    pairs = TagCooccurrence.objects.filter(tag_id__in=held_ids).values_list(*columns)
+    candidate_sizes = TagCooccurrence.objects.filter(
+        tag_id__in=addable_tags, other_id=F("tag_id")
+    ).values_list(*columns)
+    everyone = TagCooccurrence.objects.filter(
+        tag_id=bitmaps.ALL_CUSTOMERS, other_id=bitmaps.ALL_CUSTOMERS
+    ).values_list(*columns)
+    rows = pairs.union(candidate_sizes, everyone, all=True)
     sizes: dict[int, int] = {}
     together: list[tuple[int, int, int]] = []
     for tag_id, other_id, customers in rows:
@@ -419,10 +436,9 @@ def for_customer(
     return found
 
 
-def _candidates(user: Any) -> Any:
-    """Tags ``user`` may add to customers by hand (as a subquery)."""
-    return (
-        policy.visible_tags(user, policy.Level.EDIT)
-        .exclude(group__kind__in=[TagKind.AUTO, TagKind.PERSONAL])
-        .values("pk")
+def addable(user: Any) -> QuerySet[Tag]:
+    """The tags that may be suggested to ``user``: those they may add to customers by hand (edit
+    level, not auto) and that a report counts (not personal)."""
+    return policy.visible_tags(user, policy.Level.EDIT).exclude(
+        group__kind__in=[TagKind.AUTO, TagKind.PERSONAL]
     )

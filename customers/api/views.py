@@ -45,6 +45,7 @@ from tagging.api.examples import CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY
 from tagging.api.serializers import TagChangeSerializer
 from tagging.api.suggestions import (
     CUSTOMER_SUGGESTIONS,
+    SUGGESTION_DECIDED,
     CustomerTagSuggestionsSerializer,
     SuggestionDecisionSerializer,
     customer_suggestions,
@@ -246,6 +247,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         "and audit entry of POST /customers/{id}/tags, reason “tag suggestion”).",
         request=None,
         responses=SuggestionDecisionSerializer,
+        examples=[SUGGESTION_DECIDED],
     )
     @action(
         detail=True,
@@ -264,6 +266,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         "(`suggestion.dismissed`). Same checks as accepting.",
         request=None,
         responses=SuggestionDecisionSerializer,
+        examples=[SUGGESTION_DECIDED],
     )
     @action(
         detail=True,

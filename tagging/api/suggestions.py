@@ -1,4 +1,4 @@
-"""Tag suggestions in the API (docs/api.md#tag-suggestions, docs/suggestions.md).
+"""Tag suggestions in the API (docs/api.md#tag-combinations, docs/suggestions.md).
 
 - ``GET /customers/{id}/tag-suggestions`` and ``POST …/tag-suggestions/{tag}/accept|dismiss``
   are actions of the customer viewset (customers.api.views), built from the helpers here;
@@ -24,7 +24,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from api import scope
 from api.viewsets import ScopedViewSet
+from customers.models import Customer
 from permissions import policy
 from tagging import suggestion_actions, suggestions
 from tagging.api.views import require_assignable
@@ -87,11 +89,78 @@ CUSTOMER_SUGGESTIONS = OpenApiExample(
 )
 
 
+SUGGESTION_DECIDED = OpenApiExample(
+    "Decided",
+    response_only=True,
+    value={"customer": 101, "tag": 31, "decision": "accepted", "changed": True},
+)
+
+_COMBINATION = {
+    "id": 7,
+    "tags": [
+        {"id": 27, "name": "VIP-金卡", "group_name": "价值分层"},
+        {"id": 29, "name": "高客单价", "group_name": "价值分层"},
+    ],
+    "size": 2,
+    "support": 119710,
+    "support_ratio": 0.1197,
+    "confidence": 0.966,
+    "lift": 4.59,
+    "status": "new",
+    "decided_by": None,
+    "decided_at": None,
+    "segment": None,
+}
+COMBINATIONS = OpenApiExample(
+    "Combinations",
+    response_only=True,
+    value={"count": 1, "next": None, "previous": None, "results": [_COMBINATION]},
+)
+ACCEPT_REQUEST = OpenApiExample(
+    "Accept", request_only=True, value={"name": "高客单价且VIP", "shared": True}
+)
+ACCEPTED = OpenApiExample(
+    "Accepted",
+    response_only=True,
+    value={
+        "suggestion": {
+            **_COMBINATION,
+            "status": "accepted",
+            "decided_by": 3,
+            "decided_at": "2026-12-03T10:15:00+08:00",
+            "segment": 12,
+        },
+        "segment": 12,
+    },
+)
+DISMISSED = OpenApiExample(
+    "Dismissed",
+    response_only=True,
+    value={
+        **_COMBINATION,
+        "status": "dismissed",
+        "decided_by": 3,
+        "decided_at": "2026-12-03T10:15:00+08:00",
+    },
+)
+
+
 def customer_suggestions(user: Any, customer_id: int) -> dict[str, Any]:
     """The GET answer: nothing to suggest on a customer the user may only view."""
     report = suggestions.latest_report()
-    editable = policy.editable_customers(user).filter(pk=customer_id).exists()
-    found = suggestions.for_customer(user, customer_id) if editable else []
+    editable = Customer.objects.filter(
+        pk=customer_id, pk__in=scope.editable_customer_ids(user)
+    ).exists()
+    found = (
+        suggestions.for_customer(
+            user,
+            customer_id,
+            shown_tags=scope.customer_tag_ids(user),
+            addable_tags=scope.suggestable_tag_ids(user),
+        )
+        if editable
+        else []
+    )
     return {
         "customer": customer_id,
         "computed_at": report.finished_at if report else None,
@@ -188,6 +257,7 @@ class AcceptedSegmentSerializer(serializers.Serializer):
         description="Pairs and triples of tags held together far more often than chance, "
         "strongest first, from the newest report. `?status=new|accepted|dismissed`, `?size=2|3`.",
         parameters=[CombinationQuerySerializer],
+        examples=[COMBINATIONS],
     )
 )
 class CombinationSuggestionViewSet(mixins.ListModelMixin, ScopedViewSet):
@@ -222,6 +292,7 @@ class CombinationSuggestionViewSet(mixins.ListModelMixin, ScopedViewSet):
         "(`suggestion.accepted`). A suggestion decided already is a 400.",
         request=AcceptAsSegmentSerializer,
         responses=AcceptedSegmentSerializer,
+        examples=[ACCEPT_REQUEST, ACCEPTED],
     )
     @action(detail=True, methods=["post"], url_path="accept-as-segment")
     def accept_as_segment(self, request, pk=None):
@@ -244,6 +315,7 @@ class CombinationSuggestionViewSet(mixins.ListModelMixin, ScopedViewSet):
         "(`suggestion.dismissed`). A suggestion decided already is a 400.",
         request=None,
         responses=CombinationSerializer,
+        examples=[DISMISSED],
     )
     @action(detail=True, methods=["post"], url_path="dismiss")
     def dismiss(self, request, pk=None):

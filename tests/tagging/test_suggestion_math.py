@@ -30,7 +30,9 @@ def brute_force(holders: dict[int, set[int]], n: int, exclusive: dict[int, int],
             expected *= s / n
         return (k / n) / expected
 
-    pairs, pair_lift, found = {}, {}, {}
+    pairs: dict = {}
+    pair_lift: dict = {}
+    found: dict[tuple[int, ...], tuple] = {}
     for a, b in itertools.combinations(considered, 2):
         if a in exclusive and exclusive[a] == exclusive.get(b):
             continue
