@@ -12,12 +12,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SuggestionStatus(models.TextChoices):
-    NEW = "new", _("new")
-    ACCEPTED = "accepted", _("accepted")
-    DISMISSED = "dismissed", _("dismissed")
+    NEW = "new", pgettext_lazy("suggestion status", "new")
+    ACCEPTED = "accepted", pgettext_lazy("suggestion status", "accepted")
+    DISMISSED = "dismissed", pgettext_lazy("suggestion status", "dismissed")
 
 
 class SuggestionReport(models.Model):
