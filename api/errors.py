@@ -43,6 +43,7 @@ _STATUS_BY_CODE = {
     "rule_tag_not_assignable": status.HTTP_403_FORBIDDEN,
     "identifier_conflict": status.HTTP_409_CONFLICT,
     "rule_busy": status.HTTP_409_CONFLICT,
+    "already_decided": status.HTTP_409_CONFLICT,
 }
 
 

@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from permissions import policy
+from tagging.suggestions import addable
 
 _MAX_ENTRIES = 10000
 _cache: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
@@ -75,6 +76,16 @@ def tag_ids(user, level=policy.Level.VIEW, include_inactive: bool = False) -> Ra
 def customer_tag_ids(user) -> RawSQL:
     """``policy.customer_tags(user)``: the tags a user sees on a customer."""
     return _compiled("customer-tags", user, lambda: policy.customer_tags(user))
+
+
+def editable_customer_ids(user) -> RawSQL:
+    """``policy.editable_customers(user)``: the customers the user may change."""
+    return _compiled("editable-customers", user, lambda: policy.editable_customers(user))
+
+
+def suggestable_tag_ids(user) -> RawSQL:
+    """``tagging.suggestions.addable(user)``: the tags that may be suggested to the user."""
+    return _compiled("suggestable-tags", user, lambda: addable(user))
 
 
 def clear() -> None:

@@ -9,7 +9,7 @@ import csp.constants as csp
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -275,6 +275,13 @@ TAGDESK_PERSONAL_TAG_STALE_DAYS = env_int("TAGDESK_PERSONAL_TAG_STALE_DAYS", 30,
 # Accuracy checks (抽检): default share of the population sampled, and the largest sample.
 TAGDESK_ACCURACY_SAMPLE_PERCENT = env_int("TAGDESK_ACCURACY_SAMPLE_PERCENT", 5, minimum=1)
 TAGDESK_ACCURACY_SAMPLE_MAX = env_int("TAGDESK_ACCURACY_SAMPLE_MAX", 500, minimum=1)
+# Tag combination suggestions (docs/suggestions.md): a combination needs this many customers
+# holding all its tags and this lift; only the most popular tags are paired, and only so many
+# triples are counted (bounds the nightly computation).
+TAGDESK_SUGGESTION_MIN_SUPPORT = env_int("TAGDESK_SUGGESTION_MIN_SUPPORT", 50, minimum=1)
+TAGDESK_SUGGESTION_MIN_LIFT = env_float("TAGDESK_SUGGESTION_MIN_LIFT", 1.5, minimum=1.0)
+TAGDESK_SUGGESTION_TOP_TAGS = env_int("TAGDESK_SUGGESTION_TOP_TAGS", 300, minimum=2)
+TAGDESK_SUGGESTION_MAX_TRIPLES = env_int("TAGDESK_SUGGESTION_MAX_TRIPLES", 20000, minimum=0)
 TAGDESK_IMPORT_ASYNC_THRESHOLD = env_int("TAGDESK_IMPORT_ASYNC_THRESHOLD", 5000, minimum=1)
 # Only files expanding to at most this many KB are counted (and run) in the upload request; all
 # others go to a worker at once, which counts and validates them (customers/import_readers.py).

@@ -381,6 +381,8 @@ class CustomerAdmin(CustomerTaggingMixin, CustomerImportExportMixin, StaffAdmin)
             context.update(self.customer_panels(request, customer))
             if "tag_form" not in context:
                 context["tag_form"] = self.tag_form(request, customer)
+            if context["tag_form"] is not None:
+                context["tag_suggestions"] = self.tag_suggestions(request, customer)
         return super().change_view(request, object_id, form_url, context)
 
     def customer_panels(self, request, customer) -> dict:

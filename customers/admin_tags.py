@@ -17,7 +17,7 @@ from django.utils.translation import ngettext
 
 from customers.forms import CustomerTagForm
 from permissions import policy
-from tagging import services
+from tagging import services, suggestion_actions, suggestions
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, TagKind, TagStatus
 from tagging.search import search_tags, tag_rows
@@ -38,6 +38,11 @@ class CustomerTaggingMixin:
                 name="{}_{}_tag_search".format(*info),
             ),
             path(
+                "<path:object_id>/tag-suggestions/",
+                view(self.tag_suggestion_view),
+                name="{}_{}_tag_suggestion".format(*info),
+            ),
+            path(
                 "<path:object_id>/tags/",
                 view(self.customer_tags_view),
                 name="{}_{}_tags".format(*info),
@@ -52,6 +57,60 @@ class CustomerTaggingMixin:
             return None
         form = CustomerTagForm(data, user=request.user, customer=customer)
         return form if form.group_fields else None
+
+    def tag_suggestions(self, request, customer) -> list:
+        """The customer's top tag suggestions for this user (docs/suggestions.md), shown beside
+        the picker; only called when the user may tag the customer."""
+        return suggestions.for_customer(request.user, customer.pk)
+
+    def tag_suggestion_view(self, request, object_id):
+        """POST ``tag`` and ``decision`` (accept / dismiss) for one suggested tag: accept gives
+        the tag through the assignment service (source manual), dismiss stops suggesting it
+        for this customer. Both audited; the same checks as the picker."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        customer = self.get_object(request, unquote(object_id))  # the user's scope, else 404
+        if customer is None:
+            raise Http404(_("This customer does not exist."))
+        decision = request.POST.get("decision")
+        try:
+            tag_id = int(request.POST.get("tag", ""))
+        except ValueError:
+            tag_id = None
+        if decision not in {"accept", "dismiss"} or tag_id is None:
+            self.message_user(
+                request, _("Choose a suggested tag to accept or dismiss."), messages.ERROR
+            )
+            return self._back_to(customer)
+        user = request.user
+        try:
+            policy.require_customers(user, [customer.pk], policy.Level.EDIT)
+            (tag,) = policy.require_tags(user, [tag_id], policy.Level.EDIT)
+            if tag.group.kind == TagKind.AUTO:
+                raise TaggingError(
+                    _("“%(tag)s” is an auto tag: only its rule adds or removes it.") % {"tag": tag}
+                )
+            if decision == "accept":
+                result = suggestion_actions.accept_customer_suggestion(
+                    customer.pk, tag, actor=user, source=AssignmentSource.MANUAL
+                )
+                message = (
+                    _("“%(tag)s” added.")
+                    if result.added
+                    else _("The customer already has “%(tag)s”.")
+                ) % {"tag": tag}
+            else:
+                suggestion_actions.dismiss_customer_suggestion(
+                    customer.pk, tag, actor=user, source=AssignmentSource.MANUAL
+                )
+                message = _("“%(tag)s” will not be suggested for this customer again.") % {
+                    "tag": tag
+                }
+        except TaggingError as exc:  # the policy's refusals are TaggingErrors too
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, message, messages.SUCCESS)
+        return self._back_to(customer)
 
     def customer_tags_view(self, request, object_id):
         if request.method != "POST":

@@ -22,7 +22,12 @@ from django.views.decorators.http import require_POST
 
 from permissions import policy
 from rules.admin import rule_link
-from tagging import admin_accuracy, admin_reviews, services  # noqa: F401  (register their admins)
+from tagging import (  # noqa: F401  (register their admins)
+    admin_accuracy,
+    admin_reviews,
+    admin_suggestions,
+    services,
+)
 from tagging.admin_base import (
     CountedChangeList,
     ServiceFormAdmin,

@@ -333,6 +333,8 @@ class AuditAction(models.TextChoices):
     FOLLOWER_ADDED = "follower.added", _("follower added")
     FOLLOWER_UPDATED = "follower.updated", _("follower changed")
     FOLLOWER_REMOVED = "follower.removed", _("follower removed")
+    SUGGESTION_ACCEPTED = "suggestion.accepted", _("tag suggestion accepted")
+    SUGGESTION_DISMISSED = "suggestion.dismissed", _("tag suggestion dismissed")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"
@@ -704,3 +706,16 @@ class TagHygiene(Tag):
         proxy = True
         verbose_name = _("tag hygiene")
         verbose_name_plural = _("tag hygiene")
+
+
+# The suggestion models live in their own module (this one is near its size limit); importing
+# them here registers them in the tagging app (``as``: re-exported on purpose).
+from tagging.suggestion_models import (  # noqa: E402
+    CombinationSuggestion as CombinationSuggestion,
+)
+from tagging.suggestion_models import (  # noqa: E402
+    CustomerTagSuggestionDismissal as CustomerTagSuggestionDismissal,
+)
+from tagging.suggestion_models import SuggestionReport as SuggestionReport  # noqa: E402
+from tagging.suggestion_models import SuggestionStatus as SuggestionStatus  # noqa: E402
+from tagging.suggestion_models import TagCooccurrence as TagCooccurrence  # noqa: E402

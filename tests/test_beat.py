@@ -9,6 +9,7 @@ from django.apps import apps
 from django_celery_beat.models import PeriodicTask
 
 from rules import schedule as rules_schedule
+from tagging import schedule as tagging_schedule
 from wecom import schedule as wecom_schedule
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     ("module", "hour", "kwargs"),
-    [(rules_schedule, "0", {"trigger": "schedule"}), (wecom_schedule, "2", {})],
+    [
+        (rules_schedule, "0", {"trigger": "schedule"}),
+        (wecom_schedule, "2", {}),
+        (tagging_schedule, "3", {}),
+    ],
 )
 def test_nightly_entries_exist_after_migrate(module, hour, kwargs, settings):
     entry = PeriodicTask.objects.get(name=module.NIGHTLY_TASK_NAME)
@@ -26,7 +31,7 @@ def test_nightly_entries_exist_after_migrate(module, hour, kwargs, settings):
     assert json.loads(entry.kwargs) == kwargs
 
 
-@pytest.mark.parametrize("module", [rules_schedule, wecom_schedule])
+@pytest.mark.parametrize("module", [rules_schedule, wecom_schedule, tagging_schedule])
 def test_an_edited_entry_is_left_as_it_is(module):
     PeriodicTask.objects.filter(name=module.NIGHTLY_TASK_NAME).update(enabled=False)
     module.ensure_after_migrate(sender=None, apps=apps)
@@ -34,7 +39,7 @@ def test_an_edited_entry_is_left_as_it_is(module):
     assert entries.count() == 1 and not entries.get().enabled
 
 
-@pytest.mark.parametrize("module", [rules_schedule, wecom_schedule])
+@pytest.mark.parametrize("module", [rules_schedule, wecom_schedule, tagging_schedule])
 def test_a_deleted_entry_comes_back(module):
     PeriodicTask.objects.filter(name=module.NIGHTLY_TASK_NAME).delete()
     module.ensure_after_migrate(sender=None)  # flush sends no app registry

@@ -43,6 +43,14 @@ from customers.phones import try_normalize_phone
 from permissions import policy
 from tagging.api.examples import CUSTOMER_TAGS_REQUEST, CUSTOMER_TAGS_TEMPORARY
 from tagging.api.serializers import TagChangeSerializer
+from tagging.api.suggestions import (
+    CUSTOMER_SUGGESTIONS,
+    SUGGESTION_DECIDED,
+    CustomerTagSuggestionsSerializer,
+    SuggestionDecisionSerializer,
+    customer_suggestions,
+    decide_customer_suggestion,
+)
 from tagging.api.views import change_customer_tags
 from tagging.audit_view import customer_timeline, render_entries
 from tagging.models import AssignmentSource, TagAssignment
@@ -219,6 +227,57 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             customer.pk, [int(employee_id)], actor=request.user, via=AssignmentSource.API
         )
         return Response(self._followers_of(customer.pk))
+
+    @extend_schema(
+        summary="Tags to suggest for a customer",
+        description="The five tags most often held together with the customer's current tags "
+        "(docs/suggestions.md): tags I may add that the customer lacks, not dismissed for it. "
+        "Empty on a customer I may only view, or before the first computation.",
+        responses=CustomerTagSuggestionsSerializer,
+        examples=[CUSTOMER_SUGGESTIONS],
+    )
+    @action(detail=True, methods=["get"], url_path="tag-suggestions")
+    def tag_suggestions(self, request, pk=None):
+        customer = self._customer(pk)
+        return Response(customer_suggestions(request.user, customer.pk))
+
+    @extend_schema(
+        summary="Accept a suggested tag",
+        description="Adds the tag to the customer through the assignment service (the checks "
+        "and audit entry of POST /customers/{id}/tags, reason “tag suggestion”).",
+        request=None,
+        responses=SuggestionDecisionSerializer,
+        examples=[SUGGESTION_DECIDED],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"tag-suggestions/(?P<tag_id>[0-9]+)/accept",
+    )
+    def accept_tag_suggestion(self, request, pk=None, tag_id=None):
+        customer = self._customer(pk)
+        return Response(
+            decide_customer_suggestion(request.user, customer.pk, int(tag_id), "accepted")
+        )
+
+    @extend_schema(
+        summary="Dismiss a suggested tag",
+        description="The tag is not suggested for this customer again (to anyone). Audited "
+        "(`suggestion.dismissed`). Same checks as accepting.",
+        request=None,
+        responses=SuggestionDecisionSerializer,
+        examples=[SUGGESTION_DECIDED],
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"tag-suggestions/(?P<tag_id>[0-9]+)/dismiss",
+    )
+    def dismiss_tag_suggestion(self, request, pk=None, tag_id=None):
+        customer = self._customer(pk)
+        return Response(
+            decide_customer_suggestion(request.user, customer.pk, int(tag_id), "dismissed")
+        )
 
     @extend_schema(
         summary="A customer's tag timeline",
