@@ -20,9 +20,13 @@ pytestmark = pytest.mark.django_db
 
 _seeded = seeded_demo(20, "--events-per-customer", "2")
 
-INSTANT = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(
-    hour=16, minute=47, second=0, microsecond=0
-)
+# Rows created during the test carry "now" (CustomerEvent.created_at, say), shown in Shanghai
+# time: at 08:47 UTC that reads "16:47" and would look like a UTC leftover. So the minute is one
+# the clock cannot reach while the test runs (it takes well under ten minutes).
+_NOW = dt.datetime.now(dt.UTC)
+MINUTE = 47 if abs(_NOW.minute - 47) > 10 else 17
+INSTANT = (_NOW - dt.timedelta(days=2)).replace(hour=16, minute=MINUTE, second=0, microsecond=0)
+UTC_TEXT, SHANGHAI_TEXT = f"16:{MINUTE:02d}", f"00:{MINUTE:02d}"
 APPEND_ONLY = {"tagging.AuditEntry", "customers.CustomerEvent"}
 
 
@@ -71,7 +75,7 @@ def test_every_admin_datetime_is_shanghai_time(one_instant, client):
     shown: dict[str, bool] = {}
 
     def utc_leftovers(html: str) -> list[str]:
-        return ["16:47"] if "16:47" in html else []
+        return [UTC_TEXT] if UTC_TEXT in html else []
 
     broken, utc = crawl(client, admin_pages(admin, custom=True), utc_leftovers)
     assert not broken and not utc, utc
@@ -84,5 +88,5 @@ def test_every_admin_datetime_is_shanghai_time(one_instant, client):
         f"/admin/customers/customerevent/{event.pk}/change/",
         "/admin/tagging/tag/",
     ):
-        shown[url] = "00:47" in client.get(url).content.decode()
+        shown[url] = SHANGHAI_TEXT in client.get(url).content.decode()
     assert all(shown.values()), shown
