@@ -9,11 +9,18 @@ and bulk-loads customers and assignments with skewed tag popularity (tag rank r 
 Without ``--setup`` it reads whatever the database holds (e.g. the shared ``seed_demo`` data),
 building the index first if the log holds a backlog (timed too).
 
-For each shape — (A and B), ((A or B) and not C), (A and B and C and not D) — with popular and
-with rare tags it prints count + first page (50 newest) p50 over ``--repeat`` runs for:
-``tagdesk`` (tagging.segments, as the admin calls it), ``naive join`` (JOINs + DISTINCT) and
-``exists`` (EXISTS / NOT EXISTS subqueries, the best plain SQL here). Then it times the
-overlap analysis of 500 tags (tagging.hygiene.overlapping_pairs) beside its SQL self-join.
+For each user — the superuser, and employees whose customer scope is about 1 %, 30 % and 65 %
+of the customers (picked from the data's employees by their actual scope, printed; when no
+employee has a scope near 1 % the script adds a small department ``基准小组`` holding every
+100th customer, and one member) — and each shape — (A and B), ((A or B) and not C),
+(A and B and C and not D) — with popular and with rare tags it prints count + first page (50
+newest) p50 over ``--repeat`` runs for: ``tagdesk`` (tagging.segments, as the admin calls it),
+``exists`` (EXISTS / NOT EXISTS subqueries with the scope as ``department_id = ANY(...) OR id IN
+(followed)``, the scope's departments resolved inside the timed call), ``gin`` (a denormalised
+``bench_customer_tags(id, department_id, tags int[])`` with a GIN index on ``tags``: ``@>`` /
+``&&`` and the same scope predicate; built once, rebuilt when the customers change) and, for the
+superuser, ``naive join`` (JOINs + DISTINCT). Counts and first pages must agree. Then it times
+the overlap analysis of 500 tags (tagging.hygiene.overlapping_pairs) beside its SQL self-join.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument(
         "--skip-overlap-sql", action="store_true", help="skip the slow SQL self-join baseline"
     )
+    parser.add_argument("--skip-naive", action="store_true", help="skip the JOIN + DISTINCT SQL")
+    parser.add_argument(
+        "--baseline-repeat", type=int, default=3, help="runs of each SQL baseline (p50)"
+    )
     return parser.parse_args()
 
 
@@ -58,6 +69,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from customers.models import Customer  # noqa: E402
+from permissions import policy  # noqa: E402
 from permissions.models import User  # noqa: E402
 from tagging import bitmaps, segments  # noqa: E402
 from tagging.models import Tag, TagGroup  # noqa: E402
@@ -147,18 +159,129 @@ def sql_naive(shape: str, t: list[int]) -> tuple[str, list]:
     return body, [t[0], t[1], t[2], t[3]]
 
 
-def sql_exists(shape: str, t: list[int]) -> tuple[str, list]:
+def sql_exists(shape: str, t: list[int], scope: tuple[str, list]) -> tuple[str, list]:
     def has(tag_sql: str) -> str:
         return f"EXISTS (SELECT 1 FROM tagging_tagassignment x WHERE x.customer_id = c.id AND x.tag_id {tag_sql})"
 
+    where, params = scope
     if shape == "ab":
-        return f"FROM customers_customer c WHERE {has('= %s')} AND {has('= %s')}", [t[0], t[1]]
-    if shape == "ab_or_not_c":
-        return f"FROM customers_customer c WHERE {has('IN (%s, %s)')} AND NOT {has('= %s')}", t[:3]
+        body, args = f"{has('= %s')} AND {has('= %s')}", [t[0], t[1]]
+    elif shape == "ab_or_not_c":
+        body, args = f"{has('IN (%s, %s)')} AND NOT {has('= %s')}", t[:3]
+    else:
+        body = f"{has('= %s')} AND {has('= %s')} AND {has('= %s')} AND NOT {has('= %s')}"
+        args = t[:4]
+    return f"FROM customers_customer c WHERE {body}{where}", [*args, *params]
+
+
+def sql_gin(shape: str, t: list[int], scope: tuple[str, list]) -> tuple[str, list]:
+    """The int[] + GIN design: one array of tag ids per customer."""
+    where, params = scope
+    if shape == "ab":
+        body, args = "c.tags @> %s::int[]", [t[:2]]
+    elif shape == "ab_or_not_c":
+        body, args = "c.tags && %s::int[] AND NOT c.tags && %s::int[]", [t[:2], t[2:3]]
+    else:
+        body, args = "c.tags @> %s::int[] AND NOT c.tags && %s::int[]", [t[:3], t[3:4]]
+    return f"FROM bench_customer_tags c WHERE {body}{where}", [*args, *params]
+
+
+def run_gin(body: str, params: list) -> tuple[int, list]:
+    """Count, then the first page's ids from the GIN table and its rows from the customers."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) {body}", params)
+        total = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT * FROM customers_customer WHERE id IN"
+            f" (SELECT c.id {body} ORDER BY c.id DESC LIMIT 50) ORDER BY id DESC",
+            params,
+        )
+        return total, cursor.fetchall()
+
+
+def build_gin_table() -> None:
+    """``bench_customer_tags``: built once per data set (timed), rebuilt when stale."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('bench_customer_tags') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM bench_customer_tags)"
+                " = (SELECT count(*) FROM customers_customer)"
+                " AND NOT EXISTS (SELECT 1 FROM customers_customer c JOIN bench_customer_tags t"
+                " USING (id) WHERE c.department_id IS DISTINCT FROM t.department_id)"
+                " AND (SELECT sum(cardinality(tags)) FROM bench_customer_tags)"
+                " = (SELECT count(*) FROM tagging_tagassignment)"
+            )
+            if cursor.fetchone()[0]:
+                return
+            cursor.execute("DROP TABLE bench_customer_tags")
+        start = time.perf_counter()
+        cursor.execute(
+            "CREATE TABLE bench_customer_tags AS SELECT c.id, c.department_id,"
+            " coalesce(t.tags, '{}') AS tags FROM customers_customer c LEFT JOIN"
+            " (SELECT customer_id, array_agg(tag_id::int ORDER BY tag_id) AS tags"
+            "  FROM tagging_tagassignment GROUP BY customer_id) t ON t.customer_id = c.id"
+        )
+        cursor.execute("ALTER TABLE bench_customer_tags ADD PRIMARY KEY (id)")
+        cursor.execute("CREATE INDEX ON bench_customer_tags USING gin (tags)")
+        cursor.execute("CREATE INDEX ON bench_customer_tags (department_id, id)")
+        cursor.execute("VACUUM ANALYZE bench_customer_tags")
+        print(f"built bench_customer_tags (int[] + GIN) in {time.perf_counter() - start:.0f} s")
+
+
+def scope_sql(user) -> tuple[str, list]:
+    """The user's scope as a hand-written predicate on ``c``: resolved per call (inside the
+    timed loop), departments from the policy's one small query."""
+    if policy.sees_all_customers(user):
+        return "", []
+    departments = list(policy.customer_scope(user).departments.values_list("pk", flat=True))
     return (
-        f"FROM customers_customer c WHERE {has('= %s')} AND {has('= %s')} AND {has('= %s')} AND NOT {has('= %s')}",
-        t[:4],
+        " AND (c.department_id = ANY(%s)"
+        " OR c.id IN (SELECT customer_id FROM customers_follower WHERE employee_id = %s))",
+        [departments, user.pk],
     )
+
+
+def scoped_users(n_customers: int) -> list[tuple[str, object, float]]:
+    """(label, user, scope fraction): the superuser, then the employees nearest 1 %, 30 % and
+    65 % of the customers."""
+    root, _ = User.objects.get_or_create(
+        username="bench_root", defaults={"is_superuser": True, "is_staff": True}
+    )
+    users = [("superuser", root, 1.0)]
+    fractions = {}
+    for user in User.objects.filter(is_active=True, is_superuser=False).order_by("pk"):
+        if not policy.sees_all_customers(user):
+            fractions[user] = policy.visible_customers(user).count() / n_customers
+    if not any(0.005 <= f <= 0.02 for f in fractions.values()):
+        user = _small_department()
+        fractions[user] = policy.visible_customers(user).count() / n_customers
+    for target in (0.01, 0.30, 0.65):
+        user = min(fractions, key=lambda u, t=target: abs(fractions[u] - t))
+        users.append((f"{user.username} ({fractions[user]:.1%})", user, fractions[user]))
+    return users
+
+
+def _small_department():
+    """A department holding every 100th customer, and one member: the 1 % scope."""
+    from permissions.models import Department, DepartmentMembership
+
+    department = Department.objects.filter(name="基准小组", parent=None).first()
+    if department is None:
+        department = Department(name="基准小组")
+        department.save()
+    user, _ = User.objects.get_or_create(username="bench_small", defaults={"is_staff": True})
+    DepartmentMembership.objects.get_or_create(user=user, department=department)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE customers_customer SET department_id = %s"
+            " WHERE id %% 100 = 0 AND department_id IS DISTINCT FROM %s",
+            [department.pk, department.pk],
+        )
+        if cursor.rowcount:
+            print(f"moved {cursor.rowcount} customers into 基准小组 (the 1 % scope)")
+    bitmaps.compact_index()
+    return user
 
 
 def run_sql(body: str, params: list, distinct: bool) -> tuple[int, list]:
@@ -212,9 +335,12 @@ def main() -> None:
         cursor.execute("SELECT count(*) FROM tagging_tagassignment")
         n_assignments = cursor.fetchone()[0]
     print(f"{n_customers:,} customers, {n_assignments:,} assignments, {len(ranked)} tags in use")
-    user, _ = User.objects.get_or_create(
-        username="bench_root", defaults={"is_superuser": True, "is_staff": True}
-    )
+    users = scoped_users(n_customers)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tagging_tagbitmapdelta")
+        if cursor.fetchone()[0]:
+            bitmaps.compact_index()
+    build_gin_table()
     popular = [tag for tag, _n in ranked[:4]]
     mid = len(ranked) // 3
     rare_pool = [tag for tag, n in ranked if n <= max(2000, ranked[0][1] // 100)]
@@ -227,34 +353,46 @@ def main() -> None:
     print(
         f"popular tags {popular} sizes {[sizes[t] for t in popular]}; rare {rare} sizes {[sizes[t] for t in rare]}"
     )
+    base = min(ARGS.baseline_repeat, ARGS.repeat)
     print(
-        f"{'shape':<34}{'count':>9}  {'tagdesk':>9} {'exists':>9} {'naive':>9}  (ms for count + first page;"
-        f" tagdesk p50 of {ARGS.repeat}, exists p50 of {min(3, ARGS.repeat)}, naive 1 run)"
+        f"{'user':<26}{'shape':<34}{'count':>9}  {'tagdesk':>9} {'exists':>9} {'gin':>9}"
+        f" {'naive':>9}  (ms for count + first page; tagdesk p50 of {ARGS.repeat},"
+        f" exists and gin p50 of {base}, naive 1 run)"
     )
-    for label, tags in (("popular", popular), ("rare", rare)):
-        for shape, text in (
-            ("ab", "A and B"),
-            ("ab_or_not_c", "(A or B) and not C"),
-            ("abc_not_d", "A and B and C and not D"),
-        ):
-            expr = segments.validate(expression(shape, tags), user)
+    for user_label, user, _fraction in users:
+        for label, tags in (("popular", popular), ("rare", rare)):
+            for shape, text in (
+                ("ab", "A and B"),
+                ("ab_or_not_c", "(A or B) and not C"),
+                ("abc_not_d", "A and B and C and not D"),
+            ):
+                expr = segments.canonical(expression(shape, tags))
 
-            def ours(expr=expr):
-                result = segments.page(expr, user)
-                return result.count, [c.pk for c in result.customers]
+                def ours(expr=expr, user=user):
+                    result = segments.page(expr, user)
+                    return result.count, [c.pk for c in result.customers]
 
-            ms_ours, (count, ids) = timed(ours, ARGS.repeat)
-            ms_exists, (count_e, rows_e) = timed(
-                lambda s=shape, t=tags: run_sql(*sql_exists(s, t), False), min(3, ARGS.repeat)
-            )
-            ms_naive, (count_n, rows_n) = timed(
-                lambda s=shape, t=tags: run_sql(*sql_naive(s, t), True), 1
-            )
-            assert count == count_e == count_n, (count, count_e, count_n)
-            assert ids == [r[0] for r in rows_e], "first pages differ"
-            print(
-                f"{label + ' ' + text:<34}{count:>9}  {ms_ours:>9.1f} {ms_exists:>9.1f} {ms_naive:>9.1f}"
-            )
+                ms_ours, (count, ids) = timed(ours, ARGS.repeat)
+                ms_exists, (count_e, rows_e) = timed(
+                    lambda s=shape, t=tags, u=user: run_sql(*sql_exists(s, t, scope_sql(u)), False),
+                    base,
+                )
+                ms_gin, (count_g, rows_g) = timed(
+                    lambda s=shape, t=tags, u=user: run_gin(*sql_gin(s, t, scope_sql(u))), base
+                )
+                naive = "-"
+                if user.is_superuser and not ARGS.skip_naive:
+                    ms_naive, (count_n, _rows) = timed(
+                        lambda s=shape, t=tags: run_sql(*sql_naive(s, t), True), 1
+                    )
+                    assert count == count_n, (count, count_n)
+                    naive = f"{ms_naive:.1f}"
+                assert count == count_e == count_g, (count, count_e, count_g)
+                assert ids == [r[0] for r in rows_e] == [r[0] for r in rows_g], "pages differ"
+                print(
+                    f"{user_label:<26}{label + ' ' + text:<34}{count:>9}  {ms_ours:>9.1f}"
+                    f" {ms_exists:>9.1f} {ms_gin:>9.1f} {naive:>9}"
+                )
     from tagging import hygiene
 
     tags500 = [tag for tag, _n in ranked[:500]]

@@ -84,6 +84,8 @@ __all__ = [
     "can_create_tag",
     "can_manage_group",
     "customer_groups",
+    "customer_scope",
+    "CustomerScope",
     "customer_tags",
     "editable_customers",
     "global_powers",
@@ -529,10 +531,34 @@ def visible_customers(
         return customers.none()
     if sees_all_customers(user):
         return customers
+    scope = customer_scope(user)
     # IN (uncorrelated subquery), not EXISTS: PostgreSQL hashes it once; a correlated EXISTS
     # under OR is costed per row, which on a million rows also wakes the JIT compiler.
-    followed = Follower.objects.filter(employee=user.pk).values("customer_id")
-    return customers.filter(Q(department__in=_scope_departments(user)) | Q(pk__in=followed))
+    return customers.filter(Q(department__in=scope.departments) | Q(pk__in=scope.followed))
+
+
+class CustomerScope(NamedTuple):
+    """The parts of a user's customer scope: customers of ``departments`` (ids, sub-departments
+    and shares resolved) and the customers ``followed`` (ids). Both are lazy one-query id lists."""
+
+    departments: QuerySet[Department, Any]
+    followed: QuerySet[Follower, Any]
+
+
+def customer_scope(user: Any) -> CustomerScope:
+    """The two parts :func:`visible_customers` is made of, for a user who does not see all
+    customers (check :func:`sees_all_customers` first). The segment index evaluates the scope
+    from these (per-department bitmaps, follower ids: docs/segments.md#scope-on-the-index), so
+    it is the same scope by construction. Inactive and anonymous users get an empty scope."""
+    if not _active_user(user):
+        return CustomerScope(
+            Department.objects.none().values("pk"),
+            Follower.objects.none().values("customer_id"),
+        )
+    return CustomerScope(
+        _scope_departments(user),
+        Follower.objects.filter(employee=user.pk).values("customer_id"),
+    )
 
 
 def assignable_departments(user: Any) -> QuerySet[Department]:

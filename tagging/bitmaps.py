@@ -2,9 +2,12 @@
 (docs/segments.md#counting-and-listing, docs/scaling.md).
 
 Layout: ``tagging_tagbitmap(key, chunk, bits)`` holds, per tag id (``key``; 0 means "every
-customer"), 8 KiB chunks whose bit ``i`` is customer id ``chunk * CHUNK_BITS + i``.
+customer", ``-d`` "the customers of department d": :func:`department_key`), 8 KiB chunks whose
+bit ``i`` is customer id ``chunk * CHUNK_BITS + i``. The department bitmaps are an index of the
+customer scope (``permissions.policy.customer_scope``): segments OR the bitmaps of a user's scope
+departments, add the customers they follow, and intersect before touching a row.
 ``tagging_tagbitmapdelta`` holds the changes not yet folded in; database triggers on
-``tagging_tagassignment`` and ``customers_customer`` (migration 0004) append to it in the
+``tagging_tagassignment`` and ``customers_customer`` (migrations 0004 and 0013) append to it in the
 writer's own statement and transaction, so every writer — services, set-based import and rule
 runs, COPY, raw SQL — is covered and writers take no extra locks.
 
@@ -37,6 +40,11 @@ _COMPACT_LOCK = 0x7A6D_0001  # pg advisory lock id for compaction / rebuild
 # A reader that had to replay more pending changes than this folds the log itself (when no
 # worker runs the every-minute compaction, e.g. the demo without Redis).
 COMPACT_AFTER = 50_000
+
+
+def department_key(department_id: int) -> int:
+    """The key of the bitmap of a department's own customers (not its sub-departments')."""
+    return -department_id
 
 
 def available(using: str = "default") -> bool:
@@ -83,22 +91,23 @@ def load(keys: Iterable[int], using: str = "default") -> dict[int, int]:
 
 
 def sizes(using: str = "default") -> dict[int, int]:
-    """Customers per key (tag id; 0 = all customers), exact, in one statement: keys without
+    """Customers per key (tag id; 0 = all customers; not departments), exact, in one statement: keys without
     pending changes are counted in the database (``bit_count``), the others replayed here."""
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "WITH pending AS (SELECT DISTINCT key FROM tagging_tagbitmapdelta)"
+            "WITH pending AS (SELECT DISTINCT key FROM tagging_tagbitmapdelta WHERE key >= 0)"
             " SELECT key, NULL::int,"
             "  sum(CASE WHEN length(bits) = 8192 THEN bit_count(bits) ELSE length(bits) / 2 END)::bigint,"
             "  NULL::bytea, NULL::bigint,"
             "  NULL::boolean, 0::bigint AS seq"
-            " FROM tagging_tagbitmap WHERE key NOT IN (SELECT key FROM pending) GROUP BY key"
+            " FROM tagging_tagbitmap WHERE key >= 0 AND key NOT IN (SELECT key FROM pending)"
+            " GROUP BY key"
             " UNION ALL"
             " SELECT key, chunk, NULL, bits, NULL, NULL, 0 FROM tagging_tagbitmap"
             " WHERE key IN (SELECT key FROM pending)"
             " UNION ALL"
             " SELECT key, NULL, NULL, NULL, customer_id, present, id FROM tagging_tagbitmapdelta"
-            " ORDER BY seq"
+            " WHERE key >= 0 ORDER BY seq"
         )
         rows = cursor.fetchall()
     result: dict[int, int] = {}
@@ -164,6 +173,17 @@ def _apply(value: int, changes: dict[int, bool]) -> int:
         target = add if present else clear
         target[customer_id >> 3] |= 1 << (customer_id & 7)
     return (value & ~int.from_bytes(clear, "little")) | int.from_bytes(add, "little")
+
+
+def from_ids(ids: Iterable[int]) -> int:
+    """The bitmap of a few customer ids (e.g. those an employee follows)."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    data = bytearray(max(ids) // 8 + 1)
+    for customer_id in ids:
+        data[customer_id >> 3] |= 1 << (customer_id & 7)
+    return int.from_bytes(data, "little")
 
 
 def to_bytes(value: int) -> bytes:
@@ -264,7 +284,8 @@ def compact_index(limit: int = 500_000, using: str = "default", wait: bool = Tru
 
 
 def rebuild_index(using: str = "default") -> dict[str, int]:
-    """Rebuild every bitmap from ``tagging_tagassignment`` and ``customers_customer``.
+    """Rebuild every bitmap (tags, all customers, departments) from ``tagging_tagassignment``
+    and ``customers_customer``.
 
     Blocks assignment and customer writes (SHARE lock) and segment reads (the log is truncated)
     until it commits. Call it after bulk-loading with COPY; returns counts for the caller's log.
@@ -287,24 +308,52 @@ def rebuild_index(using: str = "default") -> dict[str, int]:
                 " FROM tagging_tagassignment GROUP BY 1, 2",
             ),
         ):
-            cursor.execute(sql)
-            batch = []
-            for key, chunk, offsets in cursor.fetchall():
-                if len(offsets) < ARRAY_MAX:
-                    blob = array("H", sorted(offsets)).tobytes()
-                else:
-                    bits = bytearray(CHUNK_BYTES)
-                    for offset in offsets:
-                        bits[offset >> 3] |= 1 << (offset & 7)
-                    blob = bytes(bits)
-                batch.append((key, chunk, blob))
-                counts[label] += len(offsets)
-            with connections[using].cursor() as writer:
-                writer.executemany(
-                    "INSERT INTO tagging_tagbitmap (key, chunk, bits) VALUES (%s, %s, %s)", batch
-                )
-            counts["bitmaps"] += len(batch)
+            chunks, bits = _build(cursor, sql, using)
+            counts["bitmaps"] += chunks
+            counts[label] += bits
+        counts["bitmaps"] += _build(cursor, _DEPARTMENTS_SQL, using)[0]
         return counts
+
+
+# The department bitmaps (key -department id), from the customers table.
+_DEPARTMENTS_SQL = (
+    "SELECT -department_id, id >> 16, array_agg(id & 65535) FROM customers_customer"
+    " WHERE department_id IS NOT NULL GROUP BY 1, 2"
+)
+
+
+def _build(cursor, sql: str, using: str) -> tuple[int, int]:
+    """Insert the bitmaps of ``sql``'s (key, chunk, offsets) rows; return (chunks, bits)."""
+    cursor.execute(sql)
+    batch, count = [], 0
+    for key, chunk, offsets in cursor.fetchall():
+        if len(offsets) < ARRAY_MAX:
+            blob = array("H", sorted(offsets)).tobytes()
+        else:
+            bits = bytearray(CHUNK_BYTES)
+            for offset in offsets:
+                bits[offset >> 3] |= 1 << (offset & 7)
+            blob = bytes(bits)
+        batch.append((key, chunk, blob))
+        count += len(offsets)
+    with connections[using].cursor() as writer:
+        writer.executemany(
+            "INSERT INTO tagging_tagbitmap (key, chunk, bits) VALUES (%s, %s, %s)", batch
+        )
+    return len(batch), count
+
+
+def build_department_index(using: str = "default") -> int:
+    """Add the department bitmaps to an index that has none (migration 0013: the tag bitmaps
+    are kept). Locks like :func:`rebuild_index`; returns the number of chunks written."""
+    if not available(using):
+        return 0
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
+        cursor.execute("LOCK TABLE customers_customer IN SHARE MODE")
+        cursor.execute("DELETE FROM tagging_tagbitmapdelta WHERE key < 0")
+        cursor.execute("DELETE FROM tagging_tagbitmap WHERE key < 0")
+        return _build(cursor, _DEPARTMENTS_SQL, using)[0]
 
 
 def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
@@ -321,6 +370,7 @@ def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
         cursor.execute(
             "SELECT key FROM tagging_tagbitmap UNION SELECT key FROM tagging_tagbitmapdelta"
             " UNION SELECT tag_id FROM tagging_tagassignment UNION SELECT 0"
+            " UNION SELECT -department_id FROM customers_customer WHERE department_id IS NOT NULL"
         )
         keys = [row[0] for row in cursor.fetchall()]
         index = load(keys, using=using)
@@ -328,8 +378,11 @@ def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
         truth: dict[int, set[int]] = defaultdict(set)
         for tag_id, customer_id in cursor.fetchall():
             truth[tag_id].add(customer_id)
-        cursor.execute("SELECT id FROM customers_customer")
-        truth[ALL_CUSTOMERS] = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT id, department_id FROM customers_customer")
+        for customer_id, department_id in cursor.fetchall():
+            truth[ALL_CUSTOMERS].add(customer_id)
+            if department_id is not None:
+                truth[department_key(department_id)].add(customer_id)
     problems = []
     for key in keys:
         have = set(ids_descending(index[key]))

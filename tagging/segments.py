@@ -596,7 +596,7 @@ class _GetBit(Func):
 class _Plan:
     bitmap: int | None  # the tag-only conjuncts, evaluated on the index
     rest: Q | None  # everything else, as SQL
-    sees_all: bool
+    scoped: bool  # no scope filter needed: the user sees all, or ``bitmap`` is cut to the scope
 
 
 def _plan(expression: dict, user: Any, sees_all: bool | None = None) -> _Plan:
@@ -607,13 +607,35 @@ def _plan(expression: dict, user: Any, sees_all: bool | None = None) -> _Plan:
     conjuncts = expression.get("and", [expression])
     indexed = [c for c in conjuncts if not _has_attr(c)]
     rest = [c for c in conjuncts if _has_attr(c)]
-    bitmap = None
+    bitmap, scoped = None, sees_all
     if indexed:
         part = indexed[0] if len(indexed) == 1 else {"and": indexed}
-        keys = tag_ids(part) | ({bitmaps.ALL_CUSTOMERS} if _needs_all_customers(part) else set())
-        bitmap = _bitmap(part, bitmaps.load(keys))
+        keys = tag_ids(part)
+        if sees_all:
+            if _needs_all_customers(part):
+                keys.add(bitmaps.ALL_CUSTOMERS)
+            bitmap = _bitmap(part, bitmaps.load(keys))
+        else:
+            bitmap, scoped = _scoped_bitmap(part, keys, user), True
     q = reduce(lambda a, b: a & b, map(compile_q, rest)) if rest else None
-    return _Plan(bitmap, q, sees_all)
+    return _Plan(bitmap, q, scoped)
+
+
+def _scoped_bitmap(part: dict, keys: set[int], user: Any) -> int:
+    """The tag expression ``part`` within the user's customer scope, on the index alone
+    (docs/segments.md#scope-on-the-index): the scope is ``policy.customer_scope`` — the bitmaps
+    of its departments ORed, plus the customers followed — and the tag bitmaps are intersected
+    with it by Python's big-int AND, so no customer row is read."""
+    scope = policy.customer_scope(user)
+    departments = [
+        bitmaps.department_key(pk) for pk in scope.departments.values_list("pk", flat=True)
+    ]
+    followed = bitmaps.from_ids(scope.followed.values_list("customer_id", flat=True))
+    maps = bitmaps.load(keys | set(departments))
+    in_scope = reduce(lambda a, b: a | b, (maps[key] for key in departments), followed)
+    # NOT x within the scope is the scope minus x: the every-customer bitmap is never needed.
+    maps[bitmaps.ALL_CUSTOMERS] = in_scope
+    return _bitmap(part, maps) & in_scope
 
 
 def _narrow(qs: QuerySet, bitmap: int) -> QuerySet:
@@ -628,7 +650,7 @@ def _narrow(qs: QuerySet, bitmap: int) -> QuerySet:
 
 
 def _queryset(plan: _Plan, user: Any) -> QuerySet:
-    qs = Customer.objects.all() if plan.sees_all else policy.visible_customers(user)
+    qs = Customer.objects.all() if plan.scoped else policy.visible_customers(user)
     if plan.rest is not None:
         qs = qs.filter(plan.rest)
     return _narrow(qs, plan.bitmap) if plan.bitmap is not None else qs
@@ -659,7 +681,7 @@ def page(
     number, per_page = max(1, int(number)), max(1, min(int(per_page), 500))
     plan = _plan(expression, user)
     offset = (number - 1) * per_page
-    if plan.bitmap is not None and plan.rest is None and plan.sees_all:
+    if plan.bitmap is not None and plan.rest is None and plan.scoped:
         total = plan.bitmap.bit_count()
         ids = bitmaps.ids_descending(plan.bitmap, offset, per_page)
     else:
@@ -683,7 +705,7 @@ def restrict(queryset: QuerySet, expression: dict) -> QuerySet:
 
 def count(expression: dict, user: Any) -> int:
     plan = _plan(expression, user)
-    if plan.bitmap is not None and plan.rest is None and plan.sees_all:
+    if plan.bitmap is not None and plan.rest is None and plan.scoped:
         return plan.bitmap.bit_count()
     return _queryset(plan, user).count()
 
@@ -691,7 +713,7 @@ def count(expression: dict, user: Any) -> int:
 def customer_ids(expression: dict, user: Any) -> list[int]:
     """Every customer id in the segment for ``user``, newest first (export, batch tagging)."""
     plan = _plan(expression, user)
-    if plan.bitmap is not None and plan.rest is None and plan.sees_all:
+    if plan.bitmap is not None and plan.rest is None and plan.scoped:
         return bitmaps.ids_descending(plan.bitmap)
     return list(_queryset(plan, user).order_by("-pk").values_list("pk", flat=True))
 
