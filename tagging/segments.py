@@ -38,6 +38,7 @@ from functools import reduce
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
 from django.db.models import (
     BinaryField,
@@ -630,7 +631,10 @@ def _scoped_bitmap(part: dict, keys: set[int], user: Any) -> int:
     departments = [
         bitmaps.department_key(pk) for pk in scope.departments.values_list("pk", flat=True)
     ]
-    followed = bitmaps.from_ids(scope.followed.values_list("customer_id", flat=True))
+    # One array, not a row per follower: an employee may follow tens of thousands.
+    followed = bitmaps.from_ids(
+        scope.followed.aggregate(ids=ArrayAgg("customer_id", default=[]))["ids"]
+    )
     maps = bitmaps.load(keys | set(departments))
     in_scope = reduce(lambda a, b: a | b, (maps[key] for key in departments), followed)
     # NOT x within the scope is the scope minus x: the every-customer bitmap is never needed.
