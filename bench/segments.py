@@ -250,9 +250,13 @@ def scoped_users(n_customers: int) -> list[tuple[str, object, float]]:
     )
     users = [("superuser", root, 1.0)]
     fractions = {}
+    seen: set[frozenset[int]] = set()  # one employee per set of departments: similar scopes
     for user in User.objects.filter(is_active=True, is_superuser=False).order_by("pk"):
-        if not policy.sees_all_customers(user):
-            fractions[user] = policy.visible_customers(user).count() / n_customers
+        departments = frozenset(user.memberships.values_list("department_id", flat=True))
+        if departments in seen or policy.sees_all_customers(user):
+            continue
+        seen.add(departments)
+        fractions[user] = policy.visible_customers(user).count() / n_customers
     if not any(0.005 <= f <= 0.02 for f in fractions.values()):
         user = _small_department()
         fractions[user] = policy.visible_customers(user).count() / n_customers

@@ -539,10 +539,12 @@ def visible_customers(
 
 class CustomerScope(NamedTuple):
     """The parts of a user's customer scope: customers of ``departments`` (ids, sub-departments
-    and shares resolved) and the customers ``followed`` (ids). Both are lazy one-query id lists."""
+    and shares resolved) and the customers ``followed`` (ids) by ``employee`` (the user's id, or
+    None). Both querysets are lazy one-query id lists."""
 
     departments: QuerySet[Department, Any]
     followed: QuerySet[Follower, Any]
+    employee: int | None
 
 
 def customer_scope(user: Any) -> CustomerScope:
@@ -554,10 +556,12 @@ def customer_scope(user: Any) -> CustomerScope:
         return CustomerScope(
             Department.objects.none().values("pk"),
             Follower.objects.none().values("customer_id"),
+            None,
         )
     return CustomerScope(
         _scope_departments(user),
         Follower.objects.filter(employee=user.pk).values("customer_id"),
+        user.pk,
     )
 
 

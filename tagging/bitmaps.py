@@ -2,12 +2,15 @@
 (docs/segments.md#counting-and-listing, docs/scaling.md).
 
 Layout: ``tagging_tagbitmap(key, chunk, bits)`` holds, per tag id (``key``; 0 means "every
-customer", ``-d`` "the customers of department d": :func:`department_key`), 8 KiB chunks whose
-bit ``i`` is customer id ``chunk * CHUNK_BITS + i``. The department bitmaps are an index of the
-customer scope (``permissions.policy.customer_scope``): segments OR the bitmaps of a user's scope
-departments, add the customers they follow, and intersect before touching a row.
+customer", ``-d`` "the customers of department d": :func:`department_key`, below
+``FOLLOWER_BASE`` "the customers employee e follows": :func:`follower_key`), 8 KiB chunks whose
+bit ``i`` is customer id ``chunk * CHUNK_BITS + i``. The department and follower bitmaps are an
+index of the customer scope (``permissions.policy.customer_scope``): segments OR the bitmaps of
+a user's scope departments with the one of the customers they follow, and intersect before
+touching a row.
 ``tagging_tagbitmapdelta`` holds the changes not yet folded in; database triggers on
-``tagging_tagassignment`` and ``customers_customer`` (migrations 0004 and 0013) append to it in the
+``tagging_tagassignment``, ``customers_customer`` and ``customers_follower`` (migrations 0004 and
+0013) append to it in the
 writer's own statement and transaction, so every writer — services, set-based import and rule
 runs, COPY, raw SQL — is covered and writers take no extra locks.
 
@@ -42,9 +45,18 @@ _COMPACT_LOCK = 0x7A6D_0001  # pg advisory lock id for compaction / rebuild
 COMPACT_AFTER = 50_000
 
 
+# Keys are int4: departments take -1 .. -(2**30 - 1), followers -2**30 - employee id.
+FOLLOWER_BASE = -(1 << 30)
+
+
 def department_key(department_id: int) -> int:
     """The key of the bitmap of a department's own customers (not its sub-departments')."""
     return -department_id
+
+
+def follower_key(employee_id: int) -> int:
+    """The key of the bitmap of the customers an employee follows."""
+    return FOLLOWER_BASE - employee_id
 
 
 def available(using: str = "default") -> bool:
@@ -175,17 +187,6 @@ def _apply(value: int, changes: dict[int, bool]) -> int:
     return (value & ~int.from_bytes(clear, "little")) | int.from_bytes(add, "little")
 
 
-def from_ids(ids: Iterable[int]) -> int:
-    """The bitmap of a few customer ids (e.g. those an employee follows)."""
-    ids = list(ids)
-    if not ids:
-        return 0
-    data = bytearray(max(ids) // 8 + 1)
-    for customer_id in ids:
-        data[customer_id >> 3] |= 1 << (customer_id & 7)
-    return int.from_bytes(data, "little")
-
-
 def to_bytes(value: int) -> bytes:
     """Little-endian bytes of a bitmap (``get_bit(bytes, n)`` in PostgreSQL tests customer n)."""
     return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "little")
@@ -311,14 +312,17 @@ def rebuild_index(using: str = "default") -> dict[str, int]:
             chunks, bits = _build(cursor, sql, using)
             counts["bitmaps"] += chunks
             counts[label] += bits
-        counts["bitmaps"] += _build(cursor, _DEPARTMENTS_SQL, using)[0]
+        for sql in _SCOPE_SQL:
+            counts["bitmaps"] += _build(cursor, sql, using)[0]
         return counts
 
 
-# The department bitmaps (key -department id), from the customers table.
-_DEPARTMENTS_SQL = (
+# The scope bitmaps: departments' customers (key -department id), employees' followed customers.
+_SCOPE_SQL = (
     "SELECT -department_id, id >> 16, array_agg(id & 65535) FROM customers_customer"
-    " WHERE department_id IS NOT NULL GROUP BY 1, 2"
+    " WHERE department_id IS NOT NULL GROUP BY 1, 2",
+    f"SELECT {FOLLOWER_BASE} - employee_id, customer_id >> 16, array_agg(customer_id & 65535)"
+    " FROM customers_follower GROUP BY 1, 2",
 )
 
 
@@ -343,17 +347,17 @@ def _build(cursor, sql: str, using: str) -> tuple[int, int]:
     return len(batch), count
 
 
-def build_department_index(using: str = "default") -> int:
-    """Add the department bitmaps to an index that has none (migration 0013: the tag bitmaps
-    are kept). Locks like :func:`rebuild_index`; returns the number of chunks written."""
+def build_scope_index(using: str = "default") -> int:
+    """(Re)build the department and follower bitmaps, keeping the tag bitmaps (migration 0013).
+    Locks like :func:`rebuild_index`; returns the number of chunks written."""
     if not available(using):
         return 0
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
-        cursor.execute("LOCK TABLE customers_customer IN SHARE MODE")
+        cursor.execute("LOCK TABLE customers_customer, customers_follower IN SHARE MODE")
         cursor.execute("DELETE FROM tagging_tagbitmapdelta WHERE key < 0")
         cursor.execute("DELETE FROM tagging_tagbitmap WHERE key < 0")
-        return _build(cursor, _DEPARTMENTS_SQL, using)[0]
+        return sum(_build(cursor, sql, using)[0] for sql in _SCOPE_SQL)
 
 
 def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
@@ -371,6 +375,8 @@ def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
             "SELECT key FROM tagging_tagbitmap UNION SELECT key FROM tagging_tagbitmapdelta"
             " UNION SELECT tag_id FROM tagging_tagassignment UNION SELECT 0"
             " UNION SELECT -department_id FROM customers_customer WHERE department_id IS NOT NULL"
+            " UNION SELECT %s - employee_id FROM customers_follower",
+            [FOLLOWER_BASE],
         )
         keys = [row[0] for row in cursor.fetchall()]
         index = load(keys, using=using)
@@ -383,6 +389,9 @@ def verify_index(using: str = "default") -> list[tuple[int, int, str]]:
             truth[ALL_CUSTOMERS].add(customer_id)
             if department_id is not None:
                 truth[department_key(department_id)].add(customer_id)
+        cursor.execute("SELECT employee_id, customer_id FROM customers_follower")
+        for employee_id, customer_id in cursor.fetchall():
+            truth[follower_key(employee_id)].add(customer_id)
     problems = []
     for key in keys:
         have = set(ids_descending(index[key]))

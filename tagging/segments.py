@@ -38,7 +38,6 @@ from functools import reduce
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
 from django.db.models import (
     BinaryField,
@@ -625,18 +624,17 @@ def _plan(expression: dict, user: Any, sees_all: bool | None = None) -> _Plan:
 def _scoped_bitmap(part: dict, keys: set[int], user: Any) -> int:
     """The tag expression ``part`` within the user's customer scope, on the index alone
     (docs/segments.md#scope-on-the-index): the scope is ``policy.customer_scope`` — the bitmaps
-    of its departments ORed, plus the customers followed — and the tag bitmaps are intersected
-    with it by Python's big-int AND, so no customer row is read."""
+    of its departments ORed with the bitmap of the customers followed, all read with the tag
+    bitmaps in one statement — and the tag bitmaps are intersected with it by Python's big-int
+    AND, so no customer row is read."""
     scope = policy.customer_scope(user)
     departments = [
         bitmaps.department_key(pk) for pk in scope.departments.values_list("pk", flat=True)
     ]
-    # One array, not a row per follower: an employee may follow tens of thousands.
-    followed = bitmaps.from_ids(
-        scope.followed.aggregate(ids=ArrayAgg("customer_id", default=[]))["ids"]
-    )
-    maps = bitmaps.load(keys | set(departments))
-    in_scope = reduce(lambda a, b: a | b, (maps[key] for key in departments), followed)
+    # ``scope.followed`` is read from its own bitmap: an employee may follow 100,000 customers.
+    followed = [] if scope.employee is None else [bitmaps.follower_key(scope.employee)]
+    maps = bitmaps.load(keys | set(departments) | set(followed))
+    in_scope = reduce(lambda a, b: a | b, (maps[key] for key in departments + followed), 0)
     # NOT x within the scope is the scope minus x: the every-customer bitmap is never needed.
     maps[bitmaps.ALL_CUSTOMERS] = in_scope
     return _bitmap(part, maps) & in_scope
