@@ -484,9 +484,11 @@ class Segment(models.Model):
 class TagBitmap(models.Model):
     """The segment index (PostgreSQL only): which customers carry a tag, as a bitmap.
 
-    Bit ``i`` of chunk ``c`` is customer id ``c * CHUNK_BITS + i``. ``key`` is a tag id, or 0 for
-    "every customer" (needed for NOT). The bitmaps are a snapshot; triggers on
-    ``tagging_tagassignment`` and ``customers_customer`` append every change to
+    Bit ``i`` of chunk ``c`` is customer id ``c * CHUNK_BITS + i``. ``key`` is a tag id, 0 for
+    "every customer" (needed for NOT), ``-department id`` for a department's customers and
+    ``-2**30 - employee id`` for the customers an employee follows (the customer scope on the
+    index). The bitmaps are a snapshot; triggers on ``tagging_tagassignment``,
+    ``customers_customer`` and ``customers_follower`` append every change to
     :class:`TagBitmapDelta` in the writer's own transaction, and readers combine both in one
     statement, so a reader's answer always equals the assignment table in its snapshot
     (``tagging.bitmaps``).
