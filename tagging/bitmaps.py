@@ -295,7 +295,9 @@ def rebuild_index(using: str = "default") -> dict[str, int]:
         return {"bitmaps": 0, "customers": 0, "assignments": 0}
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPACT_LOCK])
-        cursor.execute("LOCK TABLE tagging_tagassignment, customers_customer IN SHARE MODE")
+        cursor.execute(
+            "LOCK TABLE tagging_tagassignment, customers_customer, customers_follower IN SHARE MODE"
+        )
         cursor.execute("TRUNCATE tagging_tagbitmapdelta, tagging_tagbitmap")
         counts = {"bitmaps": 0, "customers": 0, "assignments": 0}
         for label, sql in (
