@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.db import connection
 
 from customers.models import Customer
 from customers.services import add_followers, remove_followers
@@ -94,7 +95,7 @@ def test_scope_on_the_index_equals_the_policy(seed, superuser, index_consistent)
     for user in [*users, UserFactory(is_active=False)]:
         assert_agrees(user, exprs)
     # The bulk-load paths rebuild the same bitmaps: all of them, or the scope's alone (0013).
-    assert bitmaps.build_scope_index() > 0
+    assert bitmaps.build_scope_index() > 0 or not bitmaps.available()
     assert bitmaps.verify_index() == []
     bitmaps.rebuild_index()
     assert bitmaps.verify_index() == []
@@ -152,6 +153,7 @@ def test_scope_changes_show_at_once(superuser, index_consistent):
     assert seen() == {ids[1], ids[5]}
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the index exists only on PostgreSQL")
 def test_scoped_segments_read_no_customer_rows_to_count(
     superuser, django_assert_num_queries, index_consistent
 ):
