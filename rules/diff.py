@@ -115,7 +115,9 @@ def _match_sql(
     if customer_ids is not None:
         # Real time: the same compiled condition, for these customers only.
         queryset = (
-            Customer.objects.filter(compile_node(node, now=now), pk__in=customer_ids)
+            Customer.objects.filter(
+                compile_node(node, now=now, customer_ids=customer_ids), pk__in=customer_ids
+            )
             .order_by()
             .values_list("pk")
         )

@@ -147,3 +147,21 @@ def test_a_real_time_replacement_in_an_exclusive_group_marks_the_replaced_tag(ma
     }
     assert holders(has_bronze) == set()
     assert not DirtyCustomer.objects.exists()
+
+
+def test_a_real_time_compile_restricts_every_subquery_to_the_batch(now):
+    from rules import diff, dsl
+
+    node = dsl.parse_tree(
+        {
+            "all": [
+                {"event": "purchase", "window": {"days": 30}, "op": "gte", "value": 2},
+                {"tag": 7},
+            ]
+        }
+    )
+    sql, params = diff._match_sql(node, now, [11, 12])
+    # the outer filter, the grouped events subquery and the assignments subquery
+    assert sql.count('"customer_id" IN (') == 2 and params.count(11) == 3
+    full, _params = diff._match_sql(node, now)
+    assert '"customer_id" IN (%s' not in full
