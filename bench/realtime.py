@@ -310,7 +310,14 @@ def main() -> None:
             f"p99 {pct(lat, 0.99, 1):.0f} ms, max {max(lat, default=0)} ms; customers per "
             f"batch p50 {statistics.median(sizes) if sizes else 0:.0f}, max "
             f"{max(sizes, default=0)}; rules per batch p50 "
-            f"{statistics.median([b[1] for b in batches]) if batches else 0:.0f}"
+            f"{statistics.median([b[1] for b in batches]) if batches else 0:.0f}, max "
+            f"{max((b[1] for b in batches), default=0)}"
+        )
+        later = [b for b in batches if b[1] > 2]  # after the probe pass: purchases among them
+        print(
+            f"batches evaluating more than the message rules: {len(later)}, oldest mark -> "
+            f"commit p50 {pct([b[2] for b in later], 0.5, 1):.0f} ms, p99 "
+            f"{pct([b[2] for b in later], 0.99, 1):.0f} ms"
         )
         print(
             f"evaluation per batch (claim excluded): p50 {pct(eval_times, 0.5):.1f} ms, "
