@@ -214,6 +214,8 @@ def _mark_keys(tag: Tag, *, realtime: bool) -> list[str]:
     """The ``tag:<id>`` keys an evaluation writing ``tag`` must mark for the real-time rules
     reading them: its own tag (except on the real-time path, which evaluates the rules reading
     it in the same batch) and, in an exclusive group, the group's tags it may replace."""
+    if not any(key.startswith("tag:") for key in dirty.index_keys()):
+        return []  # no real-time rule reads a tag: no query (one per rule and batch else)
     tag_ids = {tag.pk}
     if tag.group.exclusive:
         tag_ids |= set(Tag.objects.filter(group_id=tag.group_id).values_list("pk", flat=True))
