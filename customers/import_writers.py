@@ -23,6 +23,9 @@ from tagging.models import AssignmentSource, AuditAction, AuditEntry
 from tagging.services import bulk_assign
 
 BATCH = 2000
+# Customer columns an import writes for a changed customer (rule attributes among them: name,
+# department, owner); external_userid is no rule attribute, so it marks nothing.
+IMPORTED_COLUMNS = ("external_userid", "name", "department_id", "owner_id")
 
 
 def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
@@ -32,9 +35,10 @@ def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
         _write_customers_postgresql(plan, actor_id=actor_id, department_id=department_id, now=now)
     else:
         _write_customers_orm(plan, actor_id=actor_id, department_id=department_id, now=now)
-    # Real-time rules re-read new customers entirely, changed ones by name (what an import sets).
+    # Real-time rules re-read new customers entirely, changed ones by the columns an import
+    # sets (both writers update all of them for every changed customer).
     new = hooks.Change(fields=frozenset({hooks.ALL_FIELDS}))
-    renamed = hooks.Change(fields=frozenset({"name"}))
+    renamed = hooks.Change(fields=frozenset(IMPORTED_COLUMNS))
     hooks.customers_changed(
         {
             **{_written_pk(c): renamed for c in plan.changed},
@@ -132,7 +136,7 @@ def _write_customers_orm(plan: Plan, *, actor_id, department_id, now) -> None:
     ]
     Customer.objects.bulk_update(
         changed,
-        ["external_userid", "name", "department_id", "owner_id", "updated_at"],
+        [*IMPORTED_COLUMNS, "updated_at"],
         batch_size=BATCH,
     )
     AuditEntry.objects.bulk_create(

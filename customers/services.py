@@ -517,6 +517,10 @@ def erase_customers(
     missing reason or too many customers a :class:`CustomerError`; nothing is changed then.
     Atomic: all the customers or none. Audited by one ``customer.erased`` entry holding who,
     when, why and how many, and no identifier.
+
+    Real-time rules: nothing is marked (an erased customer has nothing left to evaluate) and
+    the customers' pending dirty rows go with them (``rules_dirtycustomer`` cascades); a batch
+    that claimed them first key-share locks its customers, so it and the erasure take turns.
     """
     if not policy.may_erase_customers(actor):
         raise policy.Denied(_("Only tag admins may erase customers."))

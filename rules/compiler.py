@@ -15,6 +15,7 @@ to the same SQL for the same instant: tests snapshot it, and previews agree with
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import operator
@@ -49,6 +50,14 @@ from rules import fields as F
 from tagging.models import TagAssignment
 
 MATCH_NOTHING = Q(pk__in=[])
+# The real-time path compiles a rule for a few hundred customers: their ids also restrict every
+# event and assignment subquery, or PostgreSQL would aggregate the events of every customer
+# (an ``IN (… GROUP BY … HAVING …)`` is not pushed down) to keep a few hundred of them. Set by
+# ``compile_node(customer_ids=…)`` for the compile's duration; the result for those customers
+# is the same (every subquery is per customer).
+_SCOPE: contextvars.ContextVar[tuple[int, ...] | None] = contextvars.ContextVar(
+    "rules_compiler_scope", default=None
+)
 RATIO_SCALE = (
     10_000  # ratios compare as integers: numerator * 10000 op denominator * round(v * 10000)
 )
@@ -70,18 +79,37 @@ def matching_customers(
     return Customer.objects.filter(compile_rule(tree, now=now, version=version))
 
 
-def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
+def compile_node(
+    node: dsl.Node, *, now: dt.datetime, customer_ids: Sequence[int] | None = None
+) -> Q:
+    """``customer_ids``: the condition is only asked of these customers (the caller filters
+    on them too), so the event and assignment subqueries are restricted to them."""
+    if customer_ids is None:
+        return _compile(node, now)
+    token = _SCOPE.set(tuple(customer_ids))
+    try:
+        return _compile(node, now)
+    finally:
+        _SCOPE.reset(token)
+
+
+def _scoped(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    scope = _SCOPE.get()
+    return queryset if scope is None else queryset.filter(customer_id__in=scope)
+
+
+def _compile(node: dsl.Node, now: dt.datetime) -> Q:
     match node:
         case dsl.All(children):
             folded, rest = _fold_events(
                 children, now, lambda conds: functools.reduce(operator.and_, conds)
             )
-            parts = [*folded, *(compile_node(c, now=now) for c in rest)]
+            parts = [*folded, *(_compile(c, now) for c in rest)]
             return functools.reduce(operator.and_, parts)
         case dsl.AnyOf(children, at_least) if at_least == 1 or at_least == len(children):
             join = operator.or_ if at_least == 1 else operator.and_
             folded, rest = _fold_events(children, now, lambda conds: functools.reduce(join, conds))
-            parts = [*folded, *(compile_node(c, now=now) for c in rest)]
+            parts = [*folded, *(_compile(c, now) for c in rest)]
             return functools.reduce(join, parts)
         case dsl.AnyOf(children, at_least) if all(map(_foldable, children)):
             # "At least k of n event conditions": one pass over the events, counting per
@@ -89,14 +117,14 @@ def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
             events = [c for c in children if _foldable(c)]
             return _events_pass(events, now, lambda conds: _at_least(conds, at_least))
         case dsl.AnyOf(children, at_least):
-            parts = [compile_node(c, now=now) for c in children]
+            parts = [_compile(c, now) for c in children]
             if at_least == 1:
                 return functools.reduce(operator.or_, parts)
             if at_least == len(parts):
                 return functools.reduce(operator.and_, parts)
             return _at_least(parts, at_least)
         case dsl.Not(child):
-            return ~compile_node(child, now=now)
+            return ~_compile(child, now)
         case dsl.Attribute(spec, cmp):
             if spec.type == F.DAYS:
                 return _days_since(spec.column, cmp, now)
@@ -106,7 +134,9 @@ def compile_node(node: dsl.Node, *, now: dt.datetime) -> Q:
         case dsl.Ratio():
             return _ratio(node, now)
         case dsl.HasTag(tag_id, has):
-            holders = Q(pk__in=TagAssignment.objects.filter(tag_id=tag_id).values("customer_id"))
+            holders = Q(
+                pk__in=_scoped(TagAssignment.objects.filter(tag_id=tag_id)).values("customer_id")
+            )
             return holders if has else ~holders
         case dsl.Rfm():
             return _rfm(node, now)
@@ -209,7 +239,7 @@ def _window_and_filters(selector: dsl.Selector, now: dt.datetime) -> Q:
 
 
 def _event(node: dsl.Event, now: dt.datetime) -> Q:
-    events = CustomerEvent.objects.filter(selector_q(node.selector, now))
+    events = _scoped(CustomerEvent.objects.filter(selector_q(node.selector, now)))
     cmp = node.cmp
     if node.agg == "count" and _is_any_event(cmp):
         # "at least one" / "none": a plain semi-join, no grouping.
@@ -269,7 +299,9 @@ def _events_pass(
             conditions.append(_days_since(name, event.cmp, now))
         else:
             conditions.append(_compare(name, event.cmp))
-    per_customer = CustomerEvent.objects.filter(where).values("customer_id").annotate(**aggregates)
+    per_customer = (
+        _scoped(CustomerEvent.objects.filter(where)).values("customer_id").annotate(**aggregates)
+    )
     return Q(pk__in=per_customer.filter(combine(conditions)).values("customer_id"))
 
 
@@ -325,7 +357,7 @@ def _ratio(node: dsl.Ratio, now: dt.datetime) -> Q:
     num_q = selector_q(node.numerator, now)
     den_q = selector_q(node.denominator, now)
     per_customer = (
-        CustomerEvent.objects.filter(num_q | den_q)
+        _scoped(CustomerEvent.objects.filter(num_q | den_q))
         .values("customer_id")
         .annotate(n=Count("pk", filter=num_q) * RATIO_SCALE, d=Count("pk", filter=den_q))
         .filter(d__gt=0)

@@ -26,7 +26,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from rules import diff, dsl
+from rules import diff, dirty, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
 from rules.models import Rule, RuleMode, RuleRun, RunStatus, check_references
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
@@ -163,6 +163,7 @@ def apply_rule(
     now = now or timezone.now()
     timings: dict[str, float] = {}
     fast = connection.vendor == "postgresql" and not dry_run and tag.status == TagStatus.ACTIVE
+    mark_keys = [] if dry_run else _mark_keys(tag, realtime=customer_ids is not None)
     with connection.cursor() as cursor:
         tables = diff.setup(cursor, tables=not fast)
         if not dry_run and tag.group.exclusive:
@@ -178,7 +179,11 @@ def apply_rule(
                 now=now,
                 timings=timings,
                 customer_ids=customer_ids,
+                mark_keys=mark_keys,
+                mark_upsert=dirty.upsert_clause(),
             )
+            if outcome.marked:
+                transaction.on_commit(dirty.schedule)
         else:
             outcome = diff.evaluate(
                 cursor,
@@ -196,11 +201,41 @@ def apply_rule(
                 write_started = time.perf_counter()
                 diff.write(cursor, tag, rule, now, outcome)
                 timings["write"] = round(time.perf_counter() - write_started, 4)
+                if mark_keys:
+                    outcome.marked = _mark_changed(cursor, tag, mark_keys)
             tables.drop()
         outcome.dry_run = dry_run
     timings["total"] = round(time.perf_counter() - started, 4)
     outcome.timings = timings
     return outcome
+
+
+def _mark_keys(tag: Tag, *, realtime: bool) -> list[str]:
+    """The ``tag:<id>`` keys an evaluation writing ``tag`` must mark for the real-time rules
+    reading them: its own tag (except on the real-time path, which evaluates the rules reading
+    it in the same batch) and, in an exclusive group, the group's tags it may replace."""
+    if not any(key.startswith("tag:") for key in dirty.index_keys()):
+        return []  # no real-time rule reads a tag: no query (one per rule and batch else)
+    tag_ids = {tag.pk}
+    if tag.group.exclusive:
+        tag_ids |= set(Tag.objects.filter(group_id=tag.group_id).values_list("pk", flat=True))
+    if realtime:
+        tag_ids.discard(tag.pk)
+    return dirty.wanted_tag_keys(tag_ids) if tag_ids else []
+
+
+def _mark_changed(cursor: Any, tag: Tag, mark_keys: list[str]) -> int:
+    """The portable path: mark the customers of the diff tables (added ones also for the
+    group's tags an exclusive group may have replaced: a spare mark costs one evaluation)."""
+    own = f"tag:{tag.pk}"
+    keys: dict[int, set[str]] = {}
+    cursor.execute("SELECT customer_id FROM rules_remove")
+    for (pk,) in cursor.fetchall():
+        keys.setdefault(pk, set()).add(own)
+    cursor.execute("SELECT customer_id FROM rules_add")
+    for (pk,) in cursor.fetchall():
+        keys.setdefault(pk, set()).update(mark_keys)
+    return dirty.mark(keys, wanted=mark_keys)
 
 
 def _check(tag: Tag, rule: Rule, *, adding: bool) -> None:
@@ -507,6 +542,7 @@ def delete_rule(rule: Rule, *, actor: Any) -> int:
         batch_size=5000,
     )
     TagAssignment.objects.filter(pk__in=[pk for pk, _c in rows]).delete()
+    dirty.mark({customer_id: {f"tag:{rule.tag_id}"} for _pk, customer_id in rows})
     _audit_rule(rule, AuditAction.RULE_DELETED, actor=actor, before=_rule_snapshot(rule))
     rule.delete()
     return len(rows)
