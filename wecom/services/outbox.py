@@ -133,7 +133,11 @@ def desired_tags(
 def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]):
     """(add, remove) turning what WeCom holds for ``relation`` into ``desired``; only synced
     tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
-    known = set(relation.tags.values_list("wecom_tag_id", flat=True))
+    return tags_delta(set(relation.tags.values_list("wecom_tag_id", flat=True)), desired, managed)
+
+
+def tags_delta(known: set[str], desired: set[str], managed: set[str]):
+    """:func:`relation_delta` for a relationship whose WeCom tags (``known``) are already read."""
     return sorted(desired - known), sorted((known & managed) - desired)
 
 
