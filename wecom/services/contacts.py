@@ -269,7 +269,7 @@ def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Co
         found = by_ext.get(c.external_userid)
         holder = by_phone.get(c.phone) if c.phone else None
         if holder is not None and (
-            (found is not None and holder is not found)
+            (found is not None and holder.pk != found.pk)
             or (holder.external_userid and holder.external_userid != c.external_userid)
         ):
             # The phone is another customer's: the contact is synced without it.
