@@ -109,10 +109,15 @@ def _fetch_page(wecom: Wecom, page: list[str], pool: ThreadPoolExecutor) -> list
         except WecomError as exc:
             return external_userid, exc
 
+    def some(ids: list[str]) -> list[tuple[str, Any]]:
+        return [one(e) for e in ids]
+
     chunk = -(-len(page) // FETCHERS)
     parts = [page[i : i + chunk] for i in range(0, len(page), chunk)]
-    # The pool's other threads take the other parts; this one takes the first.
-    futures = [pool.submit(lambda ids=ids: [one(e) for e in ids]) for ids in parts[1:]]
+    # The pool's other threads take the other parts; this one takes the first. At most two page
+    # tasks hold a thread at once (sync_contacts waits for one before it submits the next), and
+    # the parts wait for nothing, so the pool cannot deadlock.
+    futures = [pool.submit(some, ids) for ids in parts[1:]]
     out = [one(e) for e in parts[0]]
     for future in futures:
         out.extend(future.result())
