@@ -5,7 +5,7 @@
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
 nobody else connected): the outbox drain runs concurrent senders, each on its own connection, so
-the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``) dropped at the
+the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``, named after the pid) dropped at the
 end. The contact sync runs against a second fake in a child process (like WeCom, it shares
 neither this process's CPU nor its memory), in a transaction rolled back at the end. Figures, each beside its baseline measured in the
 same run:
@@ -76,7 +76,7 @@ def _clone_database() -> str:
 
     url = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tagdesk"))
     source = url.path.lstrip("/")
-    clone = f"{source}_wecombench"
+    clone = f"{source}_wecombench{os.getpid()}"
     admin = urlunsplit(url._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{clone}"')
@@ -306,7 +306,8 @@ def main() -> None:
         library_pull(wecom)
         outbox_drain(wecom)
         callback_endpoint()
-        contact_sync()
+        if ARGS.contacts:  # --contacts 0: the quick sections only
+            contact_sync()
     finally:
         FAKE.stop()
 
