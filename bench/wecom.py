@@ -5,8 +5,8 @@
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
 nobody else connected): the outbox drain runs concurrent senders, each on its own connection, so
-the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``, named after the pid) dropped at the
-end. The contact sync runs against a second fake in a child process (like WeCom, it shares
+the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``, named after
+the pid) dropped at the end. The contact sync runs against a second fake in a child process (like WeCom, it shares
 neither this process's CPU nor its memory), in a transaction rolled back at the end. Figures, each beside its baseline measured in the
 same run:
 
