@@ -5,10 +5,10 @@
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
 nobody else connected): the outbox drain runs concurrent senders, each on its own connection, so
-the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``, named after
-the pid) dropped at the end. The contact sync runs against a second fake in a child process (like WeCom, it shares
-neither this process's CPU nor its memory), in a transaction rolled back at the end. Figures, each beside its baseline measured in the
-same run:
+the bench commits, in a copy of that database (``CREATE DATABASE … TEMPLATE``, named after the
+pid) dropped at the end. The contact sync runs against a second fake in a child process (like
+WeCom, it shares neither this process's CPU nor its memory), in a transaction rolled back at the
+end. ``--contacts 0`` skips it. Figures, each beside its baseline measured in the same run:
 
 - library pull: ``sync_library`` of ``--tags`` tags (100 groups) beside the bare
   get_corp_tag_list call that reads them (target ≤ 5 min);
