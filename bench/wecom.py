@@ -10,7 +10,7 @@ pid) dropped at the end. The contact sync runs against a second fake in a child 
 WeCom, it shares neither this process's CPU nor its memory), in a transaction rolled back at the
 end. ``--contacts 0`` skips it. Figures, each beside its baseline measured in the same run:
 
-- library pull: ``sync_library`` of ``--tags`` tags (100 groups) beside the bare
+- library pull: ``sync_library`` of ``--tags`` tags (40 a group) beside the bare
   get_corp_tag_list call that reads them (target ≤ 5 min);
 - outbox drain: mark_tag calls per second of ``wecom.services.outbox.drain`` with the fake
   answering after ``--latency`` seconds, beside the configured ``WECOM_OUTBOX_RATE`` (target:
