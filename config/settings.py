@@ -315,6 +315,8 @@ if WECOM_CALLBACK_AES_KEY and len(WECOM_CALLBACK_AES_KEY) != 43:
 WECOM_HTTP_TIMEOUT = env_int("WECOM_HTTP_TIMEOUT", 10, minimum=1)
 # mark_tag calls per second for the whole corp, shared by all workers (WeCom allows far more).
 WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
+# mark_tag calls in flight at once per drain (each sender its own connection and transaction).
+WECOM_OUTBOX_CONCURRENCY = env_int("WECOM_OUTBOX_CONCURRENCY", 4, minimum=1)
 WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
 

@@ -108,7 +108,7 @@ def upsert_customer(
         raise identifier_conflict("phone")
     found = by_ext or by_phone
     created = found is None
-    before = None if found is None else _snapshot(found)
+    before = None if found is None else customer_snapshot(found)
     if found is None:
         customer = Customer(external_userid=external_userid, phone=phone)
     else:
@@ -132,7 +132,7 @@ def save_customer(
     before = None
     if customer.pk is not None:
         stored = Customer.objects.select_for_update().filter(pk=customer.pk).first()
-        before = _snapshot(stored) if stored is not None else None
+        before = customer_snapshot(stored) if stored is not None else None
     _save_audited(customer, before=before, actor=actor, via=via)
     return customer
 
@@ -141,7 +141,7 @@ def _save_audited(
     customer: Customer, *, before: dict[str, Any] | None, actor: Any, via: str
 ) -> None:
     customer.save()
-    after = _snapshot(customer)
+    after = customer_snapshot(customer)
     # What changed, as Customer columns (for real-time rules); added_at is not in the snapshot.
     hooks.fields_changed(
         [customer.pk],
@@ -178,7 +178,8 @@ _EDITABLE = {
 _COLUMNS = {"owner": "owner_id", "department": "department_id"}  # snapshot key -> column
 
 
-def _snapshot(customer: Customer) -> dict[str, Any]:
+def customer_snapshot(customer: Customer) -> dict[str, Any]:
+    """A customer's audited fields, as its audit entries record them (before / after)."""
     return {
         "external_userid": customer.external_userid,
         "phone": customer.phone,

@@ -1,19 +1,26 @@
 """External contacts and their followers from WeCom (issue 10 §3).
 
-:func:`apply_contact` takes one externalcontact/get answer and makes TagDesk agree, in one
-transaction: the customer (found by external_userid, else by a remark_mobiles phone, so a
-customer known only by phone gains its external_userid and keeps its tags), its followers
-(employee by ``wecom_userid``; add time, add_way, remark; ``state`` → source channel), and tags.
-Corp tags (type 1) are merged three-way per relationship against what WeCom held last time: a tag
-an employee added in WeCom is assigned in TagDesk (source ``sync``), one removed there is removed
+:func:`apply_contacts` takes a page of externalcontact/get answers and makes TagDesk agree, in one
+transaction and a number of queries that does not grow with the contacts on the page: the
+customers (found by external_userid, else by a remark_mobiles phone, so a customer known only by
+phone gains its external_userid and keeps its tags), their followers (employee by
+``wecom_userid``; add time, add_way, remark; ``state`` → source channel), and tags. Corp tags
+(type 1) are merged three-way per relationship against what WeCom held last time: a tag an
+employee added in WeCom is assigned in TagDesk (source ``sync``), one removed there is removed
 here; what TagDesk holds beyond that is sent to WeCom through the outbox. Personal tags (type 2)
 become the employee's own personal tags. Unknown userids, bad phones and refused tags are logged
-as sync issues and skipped; the rest of the contact goes on.
+as sync issues and skipped; the rest of the page goes on.
+
+:func:`sync_contacts` reads the contacts in pages of :data:`PAGE` (a few fetched at once while the
+previous page is written), so memory stays flat however many customers the corp has.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,20 +29,31 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import AddWay, Customer, Follower
+from customers import hooks as customer_hooks
+from customers.models import EXTERNAL_USERID_RE, AddWay, Customer, Follower
 from customers.phones import InvalidPhone, normalize_phone
-from customers.services import CustomerError, upsert_customer
+from customers.services import customer_snapshot, identifier_conflict_message
 from tagging import services as tagging_services
 from tagging.errors import TaggingError
-from tagging.models import AssignmentSource, Tag, TagGroup, TagKind, TagStatus
+from tagging.models import (
+    AssignmentSource,
+    AuditAction,
+    AuditEntry,
+    Tag,
+    TagGroup,
+    TagKind,
+    TagStatus,
+)
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
 from wecom.services import outbox
-from wecom.services.common import managed_wecom_ids, pulled_links, record_issue
+from wecom.services.common import managed_wecom_ids, pulled_links, record_issue, synced_links
 
 SYNC = AssignmentSource.SYNC
 PERSONAL_GROUP_FALLBACK = "企业微信"
+PAGE = 200  # contacts written per transaction
+FETCHERS = 4  # externalcontact/get calls in flight while a page is written
 _ADD_WAYS = set(AddWay.values)
 
 
@@ -44,6 +62,23 @@ def sync_contacts(wecom: Wecom) -> dict[str, int]:
     (and tags) but lose their WeCom relationships. Returns counts."""
     stats: Counter[str] = Counter()
     seen: set[str] = set()
+    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="wecom-contacts") as pool:
+        pending: Future | None = None
+        for page in _pages(wecom, seen, stats):
+            # Fetch this page (HTTP only, no database) while the previous one is written.
+            fetched = pool.submit(_fetch_page, wecom, page, pool)
+            if pending is not None:
+                _apply_fetched(pending.result(), stats)
+            pending = fetched
+        if pending is not None:
+            _apply_fetched(pending.result(), stats)
+    gone = WecomRelation.objects.exclude(external_userid__in=seen)
+    stats["relations_removed"] += remove_relations(gone)
+    return dict(stats)
+
+
+def _pages(wecom: Wecom, seen: set[str], stats: Counter[str]) -> Iterator[list[str]]:
+    page: list[str] = []
     for userid in wecom.follow_users():
         try:
             contact_ids = wecom.contact_ids(userid)
@@ -57,18 +92,50 @@ def sync_contacts(wecom: Wecom) -> dict[str, int]:
             if external_userid in seen:
                 continue
             seen.add(external_userid)
-            try:
-                data = wecom.contact(external_userid)
-            except WecomError as exc:
-                if exc.transient:
-                    raise
-                record_issue("contact", external_userid, f"wecom_{exc.errcode}", str(exc))
-                stats["contacts_skipped"] += 1
-                continue
-            stats.update(apply_contact(data))
-    gone = WecomRelation.objects.exclude(external_userid__in=seen)
-    stats["relations_removed"] += remove_relations(gone)
-    return dict(stats)
+            page.append(external_userid)
+            if len(page) == PAGE:
+                yield page
+                page = []
+    if page:
+        yield page
+
+
+def _fetch_page(wecom: Wecom, page: list[str], pool: ThreadPoolExecutor) -> list[Any]:
+    """[(external_userid, answer or WecomError)] for the page, FETCHERS calls at a time."""
+
+    def one(external_userid: str) -> tuple[str, Any]:
+        try:
+            return external_userid, wecom.contact(external_userid)
+        except WecomError as exc:
+            return external_userid, exc
+
+    def some(ids: list[str]) -> list[tuple[str, Any]]:
+        return [one(e) for e in ids]
+
+    chunk = -(-len(page) // FETCHERS)
+    parts = [page[i : i + chunk] for i in range(0, len(page), chunk)]
+    # The pool's other threads take the other parts; this one takes the first. At most two page
+    # tasks hold a thread at once (sync_contacts waits for one before it submits the next), and
+    # the parts wait for nothing, so the pool cannot deadlock.
+    futures = [pool.submit(some, ids) for ids in parts[1:]]
+    out = [one(e) for e in parts[0]]
+    for future in futures:
+        out.extend(future.result())
+    return out
+
+
+def _apply_fetched(fetched: list[Any], stats: Counter[str]) -> None:
+    answers = []
+    for external_userid, answer in fetched:
+        if isinstance(answer, WecomError):
+            if answer.transient:
+                raise answer
+            record_issue("contact", external_userid, f"wecom_{answer.errcode}", str(answer))
+            stats["contacts_skipped"] += 1
+        else:
+            answers.append(answer)
+    if answers:
+        stats.update(apply_contacts(answers))
 
 
 @transaction.atomic
@@ -78,8 +145,11 @@ def remove_relations(relations) -> int:
     pairs = list(relations.values_list("pk", "customer_id", "employee_id"))
     if not pairs:
         return 0
+    by_employee: dict[int, list[int]] = defaultdict(list)
     for _pk, customer_id, employee_id in pairs:
-        Follower.objects.filter(customer_id=customer_id, employee_id=employee_id).delete()
+        by_employee[employee_id].append(customer_id)
+    for employee_id, customer_ids in by_employee.items():
+        Follower.objects.filter(employee_id=employee_id, customer_id__in=customer_ids).delete()
     WecomRelation.objects.filter(pk__in=[p for p, _c, _e in pairs]).delete()
     return len(pairs)
 
@@ -111,175 +181,369 @@ def _when(seconds: Any) -> datetime:
         return timezone.now()
 
 
-@transaction.atomic
-def apply_contact(data: dict) -> dict[str, int]:
-    stats: Counter[str] = Counter()
-    contact = data.get("external_contact") or {}
-    external_userid = contact.get("external_userid") or ""
-    follows = [f for f in data.get("follow_user") or [] if f.get("userid")]
-    users = {
-        u.wecom_userid: u
-        for u in get_user_model().objects.filter(wecom_userid__in=[f["userid"] for f in follows])
-    }
-    for f in follows:
-        if f["userid"] not in users:
-            record_issue(
-                "userid",
-                f["userid"],
-                "unknown_userid",
-                _("No TagDesk employee has the WeCom userid “%(userid)s”.")
-                % {"userid": f["userid"]},
-            )
-    follows = sorted(
-        (f for f in follows if f["userid"] in users), key=lambda f: f.get("createtime", 0)
-    )
-    phone = next(
-        (p for f in follows if (p := _first_phone(f.get("remark_mobiles"), external_userid))),
-        None,
-    )
-    customer = _upsert(external_userid, phone, contact, follows, stats)
-    if customer is None:
-        return dict(stats)
+@dataclass
+class _Contact:
+    """One externalcontact/get answer, read: the follows of known employees by add time."""
 
-    relations = {r.userid: r for r in WecomRelation.objects.filter(customer=customer)}
+    external_userid: str
+    contact: dict
+    follows: list[dict]
+    phone: str | None
+    customer: Customer | None = None
+    added: set[str] = field(default_factory=set)  # WeCom tag ids added in WeCom since last time
+    removed: set[str] = field(default_factory=set)
+
+
+def apply_contact(data: dict) -> dict[str, int]:
+    """One contact (a callback's add or edit)."""
+    return apply_contacts([data])
+
+
+@transaction.atomic
+def apply_contacts(answers: Iterable[dict]) -> dict[str, int]:
+    """A page of externalcontact/get answers, set-based (see the module docstring). Returns
+    counts."""
+    stats: Counter[str] = Counter()
+    answers = list(answers)
+    userids = {f["userid"] for a in answers for f in a.get("follow_user") or [] if f.get("userid")}
+    users = {u.wecom_userid: u for u in get_user_model().objects.filter(wecom_userid__in=userids)}
+    for userid in sorted(userids - set(users)):
+        record_issue(
+            "userid",
+            userid,
+            "unknown_userid",
+            _("No TagDesk employee has the WeCom userid “%(userid)s”.") % {"userid": userid},
+        )
+    contacts = []
+    for data in answers:
+        contact = data.get("external_contact") or {}
+        external_userid = contact.get("external_userid") or ""
+        follows = sorted(
+            (f for f in data.get("follow_user") or [] if f.get("userid") in users),
+            key=lambda f: f.get("createtime", 0),
+        )
+        phone = next(
+            (p for f in follows if (p := _first_phone(f.get("remark_mobiles"), external_userid))),
+            None,
+        )
+        contacts.append(_Contact(external_userid, contact, follows, phone))
+    contacts = _upsert_customers(contacts, stats)
+    if not contacts:
+        return dict(stats)
+    _apply_relations(contacts, users, stats)
     links = pulled_links()
-    added: set[str] = set()
-    removed: set[str] = set()
-    now = timezone.now()
-    for f in follows:
-        employee = users[f["userid"]]
-        relation = relations.pop(f["userid"], None)
-        if relation is None:
-            relation = WecomRelation.objects.create(
-                customer=customer,
-                employee=employee,
-                userid=f["userid"],
-                external_userid=external_userid,
-                state=(f.get("state") or "")[:64],
-            )
-            before: set[str] = set()
-            stats["relations_created"] += 1
-        else:
-            before = set(relation.tags.values_list("wecom_tag_id", flat=True))
-            relation.state = (f.get("state") or "")[:64]
-            relation.synced_at = now
-            relation.save(update_fields=["state", "synced_at"])
-        add_way = int(f.get("add_way") or 0)
-        Follower.objects.update_or_create(
-            customer=customer,
-            employee=employee,
-            defaults={
-                "added_at": _when(f.get("createtime")),
-                "add_way": add_way if add_way in _ADD_WAYS else AddWay.UNKNOWN,
-                "remark": (f.get("remark") or "")[:128],
-            },
-        )
-        now_tags = {
-            t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
-        }
-        added |= now_tags - before
-        removed |= before - now_tags
-        relation.tags.filter(wecom_tag_id__in=before - now_tags).delete()
-        WecomRelationTag.objects.bulk_create(
-            [WecomRelationTag(relation=relation, wecom_tag_id=t) for t in now_tags - before],
-            ignore_conflicts=True,
-        )
-        _apply_personal_tags(customer, employee, f.get("tags") or [], stats)
-    if relations:  # followers WeCom no longer lists for this contact
-        stats["relations_removed"] += remove_relations(
-            WecomRelation.objects.filter(pk__in=[r.pk for r in relations.values()])
-        )
-    removed -= added
-    _apply_corp_tags(customer, added, removed, links, stats)
-    # Whatever TagDesk still holds that a relationship lacks (or the reverse) goes out.
-    desired = outbox.desired_tags([customer.pk]).get(customer.pk, set())
-    managed = managed_wecom_ids()
-    stale = [
-        r
-        for r in WecomRelation.objects.filter(customer=customer)
-        if any(outbox.relation_delta(r, desired, managed))
-    ]
-    if stale:
-        stats["outbox_rows"] += outbox.enqueue_relations(stale, "sync")
-    stats["contacts"] += 1
+    _apply_corp_tags(contacts, links, stats)
+    _apply_personal_tags(contacts, users, stats)
+    _enqueue_stale([c.customer.pk for c in contacts if c.customer is not None], stats)
+    stats["contacts"] += len(contacts)
     return dict(stats)
 
 
-def _upsert(external_userid, phone, contact, follows, stats) -> Customer | None:
-    state = next((f.get("state") for f in follows if f.get("state")), "")
-    existing = Customer.objects.filter(external_userid=external_userid).first()
-    attributes: dict[str, Any] = {}
-    name = (contact.get("name") or "")[:128]
-    if name and (existing is None or not existing.name):
-        attributes["name"] = name
-    if contact.get("corp_name") and (existing is None or not existing.company):
-        attributes["company"] = contact["corp_name"][:128]
-    if state and (existing is None or not existing.source):
-        attributes["source"] = state[:64]
-    try:
-        customer, created = upsert_customer(
-            external_userid=external_userid, phone=phone, via=SYNC, **attributes
-        )
-    except CustomerError as exc:
-        if exc.code != "identifier_conflict" or not phone:
-            record_issue("contact", external_userid, exc.code, str(exc))
-            stats["contacts_skipped"] += 1
-            return None
-        record_issue("contact", external_userid, exc.code, str(exc))
-        customer, created = upsert_customer(external_userid=external_userid, via=SYNC, **attributes)
-    stats["customers_created" if created else "customers_updated"] += 1
-    return customer
-
-
-def _apply_corp_tags(customer, added, removed, links, stats) -> None:
-    add_ids = [links[w] for w in sorted(added) if w in links]
-    remove_ids = [links[w] for w in sorted(removed) if w in links]
-    if remove_ids:
-        removed = tagging_services.unassign_tags([customer.pk], remove_ids, actor=None, source=SYNC)
-        stats["assignments_removed"] += len(removed.removed)
-    if not add_ids:
-        return
-    tags = list(Tag.objects.filter(pk__in=add_ids).select_related("group"))
-    # WeCom has no exclusive groups: of two tags in one exclusive TagDesk group, keep the first.
-    chosen: dict[Any, Tag] = {}
-    for tag in sorted(tags, key=lambda t: (t.group_id, t.sort_order, t.pk)):
-        key = tag.group_id if tag.group.exclusive else ("tag", tag.pk)
-        if key in chosen:
+def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Contact]:
+    """Find or create every contact's customer with a handful of queries, audited as
+    ``customers.services.upsert_customer`` audits one; returns the contacts kept."""
+    kept: list[_Contact] = []
+    for c in contacts:
+        if not c.external_userid or not EXTERNAL_USERID_RE.match(c.external_userid):
             record_issue(
                 "contact",
-                customer.external_userid or str(customer.pk),
-                "exclusive_conflict",
-                _("“%(a)s” and “%(b)s” are in an exclusive group; only “%(a)s” was kept.")
-                % {"a": chosen[key].name, "b": tag.name},
+                c.external_userid[:128],
+                "invalid_external_userid",
+                _("External userid may contain only letters, digits, “_” and “-” (at most 64)."),
             )
-            continue
-        chosen[key] = tag
-    try:
-        result = tagging_services.assign_tags(
-            [customer.pk], chosen.values(), actor=None, source=SYNC
+            stats["contacts_skipped"] += 1
+        else:
+            kept.append(c)
+    if not kept:
+        return []
+    by_ext = {
+        x.external_userid: x
+        for x in Customer.objects.select_for_update().filter(
+            external_userid__in=[c.external_userid for c in kept]
         )
-        stats["assignments_added"] += len(result.added)
+    }
+    phones = {c.phone for c in kept if c.phone}
+    by_phone = (
+        {x.phone: x for x in Customer.objects.select_for_update().filter(phone__in=phones)}
+        if phones
+        else {}
+    )
+    new: list[Customer] = []
+    changed: list[tuple[Customer, dict]] = []
+    for c in kept:
+        found = by_ext.get(c.external_userid)
+        holder = by_phone.get(c.phone) if c.phone else None
+        if holder is not None and (
+            (found is not None and holder.pk != found.pk)
+            or (holder.external_userid and holder.external_userid != c.external_userid)
+        ):
+            # The phone is another customer's: the contact is synced without it.
+            record_issue(
+                "contact",
+                c.external_userid,
+                "identifier_conflict",
+                identifier_conflict_message("phone"),
+            )
+            c.phone, holder = None, None
+        found = found or holder
+        state = next((f.get("state") for f in c.follows if f.get("state")), "")
+        name = (c.contact.get("name") or "")[:128]
+        company = (c.contact.get("corp_name") or "")[:128]
+        if found is None:
+            customer = Customer(
+                external_userid=c.external_userid,
+                phone=c.phone,
+                name=name,
+                company=company,
+                source=(state or "")[:64],
+            )
+            new.append(customer)
+            stats["customers_created"] += 1
+        else:
+            customer = found
+            before = customer_snapshot(customer)
+            customer.external_userid = customer.external_userid or c.external_userid
+            customer.phone = customer.phone or c.phone
+            customer.name = customer.name or name
+            customer.company = customer.company or company
+            customer.source = customer.source or (state or "")[:64]
+            if customer_snapshot(customer) != before:
+                changed.append((customer, before))
+            stats["customers_updated"] += 1
+        by_ext[c.external_userid] = customer
+        if customer.phone:
+            by_phone[customer.phone] = customer
+        c.customer = customer
+    now = timezone.now()
+    Customer.objects.bulk_create(new, batch_size=1000)
+    if changed:
+        for customer, _before in changed:
+            customer.updated_at = now
+        Customer.objects.bulk_update(
+            [x for x, _b in changed],
+            ["external_userid", "phone", "name", "company", "source", "updated_at"],
+            batch_size=1000,
+        )
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                action=AuditAction.CUSTOMER_CREATED,
+                source=SYNC,
+                customer=x,
+                object_repr=str(x)[:255],
+                before=None,
+                after=customer_snapshot(x),
+            )
+            for x in new
+        ]
+        + [
+            AuditEntry(
+                action=AuditAction.CUSTOMER_UPDATED,
+                source=SYNC,
+                customer=x,
+                object_repr=str(x)[:255],
+                before=before,
+                after=customer_snapshot(x),
+            )
+            for x, before in changed
+        ],
+        batch_size=1000,
+    )
+    # What changed, as Customer columns (for real-time rules), as upsert_customer reports it.
+    changes: dict[int, customer_hooks.Change] = {
+        x.pk: customer_hooks.Change(fields=frozenset({customer_hooks.ALL_FIELDS})) for x in new
+    }
+    for x, before in changed:
+        after = customer_snapshot(x)
+        changes[x.pk] = customer_hooks.Change(
+            fields=frozenset(k for k in after if after[k] != before.get(k))
+        )
+    customer_hooks.customers_changed(changes)
+    return kept
+
+
+def _apply_relations(contacts: list[_Contact], users: dict, stats: Counter[str]) -> None:
+    """Relationships, followers and the relationship tags WeCom holds now; notes per contact
+    which WeCom tags were added and removed in WeCom since the last sync."""
+    customer_ids = [c.customer.pk for c in contacts if c.customer is not None]
+    relations = {
+        (r.customer_id, r.userid): r
+        for r in WecomRelation.objects.filter(customer_id__in=customer_ids)
+    }
+    held: dict[int, dict[str, int]] = defaultdict(dict)  # relation id -> {WeCom tag id: row id}
+    for pk, relation_id, wecom_tag_id in WecomRelationTag.objects.filter(
+        relation_id__in=[r.pk for r in relations.values()]
+    ).values_list("pk", "relation_id", "wecom_tag_id"):
+        held[relation_id][wecom_tag_id] = pk
+    followers = {
+        (f.customer_id, f.employee_id): f
+        for f in Follower.objects.filter(customer_id__in=customer_ids)
+    }
+    now = timezone.now()
+    new_relations: list[tuple[WecomRelation, set[str]]] = []
+    kept_relations: list[WecomRelation] = []
+    tag_rows_gone: list[int] = []
+    tags_new: list[tuple[WecomRelation, str]] = []
+    new_followers: list[Follower] = []
+    changed_followers: list[Follower] = []
+    for c in contacts:
+        customer = c.customer
+        assert customer is not None
+        for f in c.follows:
+            employee = users[f["userid"]]
+            state = (f.get("state") or "")[:64]
+            relation = relations.pop((customer.pk, f["userid"]), None)
+            now_tags = {
+                t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
+            }
+            if relation is None:
+                relation = WecomRelation(
+                    customer=customer,
+                    employee=employee,
+                    userid=f["userid"],
+                    external_userid=c.external_userid,
+                    state=state,
+                )
+                new_relations.append((relation, now_tags))
+                before: set[str] = set()
+                stats["relations_created"] += 1
+            else:
+                before = set(held.get(relation.pk, {}))
+                relation.state = state
+                relation.synced_at = now
+                kept_relations.append(relation)
+                tag_rows_gone += [held[relation.pk][t] for t in before - now_tags]
+                tags_new += [(relation, t) for t in now_tags - before]
+            c.added |= now_tags - before
+            c.removed |= before - now_tags
+            add_way = int(f.get("add_way") or 0)
+            values = {
+                "added_at": _when(f.get("createtime")),
+                "add_way": add_way if add_way in _ADD_WAYS else AddWay.UNKNOWN,
+                "remark": (f.get("remark") or "")[:128],
+            }
+            follower = followers.get((customer.pk, employee.pk))
+            if follower is None:
+                new_followers.append(Follower(customer=customer, employee=employee, **values))
+            elif any(getattr(follower, k) != v for k, v in values.items()):
+                for k, v in values.items():
+                    setattr(follower, k, v)
+                changed_followers.append(follower)
+        c.removed -= c.added
+    WecomRelation.objects.bulk_create([r for r, _t in new_relations], batch_size=1000)
+    tags_new += [(r, t) for r, now_tags in new_relations for t in now_tags]
+    if kept_relations:
+        WecomRelation.objects.bulk_update(kept_relations, ["state", "synced_at"], batch_size=1000)
+    if tag_rows_gone:
+        WecomRelationTag.objects.filter(pk__in=tag_rows_gone).delete()
+    WecomRelationTag.objects.bulk_create(
+        [WecomRelationTag(relation=r, wecom_tag_id=t) for r, t in tags_new],
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
+    Follower.objects.bulk_create(new_followers, batch_size=1000, ignore_conflicts=True)
+    if changed_followers:
+        Follower.objects.bulk_update(
+            changed_followers, ["added_at", "add_way", "remark"], batch_size=1000
+        )
+    if relations:  # followers WeCom no longer lists for these contacts
+        stats["relations_removed"] += remove_relations(
+            WecomRelation.objects.filter(pk__in=[r.pk for r in relations.values()])
+        )
+
+
+def _apply_corp_tags(contacts: list[_Contact], links: dict[str, int], stats) -> None:
+    """Tags added or removed in WeCom, one assignment-service call per tag (not per
+    customer)."""
+    to_remove: dict[int, list[int]] = defaultdict(list)  # tag id -> customer ids
+    wanted: dict[int, set[int]] = defaultdict(set)  # customer id -> tag ids
+    for c in contacts:
+        assert c.customer is not None
+        for w in sorted(c.removed):
+            if w in links:
+                to_remove[links[w]].append(c.customer.pk)
+        wanted[c.customer.pk] = {links[w] for w in c.added if w in links}
+    for tag_id, customer_ids in to_remove.items():
+        result = tagging_services.unassign_tags(customer_ids, [tag_id], actor=None, source=SYNC)
+        stats["assignments_removed"] += len(result.removed)
+    tags = {
+        t.pk: t
+        for t in Tag.objects.filter(
+            pk__in={t for ids in wanted.values() for t in ids}
+        ).select_related("group")
+    }
+    by_external = {c.customer.pk: c.external_userid for c in contacts if c.customer}
+    to_add: dict[int, list[int]] = defaultdict(list)  # tag id -> customer ids
+    for customer_id, tag_ids in wanted.items():
+        # WeCom has no exclusive groups: of two tags in one exclusive TagDesk group, keep the first.
+        chosen: dict[Any, Tag] = {}
+        for tag in sorted(
+            (tags[t] for t in tag_ids if t in tags), key=lambda t: (t.group_id, t.sort_order, t.pk)
+        ):
+            key = tag.group_id if tag.group.exclusive else ("tag", tag.pk)
+            if key in chosen:
+                record_issue(
+                    "contact",
+                    by_external[customer_id] or str(customer_id),
+                    "exclusive_conflict",
+                    _("“%(a)s” and “%(b)s” are in an exclusive group; only “%(a)s” was kept.")
+                    % {"a": chosen[key].name, "b": tag.name},
+                )
+                continue
+            chosen[key] = tag
+        for tag in chosen.values():
+            to_add[tag.pk].append(customer_id)
+    for tag_id, customer_ids in to_add.items():
+        stats["assignments_added"] += _assign(
+            customer_ids, tags[tag_id], None, ("contact", by_external)
+        )
+
+
+def _assign(customer_ids: list[int], tag: Tag, actor, issue: tuple[str, dict[int, str]]) -> int:
+    """assign_tags for many customers; if the service refuses the batch (a customer at its
+    tag limit…), each customer alone, logging the refused ones as ``issue`` (kind, {customer
+    id: WeCom id})."""
+    try:
+        with transaction.atomic():
+            return len(
+                tagging_services.assign_tags(customer_ids, [tag], actor=actor, source=SYNC).added
+            )
     except TaggingError:
-        for tag in chosen.values():  # find the refused ones, apply the others
+        kind, ids = issue
+        added = 0
+        for customer_id in customer_ids:
             try:
                 with transaction.atomic():
                     result = tagging_services.assign_tags(
-                        [customer.pk], [tag], actor=None, source=SYNC
+                        [customer_id], [tag], actor=actor, source=SYNC
                     )
-                stats["assignments_added"] += len(result.added)
+                added += len(result.added)
             except TaggingError as exc:
-                record_issue("contact", customer.external_userid or "", exc.code, str(exc))
+                record_issue(kind, ids.get(customer_id) or "", exc.code, str(exc))
+        return added
 
 
-def _apply_personal_tags(customer, employee, tags, stats) -> None:
-    personal = [t for t in tags if t.get("type") == 2 and t.get("tag_name")]
-    for item in personal:
-        try:
-            group_name = validate_name(item.get("group_name") or PERSONAL_GROUP_FALLBACK)
-            tag_name = validate_name(item["tag_name"])
-        except InvalidName as exc:
-            record_issue("personal_tag", item.get("tag_name", "")[:128], exc.code, str(exc))
-            continue
+def _apply_personal_tags(contacts: list[_Contact], users: dict, stats) -> None:
+    """Type 2 tags: each employee's own personal tags, found or created once per page."""
+    wanted: dict[tuple[int, str, str], list[int]] = defaultdict(list)
+    owners = {}
+    for c in contacts:
+        assert c.customer is not None
+        for f in c.follows:
+            employee = users[f["userid"]]
+            for item in f.get("tags") or []:
+                if item.get("type") != 2 or not item.get("tag_name"):
+                    continue
+                try:
+                    group_name = validate_name(item.get("group_name") or PERSONAL_GROUP_FALLBACK)
+                    tag_name = validate_name(item["tag_name"])
+                except InvalidName as exc:
+                    record_issue("personal_tag", item.get("tag_name", "")[:128], exc.code, str(exc))
+                    continue
+                owners[employee.pk] = employee
+                wanted[(employee.pk, group_name, tag_name)].append(c.customer.pk)
+    for (employee_id, group_name, tag_name), customer_ids in wanted.items():
+        employee = owners[employee_id]
         try:
             with transaction.atomic():
                 group = TagGroup.objects.filter(
@@ -294,11 +558,31 @@ def _apply_personal_tags(customer, employee, tags, stats) -> None:
                 tag = Tag.objects.filter(group=group, name_key=fold_name(tag_name)).first()
                 if tag is None:
                     tag = tagging_services.create_tag(group, tag_name, actor=employee, source=SYNC)
-                if tag.status != TagStatus.ACTIVE:
-                    continue
-                result = tagging_services.assign_tags(
-                    [customer.pk], [tag], actor=employee, source=SYNC
-                )
-                stats["personal_assignments_added"] += len(result.added)
         except TaggingError as exc:
             record_issue("personal_tag", tag_name, exc.code, str(exc))
+            continue
+        if tag.status != TagStatus.ACTIVE:
+            continue
+        stats["personal_assignments_added"] += _assign(
+            customer_ids, tag, employee, ("personal_tag", dict.fromkeys(customer_ids, tag_name))
+        )
+
+
+def _enqueue_stale(customer_ids: list[int], stats) -> None:
+    """Whatever TagDesk holds that a relationship lacks (or the reverse) goes out."""
+    links = dict(synced_links().values_list("tag_id", "wecom_id"))
+    desired = outbox.desired_tags(customer_ids, links)
+    managed = managed_wecom_ids()
+    relations = list(WecomRelation.objects.filter(customer_id__in=customer_ids).order_by("id"))
+    held: dict[int, set[str]] = defaultdict(set)
+    for relation_id, wecom_tag_id in WecomRelationTag.objects.filter(
+        relation_id__in=[r.pk for r in relations]
+    ).values_list("relation_id", "wecom_tag_id"):
+        held[relation_id].add(wecom_tag_id)
+    stale = [
+        r
+        for r in relations
+        if any(outbox.tags_delta(held[r.pk], desired.get(r.customer_id, set()), managed))
+    ]
+    if stale:
+        stats["outbox_rows"] += outbox.enqueue_relations(stale, "sync")

@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -123,17 +124,24 @@ def desired_tags(
     out: dict[int, set[str]] = defaultdict(set)
     ids = list(customer_ids)
     for start in range(0, len(ids), 5000):
+        # A customer holds a few tags, the library thousands: filter the links here rather
+        # than sending every linked tag id with each query (the drain asks per relationship).
         for c, t in TagAssignment.objects.filter(
-            customer_id__in=ids[start : start + 5000], tag_id__in=list(links)
+            customer_id__in=ids[start : start + 5000]
         ).values_list("customer_id", "tag_id"):
-            out[c].add(links[t])
+            if t in links:
+                out[c].add(links[t])
     return out
 
 
 def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]):
     """(add, remove) turning what WeCom holds for ``relation`` into ``desired``; only synced
     tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
-    known = set(relation.tags.values_list("wecom_tag_id", flat=True))
+    return tags_delta(set(relation.tags.values_list("wecom_tag_id", flat=True)), desired, managed)
+
+
+def tags_delta(known: set[str], desired: set[str], managed: set[str]):
+    """:func:`relation_delta` for a relationship whose WeCom tags (``known``) are already read."""
     return sorted(desired - known), sorted((known & managed) - desired)
 
 
@@ -143,7 +151,35 @@ def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]
 def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
     """Send every due row; returns counts (sent, unchanged, retried, dead, and tags_gone: tags
     found deleted in WeCom, after which the library wants a sync). Stops at ``deadline`` (a
-    ``time.monotonic()`` value) if given. Safe to run in many workers."""
+    ``time.monotonic()`` value) if given. Safe to run in many workers.
+
+    On PostgreSQL, outside a transaction, ``WECOM_OUTBOX_CONCURRENCY`` senders run side by side,
+    each in its own thread with its own connection: one synchronous sender spends most of its
+    time waiting for WeCom's answer and cannot reach the rate limit. Each relationship is still
+    sent by one sender at a time (its advisory lock) in the order of its rows, and each send
+    commits alone, so a crash repeats at most the calls in flight. Inside a transaction (tests,
+    a caller's atomic block) the rows it wrote are visible to this connection only: one sender.
+    """
+    senders = settings.WECOM_OUTBOX_CONCURRENCY
+    if senders <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _drain_serially(wecom, deadline)
+    with ThreadPoolExecutor(senders, thread_name_prefix="wecom-outbox") as pool:
+        results = list(pool.map(lambda _i: _sender(wecom, deadline), range(senders)))
+    counts: dict[str, int] = {"sent": 0, "unchanged": 0, "retried": 0, "dead": 0}
+    for result in results:
+        for key, value in result.items():
+            counts[key] = counts.get(key, 0) + value
+    return counts
+
+
+def _sender(wecom: Wecom, deadline: float | None) -> dict[str, int]:
+    try:
+        return _drain_serially(wecom, deadline)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def _drain_serially(wecom: Wecom, deadline: float | None) -> dict[str, int]:
     counts = {"sent": 0, "unchanged": 0, "retried": 0, "dead": 0}
     library = _Library()
     while deadline is None or time.monotonic() < deadline:
