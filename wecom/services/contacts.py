@@ -31,7 +31,7 @@ from tagging.models import AssignmentSource, Tag, TagGroup, TagKind, TagStatus
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
-from wecom.services import outbox
+from wecom.services import channels, outbox
 from wecom.services.common import managed_wecom_ids, pulled_links, record_issue
 
 SYNC = AssignmentSource.SYNC
@@ -175,7 +175,7 @@ def apply_contact(data: dict) -> dict[str, int]:
             },
         )
         now_tags = {
-            t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
+            t["tag_id"] for t in f.get("tags") or [] if t.get("type") in (1, 3) and t.get("tag_id")
         }
         added |= now_tags - before
         removed |= before - now_tags
@@ -191,6 +191,7 @@ def apply_contact(data: dict) -> dict[str, int]:
         )
     removed -= added
     _apply_corp_tags(customer, added, removed, links, stats)
+    stats.update(channels.apply_channel_states(customer))
     # Whatever TagDesk still holds that a relationship lacks (or the reverse) goes out.
     desired = outbox.desired_tags([customer.pk]).get(customer.pk, set())
     managed = managed_wecom_ids()
