@@ -259,12 +259,16 @@ class ChannelStateForm(forms.ModelForm):
 
         # Choices the user may see (any status, so that an archived tag is refused by name);
         # the service then checks the EDIT level, the kind and the status.
-        self.fields["tags"].queryset = policy.visible_tags(
+        tags_field = self.fields["tags"]
+        assert isinstance(tags_field, forms.ModelMultipleChoiceField)
+        tags_field.queryset = policy.visible_tags(
             user, include_inactive=True, queryset=Tag.objects.filter(group__kind=TagKind.CORPORATE)
         ).select_related("group")
-        self.fields["state"].max_length = None  # a long state gets the service's message
-        self.fields["state"].widget.attrs.pop("maxlength", None)
-        self.fields["state"].validators = []
+        state_field = self.fields["state"]
+        assert isinstance(state_field, forms.CharField)
+        state_field.max_length = None  # a long state gets the service's message
+        state_field.widget.attrs.pop("maxlength", None)
+        state_field.validators = []
         self.user = user
 
     def clean(self):
@@ -319,7 +323,7 @@ class WecomChannelStateAdmin(ServiceFormAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)
 
-        class RequestForm(form_class):  # type: ignore[valid-type, misc]
+        class RequestForm(form_class):
             def __init__(self, *args, **kw):
                 super().__init__(*args, user=request.user, **kw)
 

@@ -139,9 +139,7 @@ def test_rule_assignments_are_marked_on_every_relationship(
     assert check(wecom)["drift"] == 0
 
 
-def test_a_strategy_tag_deleted_in_wecom_is_created_again(
-    fake_wecom, wecom, auto_group, strategy
-):
+def test_a_strategy_tag_deleted_in_wecom_is_created_again(fake_wecom, wecom, auto_group, strategy):
     sync_library(wecom)
     gid = next(iter(fake_wecom.strategy_groups))
     del fake_wecom.strategy_groups[gid]

@@ -122,24 +122,26 @@ class _Push:
                 or link.tag.group_id != link.group_link.group_id
             )
         ]
-        for link in tags:
-            if link.tag is not None:
-                link.tag = None
-                link.save(update_fields=["tag"])
-        for link in groups:
-            WecomStrategyTagLink.objects.filter(group_link=link).update(tag=None)
-            if link.group is not None:
-                link.group = None
-                link.save(update_fields=["group"])
+        for tlink in tags:
+            if tlink.tag is not None:
+                tlink.tag = None
+                tlink.save(update_fields=["tag"])
+        for glink in groups:
+            WecomStrategyTagLink.objects.filter(group_link=glink).update(tag=None)
+            if glink.group is not None:
+                glink.group = None
+                glink.save(update_fields=["group"])
         return group_ids, [link.wecom_id for link in tags]
 
     def rename(self) -> None:
         for glink in WecomStrategyGroupLink.objects.filter(group__isnull=False).select_related(
             "group"
         ):
-            self._rename(glink, glink.group.name, "strategy_group")
+            if glink.group is not None:
+                self._rename(glink, glink.group.name, "strategy_group")
         for tlink in WecomStrategyTagLink.objects.filter(tag__isnull=False).select_related("tag"):
-            self._rename(tlink, tlink.tag.name, "strategy_tag")
+            if tlink.tag is not None:
+                self._rename(tlink, tlink.tag.name, "strategy_tag")
 
     def _rename(self, link, name: str, kind: str) -> None:
         if name == link.name or self._refused(name, kind, link.wecom_id):
