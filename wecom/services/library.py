@@ -7,7 +7,7 @@ matched by WeCom id, then by (group name, tag name). WeCom orders "larger first"
 ``sort_order`` smaller first. A tag moved to another TagDesk group is copied into the new
 WeCom group, re-assigned through the outbox, then deleted from the old one (WeCom cannot move a
 tag). Names WeCom cannot hold or TagDesk refuses are logged as sync issues and skipped; the rest
-of the library goes on. Personal and auto groups are never pushed.
+of the library goes on. Personal groups are never pushed; auto groups go to the 规则组 (strategy.py).
 """
 
 from __future__ import annotations
