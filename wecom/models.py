@@ -418,7 +418,7 @@ class WecomMassMessagePart(models.Model):
 
 class WecomChannelState(models.Model):
     """A 渠道活码 (contact way) ``state``: the source channel it stands for and the tags a customer
-    added through it receives (docs/wecom.md#渠道活码-states). A state WeCom sends that nobody
+    added through it receives (docs/wecom.md#what-syncs--同步内容). A state WeCom sends that nobody
     configured is recorded here too, without tags (``configured`` False), so the admin shows it."""
 
     STATE_LIMIT = 30  # WeCom's limit on a contact way's state
