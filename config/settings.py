@@ -319,6 +319,14 @@ WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
 WECOM_OUTBOX_CONCURRENCY = env_int("WECOM_OUTBOX_CONCURRENCY", 4, minimum=1)
 WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
+# The WeCom 规则组 (rule group) that receives auto tag groups as strategy tags; unset = auto
+# groups are never pushed. Its id is shown in the WeCom admin (客户联系 → 规则组).
+_strategy = env_str("WECOM_STRATEGY_ID") or ""
+if _strategy and not (_strategy.isdigit() and int(_strategy) > 0):
+    raise ImproperlyConfigured(
+        f"WECOM_STRATEGY_ID must be a positive whole number (a 规则组 id), got {_strategy!r}"
+    )
+WECOM_STRATEGY_ID: int | None = int(_strategy) if _strategy else None
 
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)

@@ -36,14 +36,16 @@ from wecom.models import (
     GroupChat,
     OutboxStatus,
     WecomCallbackEvent,
+    WecomChannelState,
     WecomGroupRule,
     WecomMassMessage,
     WecomOutbox,
+    WecomStrategyTagLink,
     WecomSyncIssue,
     WecomSyncRun,
     WecomTagLink,
 )
-from wecom.services import outbox
+from wecom.services import channels, outbox
 from wecom.services.chats import chat_customer_ids, tag_chat_customers
 
 
@@ -234,6 +236,122 @@ class WecomTagLinkAdmin(TagAdminOnly):
     list_display = ["wecom_id", "name", "tag", "group_link", "order", "synced_at"]
     list_select_related = ["tag__group", "group_link"]
     search_fields = ["=wecom_id", "name"]
+
+
+@admin.register(WecomStrategyTagLink)
+class WecomStrategyTagLinkAdmin(TagAdminOnly):
+    list_display = ["wecom_id", "name", "tag", "group_link", "synced_at"]
+    list_select_related = ["tag__group", "group_link"]
+    search_fields = ["=wecom_id", "name"]
+
+
+class ChannelStateForm(forms.ModelForm):
+    """Validation is the service's (``channels.save_channel_state``); the tag picker offers the
+    active corporate tags the user may add to customers."""
+
+    class Meta:
+        model = WecomChannelState
+        fields = ["state", "channel", "tags"]
+
+    def __init__(self, *args, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from tagging.models import Tag, TagKind
+
+        # Choices the user may see (any status, so that an archived tag is refused by name);
+        # the service then checks the EDIT level, the kind and the status.
+        tags_field = self.fields["tags"]
+        assert isinstance(tags_field, forms.ModelMultipleChoiceField)
+        tags_field.queryset = policy.visible_tags(
+            user, include_inactive=True, queryset=Tag.objects.filter(group__kind=TagKind.CORPORATE)
+        ).select_related("group")
+        state_field = self.fields["state"]
+        assert isinstance(state_field, forms.CharField)
+        state_field.max_length = None  # a long state gets the service's message
+        state_field.widget.attrs.pop("maxlength", None)
+        state_field.validators = []
+        self.user = user
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            cleaned["state"] = channels.clean_state(cleaned.get("state") or self.data.get("state"))
+            channels.check_tags(self.user, cleaned.get("tags") or [])
+        except channels.ChannelStateInvalid as exc:
+            self.add_error(exc.field, exc.message)
+        return cleaned
+
+    def validate_unique(self) -> None:
+        pass  # the service refuses a state configured already (a recorded unknown one is taken)
+
+
+@admin.register(WecomChannelState)
+class WecomChannelStateAdmin(ServiceFormAdmin):
+    """渠道活码 states: tag admins and staff with the model permissions configure them; the tags
+    must be ones the user may add to customers. States WeCom sent that nobody configured are
+    listed as *not configured*."""
+
+    form = ChannelStateForm
+    list_display = ["state", "shown_channel", "tag_list", "configured", "contacts_added"]
+    list_filter = ["configured"]
+    search_fields = ["state", "channel"]
+    readonly_fields = ["contacts_added", "last_added_at", "updated_at", "updated_by"]
+    filter_horizontal = ["tags"]
+
+    def _allowed(self, request: HttpRequest, action: str) -> bool:
+        return policy.is_tag_admin(request.user) or request.user.has_perm(
+            f"wecom.{action}_wecomchannelstate"
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, "view")
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, "view") or self._allowed(request, "change")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, "add")
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, "change")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._allowed(request, "delete")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tags")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+
+        class RequestForm(form_class):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, user=request.user, **kw)
+
+        return RequestForm
+
+    @admin.display(description=gettext_lazy("source channel"))
+    def shown_channel(self, obj: WecomChannelState) -> str:
+        return obj.label
+
+    @admin.display(description=gettext_lazy("tags"))
+    def tag_list(self, obj: WecomChannelState) -> str:
+        return "、".join(t.name for t in obj.tags.all()) or "—"
+
+    def save_model(self, request, obj, form, change) -> None:
+        try:
+            saved = channels.save_channel_state(
+                actor=request.user,
+                state=form.cleaned_data["state"],
+                channel=form.cleaned_data.get("channel") or "",
+                tags=form.cleaned_data.get("tags") or [],
+                instance=obj if change else None,
+            )
+        except channels.ChannelStateInvalid as exc:
+            raise ServiceRejected(exc.message, exc.field) from exc
+        copy_saved(saved, obj)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass  # the service set the tags
 
 
 @admin.register(GroupChat)

@@ -137,6 +137,31 @@ class Wecom:
         ec = self.client.external_contact
         return self._call(ec.mark_tag, userid, external_userid, add, remove)
 
+    # --- rule-group (strategy) tags: wechatpy has no strategy-tag methods, so these go
+    # through the client's generic ``post`` (externalcontact/*_strategy_tag*).
+    def strategy_tag_list(self, strategy_id: int) -> list[dict]:
+        data = {"strategy_id": strategy_id}
+        page = self._call(self.client.post, "externalcontact/get_strategy_tag_list", data=data)
+        return page.get("tag_group", [])
+
+    def add_strategy_tag(self, strategy_id: int, *, group_id=None, group_name=None, tags) -> dict:
+        data: dict[str, Any] = {"strategy_id": strategy_id, "tag": tags}
+        if group_id:
+            data["group_id"] = group_id
+        else:
+            data["group_name"] = group_name
+        return self._call(self.client.post, "externalcontact/add_strategy_tag", data=data)[
+            "tag_group"
+        ]
+
+    def edit_strategy_tag(self, wecom_id: str, *, name: str) -> None:
+        data = {"id": wecom_id, "name": name}
+        self._call(self.client.post, "externalcontact/edit_strategy_tag", data=data)
+
+    def del_strategy_tag(self, *, tag_ids=None, group_ids=None) -> None:
+        data = {"tag_id": tag_ids or [], "group_id": group_ids or []}
+        self._call(self.client.post, "externalcontact/del_strategy_tag", data=data)
+
     # --- contacts
     def follow_users(self) -> list[str]:
         ec = self.client.external_contact

@@ -110,6 +110,9 @@ class WecomRelation(models.Model):
     userid = models.CharField(_("WeCom userid"), max_length=64)
     external_userid = models.CharField(_("external userid"), max_length=64)
     state = models.CharField(_("channel state"), max_length=64, blank=True)
+    # The state whose channel tags this relationship already received (wecom.services.channels):
+    # a retried callback or a later sync applies them once, a new state once more.
+    state_applied = models.CharField(_("channel state applied"), max_length=64, blank=True)
     synced_at = models.DateTimeField(_("synced"), default=timezone.now)
 
     class Meta:
@@ -411,3 +414,95 @@ class WecomMassMessagePart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender} ({len(self.external_userids)})"
+
+
+class WecomChannelState(models.Model):
+    """A 渠道活码 (contact way) ``state``: the source channel it stands for and the tags a customer
+    added through it receives (docs/wecom.md#what-syncs--同步内容). A state WeCom sends that nobody
+    configured is recorded here too, without tags (``configured`` False), so the admin shows it."""
+
+    STATE_LIMIT = 30  # WeCom's limit on a contact way's state
+
+    state = models.CharField(_("state"), max_length=STATE_LIMIT, unique=True)
+    channel = models.CharField(_("source channel"), max_length=64, blank=True)
+    tags = models.ManyToManyField(
+        "tagging.Tag", verbose_name=_("tags"), blank=True, related_name="+"
+    )
+    configured = models.BooleanField(_("configured"), default=True)
+    contacts_added = models.PositiveIntegerField(_("contacts added"), default=0)
+    last_added_at = models.DateTimeField(_("last added"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("changed"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("channel state (渠道活码)")
+        verbose_name_plural = _("channel states (渠道活码)")
+        ordering = ["state"]
+
+    def __str__(self) -> str:
+        return self.state
+
+    @property
+    def label(self) -> str:
+        """The source channel shown on the customer: the configured one, else the state."""
+        return self.channel or self.state
+
+
+class WecomStrategyGroupLink(models.Model):
+    """A TagDesk auto group and its WeCom rule-group (strategy) tag group in the 规则组
+    ``strategy_id`` (``WECOM_STRATEGY_ID``). TagDesk owns auto tags (rules make them), so these
+    are pushed only, never pulled; ``group`` is NULL once the group was deleted and the deletion
+    is not yet pushed."""
+
+    group = models.OneToOneField(
+        "tagging.TagGroup",
+        verbose_name=_("tag group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="wecom_strategy_link",
+    )
+    strategy_id = models.PositiveIntegerField(_("rule group id"))
+    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
+    name = models.CharField(_("name in WeCom"), max_length=64)
+    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("WeCom strategy tag group link")
+        verbose_name_plural = _("WeCom strategy tag group links")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.wecom_id})"
+
+
+class WecomStrategyTagLink(models.Model):
+    """A TagDesk auto tag and its WeCom strategy tag (see :class:`WecomStrategyGroupLink`)."""
+
+    tag = models.OneToOneField(
+        "tagging.Tag",
+        verbose_name=_("tag"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="wecom_strategy_link",
+    )
+    group_link = models.ForeignKey(
+        WecomStrategyGroupLink, on_delete=models.CASCADE, related_name="tag_links"
+    )
+    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
+    name = models.CharField(_("name in WeCom"), max_length=64)
+    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("WeCom strategy tag link")
+        verbose_name_plural = _("WeCom strategy tag links")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.wecom_id})"

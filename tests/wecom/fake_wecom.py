@@ -1,6 +1,6 @@
 """A local fake of WeCom's 客户联系 API, following the published documentation for every
-endpoint TagDesk calls (gettoken, externalcontact/*corp_tag*, mark_tag, list, get,
-get_follow_user_list, groupchat/list, groupchat/get).
+endpoint TagDesk calls (gettoken, externalcontact/*corp_tag*, *strategy_tag* (rule-group tags),
+mark_tag, list, get, get_follow_user_list, groupchat/list, groupchat/get).
 
 A threaded WSGI server on 127.0.0.1, port 0. Tests seed its state directly (``add_group``,
 ``add_contact``...), inject failures (``fail_next``, ``transient_rate``, ``latency``), read the
@@ -70,6 +70,9 @@ class FakeWecom:
         self._ids = itertools.count(1)
         self.tokens: dict[str, float] = {}
         self.groups: dict[str, dict] = {}  # group_id -> {name, order, create_time, tags: {}}
+        # Rule-group (规则组) tags: kept apart, as WeCom does (get_corp_tag_list never lists them).
+        self.strategies: set[int] = {1}  # the 规则组 ids that exist
+        self.strategy_groups: dict[str, dict] = {}  # group_id -> {..., strategy_id, tags: {}}
         self.contacts: dict[str, dict] = {}  # external_userid -> {name, follows: {userid: Follow}}
         self.follow_user_ids: list[str] = []
         self.chats: dict[str, dict] = {}
@@ -134,6 +137,29 @@ class FakeWecom:
                     if tag["name"] == tag_name:
                         return tid
         raise KeyError((group_name, tag_name))
+
+    def strategy_library(self, strategy_id: int = 1) -> dict[str, list[str]]:
+        """{group name: [tag names, larger order first]} of one 规则组."""
+        out = {}
+        groups = [g for g in self.strategy_groups.values() if g["strategy_id"] == strategy_id]
+        for group in sorted(groups, key=lambda g: (-g["order"], g["create_time"])):
+            tags = sorted(group["tags"].values(), key=lambda t: (-t["order"], t["id"]))
+            out[group["name"]] = [t["name"] for t in tags]
+        return out
+
+    def strategy_tag_id(self, group_name: str, tag_name: str) -> str:
+        for group in self.strategy_groups.values():
+            if group["name"] == group_name:
+                for tid, tag in group["tags"].items():
+                    if tag["name"] == tag_name:
+                        return tid
+        raise KeyError((group_name, tag_name))
+
+    def _known_tags(self) -> set[str]:
+        """Every tag mark_tag accepts: corp tags and rule-group tags."""
+        return {
+            t for g in [*self.groups.values(), *self.strategy_groups.values()] for t in g["tags"]
+        }
 
     def group_id(self, group_name: str) -> str:
         return next(g for g, v in self.groups.items() if v["name"] == group_name)
@@ -370,12 +396,146 @@ class FakeWecom:
         contact = self.contacts.get(ext)
         if contact is None or userid not in contact["follows"]:
             return _err(84061)
-        known_tags = {t for g in self.groups.values() for t in g["tags"]}
-        if any(t not in known_tags for t in [*add, *remove]):
+        if any(t not in self._known_tags() for t in [*add, *remove]):
             return _err(40068)
         follow = contact["follows"][userid]
         follow.tags |= set(add)
         follow.tags -= set(remove)
+        return _err(0)
+
+    # --- rule-group (strategy) tags -------------------------------------------------------
+    # As documented: strategy_id names a 规则组 (unknown: 40058 here); get lists one 规则组's
+    # groups (group_id wins over tag_id); add takes group_id, or group_name (an existing group
+    # of that name in the 规则组 receives the tags); edit and del take the ids add returned.
+    def _strategy_group_json(self, gid: str, tag_ids=None) -> dict:
+        g = self.strategy_groups[gid]
+        tags = [t for t in g["tags"].values() if tag_ids is None or t["id"] in tag_ids]
+        return {
+            "group_id": gid,
+            "group_name": g["name"],
+            "create_time": g["create_time"],
+            "order": g["order"],
+            "strategy_id": g["strategy_id"],
+            "tag": [dict(t) for t in tags],
+        }
+
+    def _ep_get_strategy_tag_list(self, params, body):
+        strategy_id = body.get("strategy_id")
+        if strategy_id is not None and strategy_id not in self.strategies:
+            return _err(40058)
+        group_ids = body.get("group_id") or None
+        tag_ids = None if group_ids else (body.get("tag_id") or None)
+        out = []
+        for gid, g in self.strategy_groups.items():
+            if strategy_id is not None and g["strategy_id"] != strategy_id:
+                continue
+            if group_ids and gid not in group_ids:
+                continue
+            group = self._strategy_group_json(gid, set(tag_ids) if tag_ids else None)
+            if tag_ids and not group["tag"]:
+                continue
+            out.append(group)
+        return {"errcode": 0, "errmsg": "ok", "tag_group": out}
+
+    def _ep_add_strategy_tag(self, params, body):
+        strategy_id = body.get("strategy_id")
+        if strategy_id not in self.strategies:
+            return _err(40058)
+        tags = body.get("tag") or []
+        if not tags or any(not t.get("name") or len(t["name"]) > NAME_LIMIT for t in tags):
+            return _err(40058)
+        gid = body.get("group_id")
+        if gid:
+            if self.strategy_groups.get(gid, {}).get("strategy_id") != strategy_id:
+                return _err(40068)
+        else:
+            name = body.get("group_name") or ""
+            if not name or len(name) > NAME_LIMIT:
+                return _err(40058)
+            gid = next(
+                (
+                    g
+                    for g, v in self.strategy_groups.items()
+                    if v["name"] == name and v["strategy_id"] == strategy_id
+                ),
+                None,
+            )
+            if gid is None:
+                gid = self.new_id()
+                self.strategy_groups[gid] = {
+                    "name": name,
+                    "order": int(body.get("order") or 0),
+                    "create_time": int(time.time()),
+                    "strategy_id": strategy_id,
+                    "tags": {},
+                }
+        group = self.strategy_groups[gid]
+        created = []
+        for t in tags:
+            existing = next((x for x in group["tags"].values() if x["name"] == t["name"]), None)
+            if existing is None:
+                existing = {
+                    "id": self.new_id(),
+                    "name": t["name"],
+                    "order": int(t.get("order") or 0),
+                    "create_time": int(time.time()),
+                }
+                group["tags"][existing["id"]] = existing
+            created.append(existing)
+        return {
+            "errcode": 0,
+            "errmsg": "ok",
+            "tag_group": self._strategy_group_json(gid, {t["id"] for t in created}),
+        }
+
+    def _ep_edit_strategy_tag(self, params, body):
+        wid, name, order = body.get("id"), body.get("name"), body.get("order")
+        if name is not None and (not name or len(name) > NAME_LIMIT):
+            return _err(40058)
+        if wid in self.strategy_groups:
+            mine = self.strategy_groups[wid]
+            if name and any(
+                v["name"] == name and v["strategy_id"] == mine["strategy_id"]
+                for g, v in self.strategy_groups.items()
+                if g != wid
+            ):
+                return _err(40071)
+            target = mine
+        else:
+            owner = next((g for g in self.strategy_groups.values() if wid in g["tags"]), None)
+            if owner is None:
+                return _err(40068)
+            if name and any(t["name"] == name for t in owner["tags"].values() if t["id"] != wid):
+                return _err(40071)
+            target = owner["tags"][wid]
+        if name:
+            target["name"] = name
+        if order is not None:
+            target["order"] = int(order)
+        return _err(0)
+
+    def _ep_del_strategy_tag(self, params, body):
+        tag_ids = body.get("tag_id") or []
+        group_ids = body.get("group_id") or []
+        if not tag_ids and not group_ids:
+            return _err(40058)
+        known = {t for g in self.strategy_groups.values() for t in g["tags"]}
+        if any(t not in known for t in tag_ids) or any(
+            g not in self.strategy_groups for g in group_ids
+        ):
+            return _err(40068)
+        removed = set(tag_ids)
+        for gid in group_ids:
+            removed |= set(self.strategy_groups[gid]["tags"])
+            del self.strategy_groups[gid]
+        for gid in list(self.strategy_groups):
+            for tid in tag_ids:
+                self.strategy_groups[gid]["tags"].pop(tid, None)
+            if not self.strategy_groups[gid]["tags"]:  # a group's last tag takes the group
+                del self.strategy_groups[gid]
+        for contact in self.contacts.values():
+            for follow in contact["follows"].values():
+                follow.tags -= removed
         return _err(0)
 
     # --- contacts ------------------------------------------------------------------------
@@ -392,14 +552,15 @@ class FakeWecom:
         return {"errcode": 0, "errmsg": "ok", "external_userid": ids}
 
     def _tag_json(self, tid: str) -> dict:
-        for g in self.groups.values():
-            if tid in g["tags"]:
-                return {
-                    "group_name": g["name"],
-                    "tag_name": g["tags"][tid]["name"],
-                    "tag_id": tid,
-                    "type": 1,
-                }
+        for kind, groups in ((1, self.groups), (3, self.strategy_groups)):  # 3: 规则组标签
+            for g in groups.values():
+                if tid in g["tags"]:
+                    return {
+                        "group_name": g["name"],
+                        "tag_name": g["tags"][tid]["name"],
+                        "tag_id": tid,
+                        "type": kind,
+                    }
         raise KeyError(tid)
 
     def _ep_get(self, params, body):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from tagging.models import TagKind, TagStatus
-from wecom.models import SyncDirection, WecomSyncIssue, WecomTagLink
+from wecom.models import SyncDirection, WecomStrategyTagLink, WecomSyncIssue, WecomTagLink
 
 logger = logging.getLogger("wecom")
 
@@ -37,12 +39,38 @@ def synced_links():
     ).exclude(tag__group__wecom_rule__direction__in=NOT_TO_WECOM)
 
 
+def strategy_links():
+    """Strategy tag links whose assignments go to WeCom: an active auto tag in the configured
+    规则组 (none while ``WECOM_STRATEGY_ID`` is unset)."""
+    if settings.WECOM_STRATEGY_ID is None:
+        return WecomStrategyTagLink.objects.none()
+    return WecomStrategyTagLink.objects.filter(
+        tag__isnull=False,
+        tag__status=TagStatus.ACTIVE,
+        tag__group__kind=TagKind.AUTO,
+        group_link__strategy_id=settings.WECOM_STRATEGY_ID,
+    )
+
+
+def synced_tag_map(tag_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """{TagDesk tag id: WeCom tag id} of every tag whose assignments go to WeCom: corp tags
+    (:func:`synced_links`) and rule-group tags (:func:`strategy_links`); only ``tag_ids`` if
+    given. Two queries."""
+    corp, strategy = synced_links(), strategy_links()
+    if tag_ids is not None:
+        ids = list(tag_ids)
+        corp, strategy = corp.filter(tag_id__in=ids), strategy.filter(tag_id__in=ids)
+    out = dict(corp.values_list("tag_id", "wecom_id"))
+    out.update(strategy.values_list("tag_id", "wecom_id"))
+    return out
+
+
 def managed_wecom_ids() -> set[str]:
-    """WeCom tag ids TagDesk may remove from a relationship: linked, and sent to WeCom."""
-    return set(
-        WecomTagLink.objects.exclude(
-            tag__group__wecom_rule__direction__in=NOT_TO_WECOM
-        ).values_list("wecom_id", flat=True)
+    """WeCom tag ids TagDesk may remove from a relationship: linked, and sent to WeCom (every
+    rule-group tag TagDesk pushed is TagDesk's)."""
+    corp = WecomTagLink.objects.exclude(tag__group__wecom_rule__direction__in=NOT_TO_WECOM)
+    return set(corp.values_list("wecom_id", flat=True)) | set(
+        WecomStrategyTagLink.objects.values_list("wecom_id", flat=True)
     )
 
 

@@ -47,8 +47,8 @@ from tagging.models import (
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
-from wecom.services import outbox
-from wecom.services.common import managed_wecom_ids, pulled_links, record_issue, synced_links
+from wecom.services import channels, outbox
+from wecom.services.common import managed_wecom_ids, pulled_links, record_issue, synced_tag_map
 
 SYNC = AssignmentSource.SYNC
 PERSONAL_GROUP_FALLBACK = "企业微信"
@@ -234,6 +234,7 @@ def apply_contacts(answers: Iterable[dict]) -> dict[str, int]:
     links = pulled_links()
     _apply_corp_tags(contacts, links, stats)
     _apply_personal_tags(contacts, users, stats)
+    stats.update(channels.apply_channel_states(c.customer for c in contacts if c.customer))
     _enqueue_stale([c.customer.pk for c in contacts if c.customer is not None], stats)
     stats["contacts"] += len(contacts)
     return dict(stats)
@@ -394,7 +395,9 @@ def _apply_relations(contacts: list[_Contact], users: dict, stats: Counter[str])
             state = (f.get("state") or "")[:64]
             relation = relations.pop((customer.pk, f["userid"]), None)
             now_tags = {
-                t["tag_id"] for t in f.get("tags") or [] if t.get("type") == 1 and t.get("tag_id")
+                t["tag_id"]
+                for t in f.get("tags") or []
+                if t.get("type") in (1, 3) and t.get("tag_id")
             }
             if relation is None:
                 relation = WecomRelation(
@@ -570,8 +573,7 @@ def _apply_personal_tags(contacts: list[_Contact], users: dict, stats) -> None:
 
 def _enqueue_stale(customer_ids: list[int], stats) -> None:
     """Whatever TagDesk holds that a relationship lacks (or the reverse) goes out."""
-    links = dict(synced_links().values_list("tag_id", "wecom_id"))
-    desired = outbox.desired_tags(customer_ids, links)
+    desired = outbox.desired_tags(customer_ids, synced_tag_map())
     managed = managed_wecom_ids()
     relations = list(WecomRelation.objects.filter(customer_id__in=customer_ids).order_by("id"))
     held: dict[int, set[str]] = defaultdict(set)

@@ -158,7 +158,7 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
                 remote_pairs[(f["userid"], ext)] = {
                     t["tag_id"]
                     for t in f.get("tags") or []
-                    if t.get("type") == 1 and t.get("tag_id")
+                    if t.get("type") in (1, 3) and t.get("tag_id")  # corp, rule-group
                 }
     desired = outbox.desired_tags({r.customer_id for r in relations.values()})
     to_enqueue = []

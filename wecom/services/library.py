@@ -7,7 +7,7 @@ matched by WeCom id, then by (group name, tag name). WeCom orders "larger first"
 ``sort_order`` smaller first. A tag moved to another TagDesk group is copied into the new
 WeCom group, re-assigned through the outbox, then deleted from the old one (WeCom cannot move a
 tag). Names WeCom cannot hold or TagDesk refuses are logged as sync issues and skipped; the rest
-of the library goes on. Personal and auto groups are never pushed.
+of the library goes on. Personal groups are never pushed; auto groups go to the 规则组 (strategy.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKi
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError, is_enabled
 from wecom.models import WecomRelationTag, WecomTagGroupLink, WecomTagLink
-from wecom.services import outbox
+from wecom.services import outbox, strategy
 from wecom.services.common import record_issue
 
 WECOM_NAME_LIMIT = 30
@@ -61,7 +61,8 @@ def sync_library(wecom: Wecom) -> dict[str, int]:
         with transaction.atomic():
             merge = _Merge(wecom, remote)
             merge.run()
-        if merge.retired or merge.stats["outbox_rows"]:
+        merge.stats.update(strategy.sync_strategy_tags(wecom))  # auto groups, if configured
+        if merge.retired or merge.stats["outbox_rows"] or merge.stats["strategy_outbox_rows"]:
             outbox.drain(wecom)
         with transaction.atomic():
             merge.stats["tags_deleted_in_wecom"] += _push_tag_deletions(wecom)

@@ -34,7 +34,7 @@ from wecom.models import (
     WecomRelation,
     WecomRelationTag,
 )
-from wecom.services.common import managed_wecom_ids, record_issue, synced_links
+from wecom.services.common import managed_wecom_ids, record_issue, synced_tag_map
 
 CLAIM_WINDOW = 20
 
@@ -49,7 +49,7 @@ def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int
     if not is_enabled():
         return 0
     tag_ids = {t for _c, t in added} | {t for _c, t in removed}
-    linked = set(synced_links().filter(tag_id__in=tag_ids).values_list("tag_id", flat=True))
+    linked = set(synced_tag_map(tag_ids))
     if not linked:
         return 0
     changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
@@ -120,7 +120,7 @@ def desired_tags(
     """{customer_id: WeCom ids of the synced tags TagDesk gives the customer}; ``links`` is
     {tag id: WeCom id} of the synced tags (read here unless given)."""
     if links is None:
-        links = dict(synced_links().values_list("tag_id", "wecom_id"))
+        links = synced_tag_map()
     out: dict[int, set[str]] = defaultdict(set)
     ids = list(customer_ids)
     for start in range(0, len(ids), 5000):
@@ -218,7 +218,7 @@ class _Library:
 
     def current(self) -> tuple[dict[int, str], set[str]]:
         if time.monotonic() - self.read_at >= self.TTL:
-            self.links = dict(synced_links().values_list("tag_id", "wecom_id"))
+            self.links = synced_tag_map()
             self.managed = managed_wecom_ids()
             self.read_at = time.monotonic()
         return self.links, self.managed
