@@ -20,7 +20,7 @@ from permissions import policy
 from tagging import services, suggestion_actions, suggestions
 from tagging.errors import TaggingError
 from tagging.models import AssignmentSource, TagKind, TagStatus
-from tagging.search import search_tags, tag_rows
+from tagging.search import search_tags
 
 MAX_SEARCH_LENGTH = 64
 
@@ -198,7 +198,7 @@ class CustomerTaggingMixin:
             candidates = policy.visible_tags(request.user, include_inactive=True).exclude(
                 status=TagStatus.PENDING
             )
-        hits = search_tags(tag_rows(candidates), query) if query else []
+        hits = search_tags(candidates, query) if query else []
         return JsonResponse(
             {
                 "query": query,

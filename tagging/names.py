@@ -4,9 +4,11 @@ docs/import-export.md#tags-cell)."""
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from pypinyin import Style, lazy_pinyin
 
 FORBIDDEN_NAME_CHARS = ":;：；"
 # Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): they make a
@@ -32,6 +34,16 @@ def clean_name(raw: object) -> str:
 def fold_name(name: str) -> str:
     """The comparison key: full/half-width folded (NFKC), case-folded, inner spaces collapsed."""
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+@lru_cache(maxsize=20000)
+def pinyin_keys(name: str) -> tuple[str, str]:
+    """(initials, full pinyin) of a name, lower-case without spaces: 牛奶过敏 -> (nngm, niunaiguomin).
+    Latin runs stay whole in both (VIP客户 -> vipkh, vipkehu). Stored on every tag
+    (``Tag.pinyin_initials``, ``Tag.pinyin_full``) so that tag search matches in SQL."""
+    initials = "".join(lazy_pinyin(name, style=Style.FIRST_LETTER))
+    full = "".join(lazy_pinyin(name))
+    return fold_name(initials).replace(" ", ""), fold_name(full).replace(" ", "")
 
 
 def personal_group_label(name: str, owner: object) -> str:

@@ -1,25 +1,27 @@
 """Tag search for pickers (docs/api.md#get-apiv1tagssearch): prefix, substring, pinyin initials and
 full pinyin. The one search behind the API's ``/tags/search`` and every admin tag picker and filter.
 
-Typing ``nn``, ``niunai`` or ``牛奶`` finds 牛奶过敏. Pinyin keys are computed once per distinct
-tag name per process (names change rarely; a rename is simply a new key). Ranking: an exact
-name first, then the most used tags (assignment counts company-wide, cached for a few minutes,
-estimated from PostgreSQL's statistics on big tables, used only for ordering, never shown),
-then prefix before substring matches.
+Typing ``nn``, ``niunai`` or ``牛奶`` finds 牛奶过敏. The pinyin keys are stored on each tag
+(``Tag.pinyin_initials``, ``Tag.pinyin_full``, kept by ``Tag.save``), so the database returns only
+the matching tags of the user's scope (substring ``LIKE`` on the folded name and the keys) and
+Python ranks those few. Ranking: an exact name first, then the most used tags (assignment counts
+company-wide, cached for a few minutes, estimated from PostgreSQL's statistics on big tables, used
+only for ordering, never shown), then prefix before substring matches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F
-from pypinyin import Style, lazy_pinyin
+from django.db.models import Count, F, Q
+from django.db.models.query import QuerySet
 
-from tagging.models import TagAssignment
-from tagging.names import fold_name
+from tagging.models import Tag, TagAssignment
+from tagging.names import fold_name, pinyin_keys
+
+__all__ = ["Hit", "match_kind", "pinyin_keys", "search_tags", "tag_usage"]
 
 USAGE_CACHE_KEY = "api:tag-usage:v1"
 USAGE_CACHE_SECONDS = 300
@@ -27,30 +29,26 @@ USAGE_CACHE_SECONDS = 300
 _QUALITY = {"exact": 0, "prefix": 1, "pinyin": 2, "substring": 3}
 
 
-@lru_cache(maxsize=20000)
-def pinyin_keys(name: str) -> tuple[str, str]:
-    """(initials, full pinyin) of a name, lower-case without spaces: 牛奶过敏 -> (nngm, niunaiguomin).
-    Latin runs stay whole in both (VIP客户 -> vipkh, vipkehu)."""
-    initials = "".join(lazy_pinyin(name, style=Style.FIRST_LETTER))
-    full = "".join(lazy_pinyin(name))
-    return fold_name(initials).replace(" ", ""), fold_name(full).replace(" ", "")
+def _pinyin_query(query: str) -> str | None:
+    """The form of a folded query that is compared with pinyin keys, or None when the query
+    cannot be pinyin (anything but ASCII letters, digits and spaces)."""
+    if query.isascii() and query.replace(" ", "").isalnum():
+        return query.replace(" ", "")
+    return None
 
 
-def match_kind(query: str, name_key: str, name: str) -> str | None:
-    """How a folded query matches a tag name: exact, prefix, substring, pinyin or None."""
+def match_kind(query: str, name_key: str, initials: str, full: str) -> str | None:
+    """How a folded query matches a tag (its folded name and pinyin keys): exact, prefix,
+    substring, pinyin or None."""
     if name_key == query:
         return "exact"
     if name_key.startswith(query):
         return "prefix"
     if query in name_key:
         return "substring"
-    if query.isascii() and query.replace(" ", "").isalnum():
-        compact = query.replace(" ", "")
-        initials, full = pinyin_keys(name)
-        if initials.startswith(compact) or full.startswith(compact):
-            return "pinyin"
-        if compact in initials or compact in full:
-            return "pinyin"
+    compact = _pinyin_query(query)
+    if compact and (compact in initials or compact in full):
+        return "pinyin"
     return None
 
 
@@ -103,35 +101,48 @@ class Hit:
     match: str
 
 
-def tag_rows(tags):
-    """The plain rows :func:`search_tags` ranks, from a queryset of tags (already scoped by the
-    policy): one query, no model instances."""
-    return tags.order_by().values(
-        "id",
-        "name",
-        "name_key",
-        "sort_order",
-        "group_id",
-        colour_own=F("colour"),
-        group_name=F("group__name"),
-        kind=F("group__kind"),
-        group_colour=F("group__colour"),
-        group_sort_order=F("group__sort_order"),
+def _tag_rows(tags: QuerySet[Tag], folded: str):
+    """The plain rows :func:`search_tags` ranks: the tags of ``tags`` (already scoped by the
+    policy) whose folded name or pinyin keys contain the query, in one query, no model
+    instances. ``contains`` is a LIKE with ``%`` and ``_`` escaped, as Python's ``in``."""
+    matches = Q(name_key__contains=folded)
+    compact = _pinyin_query(folded)
+    if compact:
+        matches |= Q(pinyin_initials__contains=compact) | Q(pinyin_full__contains=compact)
+    return (
+        tags.filter(matches)
+        .order_by()
+        .values(
+            "id",
+            "name",
+            "name_key",
+            "pinyin_initials",
+            "pinyin_full",
+            "sort_order",
+            "group_id",
+            colour_own=F("colour"),
+            group_name=F("group__name"),
+            kind=F("group__kind"),
+            group_colour=F("group__colour"),
+            group_sort_order=F("group__sort_order"),
+        )
     )
 
 
-def search_tags(rows, query: str) -> list[Hit]:
-    """Rank tag rows (dicts with id, name, name_key, sort_order and group_sort_order) for
-    ``query``; plain rows rather than model instances, as a picker searches on every keystroke."""
+def search_tags(tags: QuerySet[Tag], query: str) -> list[Hit]:
+    """The tags of ``tags`` (a queryset the policy scoped) that match ``query``, ranked; plain
+    rows (dicts) rather than model instances, as a picker searches on every keystroke."""
     folded = fold_name(query)
     if not folded:
         return []
-    usage = tag_usage()
     hits = []
-    for row in rows:
-        kind = match_kind(folded, row["name_key"], row["name"])
+    for row in _tag_rows(tags, folded):
+        kind = match_kind(folded, row["name_key"], row["pinyin_initials"], row["pinyin_full"])
         if kind:
             hits.append(Hit(row, kind))
+    if not hits:
+        return hits
+    usage = tag_usage()
     hits.sort(
         key=lambda h: (
             h.match != "exact",

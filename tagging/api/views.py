@@ -37,7 +37,7 @@ from tagging.api.serializers import (
 )
 from tagging.errors import RuleTagNotAssignable
 from tagging.models import AssignmentSource, Tag, TagAssignment, TagGroup, TagKind, TagStatus
-from tagging.search import search_tags, tag_rows
+from tagging.search import search_tags
 
 # --- shared helpers (also used by customers.api) ------------------------------------------------
 
@@ -239,8 +239,7 @@ class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
         if "group" in query:
             get_object_or_404(policy.visible_groups(request.user), pk=query["group"])
             candidates = candidates.filter(group_id=query["group"])
-        rows = tag_rows(candidates)
-        page = self.paginate_queryset(search_tags(rows, query["q"]))
+        page = self.paginate_queryset(search_tags(candidates, query["q"]))
         rows = [
             {
                 "id": hit.tag["id"],
