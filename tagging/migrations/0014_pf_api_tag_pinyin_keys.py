@@ -19,7 +19,7 @@ def backfill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tagging", "0012_tag_combination_suggestions")]
+    dependencies = [("tagging", "0013_pf_seg_scope_bitmaps")]
 
     operations = [
         migrations.AddField(
