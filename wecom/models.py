@@ -411,3 +411,11 @@ class WecomMassMessagePart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender} ({len(self.external_userids)})"
+
+
+# The CRM webhook, outbound names and the protection lock live in a module of their own.
+from wecom.models_webhook import DeliveryStatus as DeliveryStatus  # noqa: E402
+from wecom.models_webhook import OutboundName as OutboundName  # noqa: E402
+from wecom.models_webhook import ProtectionLock as ProtectionLock  # noqa: E402
+from wecom.models_webhook import WebhookDelivery as WebhookDelivery  # noqa: E402
+from wecom.models_webhook import WebhookEndpoint as WebhookEndpoint  # noqa: E402
