@@ -49,9 +49,15 @@ def dead_redis(settings):
 
 
 def _reset_connections(app) -> None:
-    """Forget pooled broker connections, so the next publish uses the current broker_url."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Forget pooled broker connections, so the next publish uses the current broker_url.
+
+    ``app.pool`` is kombu's process-wide pool for the broker URL (``kombu.pools.connections``):
+    closing it alone leaves a closed pool registered under the URL, and every later publish on
+    that URL in this process fails with "Acquire on closed pool". ``kombu.pools.reset`` closes
+    and forgets them all."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
