@@ -511,3 +511,7 @@ class WecomMassMessageAdmin(ServiceFormAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(request, _("Results fetched."), messages.SUCCESS)
+
+
+# Outbound names, the protection lock and the CRM webhook pages (a module of their own).
+from wecom import admin_webhook  # noqa: E402, F401

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from wecom.client import WecomError, get_wecom, is_enabled
 from wecom.models import WecomCallbackEvent
-from wecom.services import callbacks, outbox, runs
+from wecom.services import callbacks, outbox, runs, webhook
 
 DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts another
 LIBRARY_LOCK = "wecom:library-lock"
@@ -22,6 +22,27 @@ def assignments_listener(added, removed) -> None:
     transaction, a drain after it commits. No query while the integration is off."""
     if outbox.on_assignments_changed(added, removed):
         transaction.on_commit(kick_drain)
+
+
+def webhook_listener(added, removed) -> None:
+    """tagging's assignment hook for the CRM webhook: deliveries in the change's own
+    transaction, a drain after it commits. No query while CRM_WEBHOOK_ENABLED is off."""
+    if webhook.on_assignments_changed(added, removed):
+        transaction.on_commit(kick_webhooks)
+
+
+def kick_webhooks() -> None:
+    drain_webhooks.delay()
+
+
+@shared_task(name="wecom.drain_webhooks", ignore_result=True)
+def drain_webhooks() -> dict:
+    """Send due CRM webhook deliveries (also every minute from beat, as a safety net)."""
+    counts = webhook.drain(deadline=time.monotonic() + DRAIN_SECONDS)
+    due = webhook.next_due_in()
+    if due is not None and due < 60:
+        drain_webhooks.apply_async(countdown=max(due, 1))
+    return counts
 
 
 def taxonomy_listener() -> None:
