@@ -328,7 +328,8 @@ if _strategy and not (_strategy.isdigit() and int(_strategy) > 0):
     )
 WECOM_STRATEGY_ID: int | None = int(_strategy) if _strategy else None
 
-# --- Outbound CRM webhook (docs/wecom.md#crm-webhook): endpoints are configured in the admin ---
+# --- Outbound CRM webhook (docs/wecom.md#crm-webhook--crm-webhook) ---------------------------
+# Endpoints are configured in the admin.
 # Off: the assignment hook makes no query at all (it runs on every tag change).
 CRM_WEBHOOK_ENABLED = env_bool("CRM_WEBHOOK_ENABLED", False)
 CRM_WEBHOOK_TIMEOUT = env_float("CRM_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)

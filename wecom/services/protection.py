@@ -1,4 +1,4 @@
-"""The protection lock: which customer fields may leave TagDesk (docs/wecom.md#protection-lock).
+"""The protection lock: which customer fields may leave TagDesk (docs/wecom.md#protection-lock--保护锁).
 
 Every outbound path goes through this module twice. Bodies are *built* from
 :func:`customer_data`, which gives a customer's keys (TagDesk id, external_userid) and only the
