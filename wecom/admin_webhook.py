@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
@@ -43,6 +44,17 @@ def _shared_groups():
     return TagGroup.objects.exclude(kind=TagKind.PERSONAL)
 
 
+class PkAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget looks the submitted value up as a primary key while it
+    redraws a refused form, before validation: ``tag=abc`` would answer 500 instead of
+    "Select a valid choice"."""
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(
+            name, [v for v in value if str(v).isascii() and str(v).isdigit()], attr
+        )
+
+
 @admin.register(OutboundName)
 class OutboundNameAdmin(TagAdminPage):
     list_display = ["code", "tag", "group"]
@@ -52,6 +64,10 @@ class OutboundNameAdmin(TagAdminPage):
     fields = ["tag", "group", "code"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.autocomplete_fields:
+            kwargs["widget"] = PkAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
         if db_field.name == "tag":
             kwargs["queryset"] = Tag.objects.filter(group__in=_shared_groups())
         elif db_field.name == "group":
@@ -101,6 +117,12 @@ class ProtectionLockAdmin(TagAdminPage):
             return super().changelist_view(request, extra_context)
         ProtectionLock.objects.get_or_create(pk=1)
         return HttpResponseRedirect(reverse("admin:wecom_protectionlock_change", args=[1]))
+
+    def get_object(self, request, object_id, from_field=None):
+        # The one row; a fresh database has none until a tag admin first opens it.
+        if str(object_id) == "1" and self.has_view_permission(request):
+            ProtectionLock.objects.get_or_create(pk=1)
+        return super().get_object(request, object_id, from_field)
 
     def save_model(self, request, obj, form, change):
         saved = protection.set_locked_fields(form.cleaned_data["locked"], actor=request.user)

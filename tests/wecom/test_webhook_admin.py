@@ -127,3 +127,49 @@ def test_pages_are_for_tag_admins_only(client):
     client.force_login(staff)
     for name in ["webhookendpoint", "webhookdelivery", "outboundname", "protectionlock"]:
         assert client.get(reverse(f"admin:wecom_{name}_changelist")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?q=not-a-uuid", "?q=%00", "?status=bogus", "?endpoint__id__exact=abc", "?o=99", "?p=x"],
+)
+@pytest.mark.parametrize("model", ["webhookdelivery", "webhookendpoint", "outboundname"])
+def test_bad_list_parameters_never_answer_500(admin_client, model, query):
+    page = admin_client.get(reverse(f"admin:wecom_{model}_changelist") + query)
+    assert page.status_code in (200, 302)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"tag": "abc", "code": "X"},
+        {"tag": "\u00b2", "code": "X"},
+        {"group": "1.5", "code": "X"},
+        {"tag": "999999", "code": "X"},
+    ],
+)
+def test_outbound_name_form_refuses_bad_choices(admin_client, data):
+    page = admin_client.post(reverse("admin:wecom_outboundname_add"), data)
+    assert page.status_code == 200
+    assert "Select a valid choice" in page.content.decode()
+    assert not OutboundName.objects.exists()
+
+
+def test_endpoint_form_refuses_malformed_urls(admin_client):
+    group = TagGroupFactory()
+    for url in ["http://[::1", "http://h:99999/", "http://" + "a" * 70 + ".com/", "javascript:x"]:
+        page = admin_client.post(
+            reverse("admin:wecom_webhookendpoint_add"),
+            {"name": "CRM", "url": url, "secret": "x" * 16, "groups": [group.pk]},
+        )
+        assert page.status_code == 200, url
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_lock_page_refuses_unknown_fields(admin_client):
+    page = admin_client.post(
+        reverse("admin:wecom_protectionlock_change", args=[1]), {"locked": ["password"]}
+    )
+    assert page.status_code == 200
+    assert "Select a valid choice" in page.content.decode()
+    assert protection.locked_fields() == list(protection.LOCKABLE_FIELDS)
