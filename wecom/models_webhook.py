@@ -127,8 +127,12 @@ def generate_secret() -> str:
 def validate_webhook_url(value: str) -> None:
     """http or https only, with a host; unless ``CRM_WEBHOOK_ALLOW_PRIVATE``, every address the
     host resolves to must be public (checked again before every delivery: DNS can change)."""
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # "http://[::1", an unclosed IPv6 bracket
+        hostname = None
+    if not hostname or parts.scheme not in {"http", "https"}:
         raise ValidationError(
             _("Enter an http:// or https:// URL with a host."), code="invalid_webhook_url"
         )
@@ -139,12 +143,12 @@ def validate_webhook_url(value: str) -> None:
         )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as exc:
         raise ValidationError(
             _("The host %(host)s cannot be resolved: %(error)s"),
             code="unresolvable_webhook_host",
-            params={"host": parts.hostname, "error": exc},
+            params={"host": hostname, "error": exc},
         ) from exc
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
@@ -167,7 +171,7 @@ def validate_webhook_url(value: str) -> None:
                     "CRM_WEBHOOK_ALLOW_PRIVATE=true to allow endpoints inside your network."
                 ),
                 code="private_webhook_address",
-                params={"host": parts.hostname, "address": address},
+                params={"host": hostname, "address": address},
             )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
@@ -36,8 +37,11 @@ def kick_webhooks() -> None:
 
 
 @shared_task(name="wecom.drain_webhooks", ignore_result=True)
-def drain_webhooks() -> dict:
-    """Send due CRM webhook deliveries (also every minute from beat, as a safety net)."""
+def drain_webhooks() -> dict | None:
+    """Send due CRM webhook deliveries (also every minute from beat, as a safety net). Nothing
+    while CRM_WEBHOOK_ENABLED is off: deliveries already queued wait until it is on again."""
+    if not settings.CRM_WEBHOOK_ENABLED:
+        return None
     counts = webhook.drain(deadline=time.monotonic() + DRAIN_SECONDS)
     due = webhook.next_due_in()
     if due is not None and due < 60:

@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tagging import services as tagging_services
 from tests.factories import CustomerFactory, FollowerFactory, TagFactory, TagGroupFactory
@@ -303,6 +304,64 @@ def test_locking_a_field_after_enqueueing_stops_a_frozen_body(receiver, endpoint
     assert "protection lock" in WebhookDelivery.objects.get().error
 
 
+def test_a_tag_named_like_a_locked_value_is_still_delivered(receiver, endpoint, level):
+    """Tag and group names and outbound codes are TagDesk's vocabulary, not customer data: a
+    rule that tags customers from 官网 with 官网 must not turn every delivery into a dead letter."""
+    official = TagFactory(group=level["group"], name="官网")
+    OutboundName.objects.create(tag=official, code="官网渠道客户")
+    a = CustomerFactory(source="官网", company="官网渠道客户", attributes={"name": "钻石卡会员"})
+    assign([a], [official])
+    assert webhook.drain() == {"sent": 1, "retried": 0, "dead": 0}
+    (change,) = receiver.requests[0].json["changes"]
+    assert change["customer"] == {"id": a.pk, "external_userid": a.external_userid}
+    assert (change["added"][0]["name"], change["added"][0]["code"]) == ("官网", "官网渠道客户")
+    # the exemption covers the vocabulary only: the same values anywhere else are refused
+    for leak in ["官网", "官网渠道客户", "钻石卡会员"]:
+        with pytest.raises(protection.ProtectedFieldError):
+            protection.guard({"note": leak}, [a.pk])
+
+
+def test_attribute_keys_are_not_secrets(receiver, endpoint, level):
+    a = CustomerFactory(attributes={"name": "甲", "group": "乙", "city": "上海"})
+    assign([a], [level["gold"]])
+    assert webhook.drain()["sent"] == 1  # the body's own keys "name" and "group" are no leak
+    with pytest.raises(protection.ProtectedFieldError, match="attributes"):
+        protection.guard({"x": "上海"}, [a.pk])
+
+
+def test_a_customer_erased_before_the_retry_leaves_the_frozen_body(
+    receiver, endpoint, level, tag_admin, settings
+):
+    from customers.services import erase_customers
+
+    settings.CRM_WEBHOOK_RETRY_SECONDS = 60
+    protection.set_locked_fields([f for f in protection.LOCKABLE_FIELDS if f != "name"], actor=None)
+    a, b = CustomerFactory(name="将被删除"), CustomerFactory(name="留下的人")
+    receiver.answer(503)
+    assign([a, b], [level["gold"]])
+    assert webhook.drain() == {"sent": 0, "retried": 1, "dead": 0}
+    assert "将被删除" in receiver.requests[0].body.decode()
+    external = a.external_userid
+    erase_customers([a.pk], actor=tag_admin, reason="PIPL request")
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())  # the retry is due
+    assert webhook.drain()["sent"] == 1
+    retry = receiver.requests[1]
+    assert "将被删除" not in retry.body.decode() and external not in retry.body.decode()
+    assert [c["customer"] for c in retry.json["changes"]] == [
+        {"id": a.pk, "deleted": True},
+        {"id": b.pk, "external_userid": b.external_userid, "name": "留下的人"},
+    ]
+    assert retry.headers["Idempotency-Key"] == receiver.requests[0].headers["Idempotency-Key"]
+
+
+def test_the_url_check_never_raises_anything_but_a_validation_error():
+    from wecom.models_webhook import validate_webhook_url
+
+    for url in ["http://[::1/x", "http://[zz]/", "http://h:99999/", "http://" + "a" * 70 + ".com/"]:
+        with pytest.raises(ValidationError):
+            validate_webhook_url(url)
+
+
 def test_unknown_fields_cannot_be_locked():
     from tagging.errors import TaggingError
 
@@ -327,6 +386,35 @@ def test_hook_makes_one_query_when_no_endpoint_follows_the_tags(settings, level)
     assert len(ctx.captured_queries) == 1
 
 
+def test_queued_deliveries_wait_while_webhooks_are_off(receiver, endpoint, level, settings):
+    from wecom.tasks import drain_webhooks
+
+    assign([CustomerFactory()], [level["gold"]])
+    settings.CRM_WEBHOOK_ENABLED = False
+    assert drain_webhooks() is None
+    assert receiver.requests == []
+    settings.CRM_WEBHOOK_ENABLED = True
+    assert drain_webhooks() == {"sent": 1, "retried": 0, "dead": 0}
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120),
+        (" 7 ", 7),
+        ("99999999", 3600),
+        ("\u00b2", None),
+        ("\u0663", None),
+        ("Wed, 21 Oct 2026 07:28:00 GMT", None),
+        ("", None),
+        (None, None),
+        ("-5", None),
+    ],
+)
+def test_retry_after_values(header, seconds):
+    assert webhook._retry_after(header) == seconds
+
+
 def endpoint_errors(**fields):
     ep = WebhookEndpoint(name="x", **fields)
     try:
@@ -343,6 +431,8 @@ def endpoint_errors(**fields):
         ("javascript:alert(1)", "Enter a valid URL."),
         ("http://user:pw@127.0.0.1/hook", "Put no user name or password in the URL"),
         ("http://0.0.0.0/hook", "0.0.0.0 cannot receive webhooks."),
+        ("http://[::1/hook", "Enter a valid URL."),
+        ("http://127.0.0.1:99999/hook", "cannot be resolved"),
     ],
 )
 def test_bad_urls_are_refused(settings, url, message):

@@ -115,13 +115,22 @@ def customer_data(customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 
 def guard(
-    body: Any, customer_ids: Iterable[int] = (), *, external_userids: Iterable[str] = ()
+    body: Any,
+    customer_ids: Iterable[int] = (),
+    *,
+    external_userids: Iterable[str] = (),
+    allowed: Iterable[str] = (),
 ) -> None:
     """Raise :class:`ProtectedFieldError` if ``body`` (a JSON-able value about to be sent) holds
     a locked field's value of one of these customers (by id or external_userid): a string
     equal to it, or containing it when it has at least :data:`MIN_SUBSTRING` characters. Phones
     are also looked for without the +86 prefix. At most four small queries. Numbers and dates
-    are kept out by :func:`customer_data` alone (they would match any count in a body)."""
+    are kept out by :func:`customer_data` alone (they would match any count in a body).
+
+    ``allowed``: strings of the body that are not customer data and are not searched — the
+    names and outbound codes of the tags a webhook reports (a tag 官网 is not a leak of a
+    customer whose source channel is 官网: the tag change is what the webhook is for), its own
+    ids and timestamps. The caller takes them from the database, never from the body."""
     ids = set(customer_ids)
     externals = sorted(set(external_userids))
     if externals:
@@ -133,7 +142,7 @@ def guard(
         return
     # Distinct strings only, and the customers' own external_userids (keys, always sent) are
     # not searched: a mass message names 10,000 of them.
-    leaves = set(_strings(body)) - set(externals)
+    leaves = set(_strings(body)) - set(externals) - set(allowed)
     exact = {value: field for field, value in secrets}
     for leaf in leaves:
         if leaf in exact:
@@ -159,7 +168,9 @@ def _locked_values(ids: set[int]) -> Iterator[tuple[str, str]]:
                 yield field, value
                 if field == "phone" and value.startswith("+86"):
                     yield field, value[3:]
-            for value in _strings(row.get("attributes") or {}):
+            # Values only: the keys (city, member_level...) are the schema, not the customer's
+            # data, and a key such as "name" would refuse every body.
+            for value in _values(row.get("attributes") or {}):
                 if value:
                     yield "attributes", value
     if "follower_remarks" in locked:
@@ -181,6 +192,18 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple | set):
         for v in value:
             yield from _strings(v)
+
+
+def _values(value: Any) -> Iterator[str]:
+    """The string leaves of a JSON value, without its keys."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _values(v)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            yield from _values(v)
 
 
 def _jsonable(value: Any) -> Any:

@@ -36,6 +36,7 @@ from django.db.models import Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from customers.models import Customer
 from tagging.models import Tag, TagGroup
 from wecom.models import (
     DeliveryStatus,
@@ -170,6 +171,32 @@ def customer_ids_of(delivery: WebhookDelivery) -> list[int]:
     return [int(c) for c in delivery.change.get("customers", {})]
 
 
+def _has_erased(customer_ids: list[int]) -> bool:
+    return Customer.objects.filter(pk__in=customer_ids).count() < len(set(customer_ids))
+
+
+def _vocabulary(delivery: WebhookDelivery) -> set[str]:
+    """The strings of a delivery's body that are not customer data (see ``guard``'s
+    ``allowed``): the current names and outbound codes of its tags and their groups, read from
+    the database, and the delivery's own ids, type and time."""
+    change = delivery.change
+    tag_ids = {
+        t for c in change.get("customers", {}).values() for k in ("added", "removed") for t in c[k]
+    }
+    words: set[str] = {EVENT_TAGS_CHANGED, str(delivery.key), delivery.created_at.isoformat()}
+    if change.get("batch"):
+        words.add(str(change["batch"]))
+    group_ids: set[int] = set()
+    for name, group_id, group_name in Tag.objects.filter(pk__in=tag_ids).values_list(
+        "name", "group_id", "group__name"
+    ):
+        words.update((name, group_name))
+        group_ids.add(group_id)
+    for codes in _codes(tag_ids, group_ids).values():
+        words.update(codes.values())
+    return words
+
+
 # --- signing and posting ------------------------------------------------------------------------
 
 
@@ -215,6 +242,7 @@ def post(endpoint: WebhookEndpoint, key: str, event: str, body: str) -> PostResu
             headers=headers_for(endpoint, key, event, raw),
             timeout=settings.CRM_WEBHOOK_TIMEOUT,
             allow_redirects=False,
+            stream=True,  # only the status is read: a receiver's huge answer stays unread
         )
     except requests.Timeout:
         return PostResult(False, True, None, _("The receiver did not answer in time."))
@@ -239,7 +267,9 @@ def post(endpoint: WebhookEndpoint, key: str, event: str, body: str) -> PostResu
 
 
 def _retry_after(value: str | None) -> int | None:
-    if value and value.strip().isdigit():
+    """Retry-After in seconds (an HTTP date or anything else is ignored)."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():  # not "²" or "٣", which isdigit() also accepts
         return min(int(value), MAX_RETRY_DELAY)
     return None
 
@@ -315,11 +345,14 @@ def _send_head(endpoint_id: int) -> str | None:
 
 
 def _attempt(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> str:
-    if not delivery.body:
+    customer_ids = customer_ids_of(delivery)
+    if not delivery.body or _has_erased(customer_ids):
+        # A customer erased since the body was frozen leaves it: the retry names them by
+        # TagDesk id only, as a body built after the erasure would.
         delivery.body = build_body(delivery)
     delivery.attempts += 1
     try:
-        guard(json.loads(delivery.body), customer_ids_of(delivery))
+        guard(json.loads(delivery.body), customer_ids, allowed=_vocabulary(delivery))
     except ProtectedFieldError as exc:
         logger.error("webhook delivery %s refused by the protection lock", delivery.pk)
         return _finish(delivery, DeliveryStatus.DEAD, None, str(exc))
