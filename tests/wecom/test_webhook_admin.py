@@ -173,3 +173,24 @@ def test_lock_page_refuses_unknown_fields(admin_client):
     assert page.status_code == 200
     assert "Select a valid choice" in page.content.decode()
     assert protection.locked_fields() == list(protection.LOCKABLE_FIELDS)
+
+
+def test_the_wecom_status_page_shows_the_webhook_queue(admin_client, receiver, settings):
+    group = TagGroupFactory()
+    endpoint = WebhookEndpoint.objects.create(name="CRM", url=receiver.url, secret=receiver.secret)
+    endpoint.groups.add(group)
+    settings.CRM_WEBHOOK_RETRY_SECONDS = 60
+    receiver.answer(503)
+    customers = [CustomerFactory(), CustomerFactory()]
+    for customer in customers:
+        tagging_services.assign_tags(
+            [customer], [TagFactory(group=group)], actor=None, source="api"
+        )
+    webhook.drain()  # the first: 503, retrying (holding the second behind it)
+    WebhookDelivery.objects.filter(attempts=0).update(status=DeliveryStatus.DEAD)
+    body = admin_client.get(reverse("admin:wecom_wecomsyncrun_changelist")).content.decode()
+    assert "1 pending" in body and "1 retrying" in body and "1 dead letters" in body
+    assert "Off: set CRM_WEBHOOK_ENABLED=true." not in body
+    settings.CRM_WEBHOOK_ENABLED = False
+    body = admin_client.get(reverse("admin:wecom_wecomsyncrun_changelist")).content.decode()
+    assert "Off: set CRM_WEBHOOK_ENABLED=true." in body
