@@ -372,6 +372,26 @@ def test_unknown_fields_cannot_be_locked():
 # --- configuration ----------------------------------------------------------------------------
 
 
+def test_a_delivery_costs_the_same_queries_for_3_or_30_customers(receiver, endpoint, level):
+    protection.set_locked_fields(["phone"], actor=None)  # followers' remarks read too
+
+    def queries_for(n):
+        customers = [CustomerFactory() for _ in range(n)]
+        for customer in customers:
+            FollowerFactory(customer=customer, remark="备注")
+        assign(customers, [level["gold"], level["silver"]])
+        with CaptureQueriesContext(connection) as ctx:
+            assert webhook.drain()["sent"] == 1
+        tagging_services.unassign_tags(
+            customers, [level["gold"], level["silver"]], actor=None, source="api"
+        )
+        webhook.drain()
+        return len(ctx.captured_queries)
+
+    few, many = queries_for(3), queries_for(30)
+    assert few == many <= 16, (few, many)
+
+
 def test_hook_makes_no_query_while_webhooks_are_off(settings, level):
     settings.CRM_WEBHOOK_ENABLED = False
     with CaptureQueriesContext(connection) as ctx:
