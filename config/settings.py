@@ -328,6 +328,18 @@ if _strategy and not (_strategy.isdigit() and int(_strategy) > 0):
     )
 WECOM_STRATEGY_ID: int | None = int(_strategy) if _strategy else None
 
+# --- Outbound CRM webhook (docs/wecom.md#crm-webhook--crm-webhook) ---------------------------
+# Endpoints are configured in the admin.
+# Off: the assignment hook makes no query at all (it runs on every tag change).
+CRM_WEBHOOK_ENABLED = env_bool("CRM_WEBHOOK_ENABLED", False)
+CRM_WEBHOOK_TIMEOUT = env_float("CRM_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+CRM_WEBHOOK_MAX_ATTEMPTS = env_int("CRM_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+CRM_WEBHOOK_RETRY_SECONDS = env_int("CRM_WEBHOOK_RETRY_SECONDS", 10, minimum=0)
+# Off: endpoints on loopback, private, link-local or reserved addresses are refused (a tag admin
+# could otherwise make TagDesk POST to the cloud metadata service or an intranet admin port).
+# Turn on for a CRM inside the company network.
+CRM_WEBHOOK_ALLOW_PRIVATE = env_bool("CRM_WEBHOOK_ALLOW_PRIVATE", False)
+
 # --- Security (production: DEBUG=0) -----------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -405,6 +417,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-rule-runs": {"task": "rules.reap_rule_runs", "schedule": crontab(minute="*")},
     "wecom-drain-outbox": {
         "task": "wecom.drain_outbox",
+        "schedule": crontab(minute="*"),
+    },
+    "wecom-drain-webhooks": {
+        "task": "wecom.drain_webhooks",
         "schedule": crontab(minute="*"),
     },
 }

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,8 +33,10 @@ from tagging.errors import TaggingError
 from wecom.client import callbacks_enabled, is_enabled
 from wecom.models import (
     CallbackStatus,
+    DeliveryStatus,
     GroupChat,
     OutboxStatus,
+    WebhookDelivery,
     WecomCallbackEvent,
     WecomChannelState,
     WecomGroupRule,
@@ -115,8 +117,21 @@ class WecomSyncRunAdmin(TagAdminOnly):
             "callbacks_failed": WecomCallbackEvent.objects.filter(
                 status=CallbackStatus.FAILED
             ).count(),
+            "webhooks": _webhook_counts(),
         }
         return super().changelist_view(request, {**(extra_context or {}), "wecom": context})
+
+
+def _webhook_counts() -> dict:
+    """The CRM webhook's queue beside the outbox's (one query)."""
+    from django.conf import settings
+
+    counts = WebhookDelivery.objects.aggregate(
+        pending=Count("pk", filter=Q(status=DeliveryStatus.PENDING)),
+        retrying=Count("pk", filter=Q(status=DeliveryStatus.PENDING, attempts__gt=0)),
+        dead=Count("pk", filter=Q(status=DeliveryStatus.DEAD)),
+    )
+    return {"enabled": settings.CRM_WEBHOOK_ENABLED, **counts}
 
 
 def _corp_id() -> str:
@@ -511,3 +526,7 @@ class WecomMassMessageAdmin(ServiceFormAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return
         self.message_user(request, _("Results fetched."), messages.SUCCESS)
+
+
+# Outbound names, the protection lock and the CRM webhook pages (a module of their own).
+from wecom import admin_webhook  # noqa: E402, F401

@@ -10,10 +10,11 @@ class WecomConfig(AppConfig):
     def ready(self) -> None:
         from tagging import hooks
         from wecom.schedule import ensure_after_migrate
-        from wecom.tasks import assignments_listener, taxonomy_listener
+        from wecom.tasks import assignments_listener, taxonomy_listener, webhook_listener
 
         # tagging calls these inside its own transactions; it never imports wecom.
         hooks.on_assignments_changed(assignments_listener)
+        hooks.on_assignments_changed(webhook_listener)
         hooks.on_taxonomy_changed(taxonomy_listener)
         post_migrate.connect(
             ensure_after_migrate, sender=self, dispatch_uid="wecom_nightly_schedule"

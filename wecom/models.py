@@ -506,3 +506,11 @@ class WecomStrategyTagLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.wecom_id})"
+
+
+# The CRM webhook, outbound names and the protection lock live in a module of their own.
+from wecom.models_webhook import DeliveryStatus as DeliveryStatus  # noqa: E402
+from wecom.models_webhook import OutboundName as OutboundName  # noqa: E402
+from wecom.models_webhook import ProtectionLock as ProtectionLock  # noqa: E402
+from wecom.models_webhook import WebhookDelivery as WebhookDelivery  # noqa: E402
+from wecom.models_webhook import WebhookEndpoint as WebhookEndpoint  # noqa: E402

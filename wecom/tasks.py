@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 from wecom.client import WecomError, get_wecom, is_enabled
 from wecom.models import WecomCallbackEvent
-from wecom.services import callbacks, outbox, runs
+from wecom.services import callbacks, outbox, runs, webhook
 
 DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts another
 LIBRARY_LOCK = "wecom:library-lock"
@@ -22,6 +23,30 @@ def assignments_listener(added, removed) -> None:
     transaction, a drain after it commits. No query while the integration is off."""
     if outbox.on_assignments_changed(added, removed):
         transaction.on_commit(kick_drain)
+
+
+def webhook_listener(added, removed) -> None:
+    """tagging's assignment hook for the CRM webhook: deliveries in the change's own
+    transaction, a drain after it commits. No query while CRM_WEBHOOK_ENABLED is off."""
+    if webhook.on_assignments_changed(added, removed):
+        transaction.on_commit(kick_webhooks)
+
+
+def kick_webhooks() -> None:
+    drain_webhooks.delay()
+
+
+@shared_task(name="wecom.drain_webhooks", ignore_result=True)
+def drain_webhooks() -> dict | None:
+    """Send due CRM webhook deliveries (also every minute from beat, as a safety net). Nothing
+    while CRM_WEBHOOK_ENABLED is off: deliveries already queued wait until it is on again."""
+    if not settings.CRM_WEBHOOK_ENABLED:
+        return None
+    counts = webhook.drain(deadline=time.monotonic() + DRAIN_SECONDS)
+    due = webhook.next_due_in()
+    if due is not None and due < 60:
+        drain_webhooks.apply_async(countdown=max(due, 1))
+    return counts
 
 
 def taxonomy_listener() -> None:

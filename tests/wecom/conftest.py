@@ -36,3 +36,17 @@ def employees(db):
         "zhangsan": UserFactory(username="zhangsan", wecom_userid="zhangsan"),
         "lisi": UserFactory(username="lisi", wecom_userid="lisi"),
     }
+
+
+@pytest.fixture
+def receiver(settings):
+    """A local CRM on 127.0.0.1 (ephemeral port) that verifies every webhook's signature."""
+    from tests.wecom.fake_receiver import FakeReceiver
+
+    settings.CRM_WEBHOOK_ENABLED = True
+    settings.CRM_WEBHOOK_ALLOW_PRIVATE = True  # the receiver listens on loopback
+    settings.CRM_WEBHOOK_TIMEOUT = 0.5
+    settings.CRM_WEBHOOK_RETRY_SECONDS = 0
+    fake = FakeReceiver().start()
+    yield fake
+    fake.stop()

@@ -24,6 +24,7 @@ from wecom.models import (
     WecomMassMessagePart,
     WecomRelation,
 )
+from wecom.services.protection import ProtectedFieldError, guard
 
 MAX_PER_CALL = 10000
 SEND_STATUS = {0: "unsent", 1: "sent", 2: "not_friend", 3: "already_received"}
@@ -96,7 +97,12 @@ def send(message: WecomMassMessage, wecom: Wecom) -> WecomMassMessage:
                 {"msgtype": "link", "link": {"title": message.link_title, "url": message.link_url}}
             ]
         try:
+            guard(template, external_userids=part.external_userids)
             answer = wecom.add_msg_template(template)
+        except ProtectedFieldError as exc:
+            part.errcode, part.error = None, str(exc)[:255]
+            part.save(update_fields=["errcode", "error"])
+            continue
         except WecomError as exc:
             part.errcode, part.error = exc.errcode, str(exc)[:255]
             part.save(update_fields=["errcode", "error"])

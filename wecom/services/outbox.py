@@ -35,6 +35,7 @@ from wecom.models import (
     WecomRelationTag,
 )
 from wecom.services.common import managed_wecom_ids, record_issue, synced_tag_map
+from wecom.services.protection import ProtectedFieldError, guard
 
 CLAIM_WINDOW = 20
 
@@ -276,6 +277,12 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
         return "unchanged"
+    body = {"userid": key[0], "external_userid": key[1], "add_tag": add, "remove_tag": remove}
+    try:
+        guard(body, [relation.customer_id])
+    except ProtectedFieldError as exc:
+        _finish(ids, OutboxStatus.DEAD, error=str(exc))
+        return "dead"
     try:
         library.gone += _mark(wecom, relation, add, remove)
     except WecomError as exc:
