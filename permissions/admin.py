@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config.admin_widgets import SafeAutocompleteMixin
 from permissions import policy, services
 from permissions.models import (
     LEVEL_CODENAMES,
@@ -142,7 +143,7 @@ class MembershipFormsetMixin:
         return None
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(SafeAutocompleteMixin, admin.TabularInline):
     model = DepartmentMembership
     extra = 0
     autocomplete_fields = ["user"]
@@ -212,7 +213,7 @@ class AuthGroupAdmin(TranslatedPermissionsMixin, DjangoGroupAdmin):
 
 
 @admin.register(Department)
-class DepartmentAdmin(MembershipFormsetMixin, admin.ModelAdmin):
+class DepartmentAdmin(SafeAutocompleteMixin, MembershipFormsetMixin, admin.ModelAdmin):
     list_display = ["tree_name", "member_count", "parent"]
     search_fields = ["name"]
     autocomplete_fields = ["parent"]
@@ -571,7 +572,7 @@ class CustomerShareAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
 # --- permission templates -----------------------------------------------------------------------
 
 
-class TemplateEntryInline(TagAdminOnlyMixin, admin.TabularInline):
+class TemplateEntryInline(SafeAutocompleteMixin, TagAdminOnlyMixin, admin.TabularInline):
     """Lines of a template: tag admins add, change and delete them (the policy decides, not
     Django's model permissions, which a tag admin by ``manage_tags`` does not hold)."""
 

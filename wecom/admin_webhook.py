@@ -7,7 +7,6 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AutocompleteSelect
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
@@ -15,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from config.admin_widgets import SafeAutocompleteMixin
 from permissions import policy
 from tagging.models import Tag, TagGroup, TagKind
 from wecom.models import (
@@ -44,19 +44,8 @@ def _shared_groups():
     return TagGroup.objects.exclude(kind=TagKind.PERSONAL)
 
 
-class PkAutocompleteSelect(AutocompleteSelect):
-    """Django's autocomplete widget looks the submitted value up as a primary key while it
-    redraws a refused form, before validation: ``tag=abc`` would answer 500 instead of
-    "Select a valid choice"."""
-
-    def optgroups(self, name, value, attr=None):
-        return super().optgroups(
-            name, [v for v in value if str(v).isascii() and str(v).isdigit()], attr
-        )
-
-
 @admin.register(OutboundName)
-class OutboundNameAdmin(TagAdminPage):
+class OutboundNameAdmin(SafeAutocompleteMixin, TagAdminPage):
     list_display = ["code", "tag", "group"]
     list_select_related = ["tag__group", "group"]
     search_fields = ["code", "tag__name", "group__name"]
@@ -64,10 +53,6 @@ class OutboundNameAdmin(TagAdminPage):
     fields = ["tag", "group", "code"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name in self.autocomplete_fields:
-            kwargs["widget"] = PkAutocompleteSelect(
-                db_field, self.admin_site, using=kwargs.get("using")
-            )
         if db_field.name == "tag":
             kwargs["queryset"] = Tag.objects.filter(group__in=_shared_groups())
         elif db_field.name == "group":
