@@ -9,6 +9,11 @@ WeCom holds that TagDesk dropped are removed, in one call. A call retried after 
 sends the same state again and nothing more. Calls are rate-limited for the whole corp through
 the shared cache; transient errors (-1, 45009, HTTP 5xx, timeouts) back off and retry, others go
 to the dead letters with WeCom's errcode.
+
+Groups with a sync delay (docs/wecom.md#sync-delay--同步延迟) get rows of their own, held until
+their due time. The claim skips a held row *and every later row of its relationship*, so rows
+of one relationship still go out in order; a send leaves the tags of those waiting rows, and of
+changes an operator cancelled (``WecomWithheld``), as WeCom holds them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,8 +39,15 @@ from wecom.models import (
     WecomOutbox,
     WecomRelation,
     WecomRelationTag,
+    WecomWithheld,
 )
-from wecom.services.common import managed_wecom_ids, record_issue, synced_tag_map
+from wecom.services.common import (
+    SyncedTag,
+    managed_wecom_ids,
+    record_issue,
+    synced_tag_info,
+    synced_tag_map,
+)
 
 CLAIM_WINDOW = 20
 
@@ -49,38 +62,84 @@ def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int
     if not is_enabled():
         return 0
     tag_ids = {t for _c, t in added} | {t for _c, t in removed}
-    linked = set(synced_tag_map(tag_ids))
-    if not linked:
+    info = synced_tag_info(tag_ids)
+    if not info:
         return 0
     changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
     for c, t in added:
-        if t in linked:
+        if t in info:
             changes[c]["add"].append(t)
     for c, t in removed:
-        if t in linked:
+        if t in info:
             changes[c]["remove"].append(t)
-    return enqueue_customers(changes)
+    _forget_withheld(changes)
+    return enqueue_customers(changes, info)
 
 
-def enqueue_customers(changes: dict[int, dict]) -> int:
-    """One row per relationship of each customer in ``changes`` ({customer_id: change}).
-    Returns the number of rows written (the caller's adapter schedules a drain)."""
+def _forget_withheld(changes: dict[int, dict[str, list[int]]]) -> None:
+    """A new change of a tag on a customer is a new decision: what an operator cancelled for
+    that tag there no longer holds it back. One query (two when something was withheld)."""
+    tag_ids = {t for change in changes.values() for op in ("add", "remove") for t in change[op]}
+    found = WecomWithheld.objects.filter(customer_id__in=list(changes), tag_id__in=tag_ids)
+    stale = [
+        pk
+        for pk, c, t in found.values_list("pk", "customer_id", "tag_id")
+        if t in changes[c]["add"] or t in changes[c]["remove"]
+    ]
+    if stale:
+        WecomWithheld.objects.filter(pk__in=stale).delete()
+
+
+def enqueue_customers(changes: dict[int, dict], info: dict[int, SyncedTag] | None = None) -> int:
+    """One row per relationship of each customer in ``changes`` ({customer_id: change}), the
+    changes of each delayed group in rows of their own, held until the group's delay has passed
+    (``info``: :func:`synced_tag_info` of the tags, read here unless given). Returns the number
+    of rows written (the caller's adapter schedules a drain)."""
     if not changes:
         return 0
+    if info is None:
+        info = synced_tag_info(
+            {
+                t
+                for change in changes.values()
+                for op in ("add", "remove")
+                for t in change.get(op, ())
+            }
+        )
     now = timezone.now()
+    parts = {c: _split_by_delay(change, info) for c, change in changes.items()}
     rows = [
         WecomOutbox(
             userid=userid,
             external_userid=ext,
             customer_id=customer_id,
-            change=changes[customer_id],
+            change=change,
             created_at=now,
             next_attempt_at=now,
+            held_group_id=group_id,
+            held_until=now + timedelta(minutes=delay) if delay else None,
         )
         for customer_id, userid, ext in _relations_of(changes)
+        for (group_id, delay), change in parts[customer_id].items()
     ]
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+def _split_by_delay(change: dict, info: dict[int, SyncedTag]) -> dict[tuple[int | None, int], dict]:
+    """{(delayed group id or None, delay minutes): the part of ``change`` it holds}; the tags of
+    groups without a delay stay together (one row, as before delays existed)."""
+    if not any(
+        info[t].delay_minutes for op in ("add", "remove") for t in change.get(op, ()) if t in info
+    ):
+        return {(None, 0): change}
+    parts: dict[tuple[int | None, int], dict] = {}
+    for op in ("add", "remove"):
+        for t in change.get(op, ()):
+            tag = info.get(t)
+            key = (tag.group_id, tag.delay_minutes) if tag and tag.delay_minutes else (None, 0)
+            parts.setdefault(key, {"add": [], "remove": []})[op].append(t)
+    return parts
 
 
 def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
@@ -193,16 +252,42 @@ def _drain_serially(wecom: Wecom, deadline: float | None) -> dict[str, int]:
 
 
 def next_due_in() -> float | None:
-    """Seconds until the next pending row is due (None: nothing pending)."""
-    row = (
+    """Seconds until the next pending row is due (None: nothing pending): the first row that
+    is not held nor waiting behind a held row of its relationship, or the first hold to end
+    (rows waiting behind a hold become due with it)."""
+    now = timezone.now()
+    free = (
         WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
+        .filter(~_held_or_behind_hold(now))
         .order_by("next_attempt_at")
         .values_list("next_attempt_at", flat=True)
         .first()
     )
-    if row is None:
+    hold = (
+        WecomOutbox.objects.filter(status=OutboxStatus.PENDING, held_until__gt=now)
+        .order_by("held_until")
+        .values_list("held_until", flat=True)
+        .first()
+    )
+    due = [d for d in (free, hold) if d is not None]
+    if not due:
         return None
-    return max((row - timezone.now()).total_seconds(), 0.0)
+    return max((min(due) - now).total_seconds(), 0.0)
+
+
+def _held_or_behind_hold(now) -> Exists:
+    """True for a pending row that is held, or that comes after a held row of its relationship:
+    sending it now would send the relationship out of order (its final state would already
+    carry the held change, or the held change would come after it)."""
+    return Exists(
+        WecomOutbox.objects.filter(
+            status=OutboxStatus.PENDING,
+            userid=OuterRef("userid"),
+            external_userid=OuterRef("external_userid"),
+            held_until__gt=now,
+            id__lte=OuterRef("id"),
+        )
+    )
 
 
 class _Library:
@@ -227,30 +312,23 @@ class _Library:
 def _drain_one(wecom: Wecom, library: _Library) -> str | None:
     with transaction.atomic():
         now = timezone.now()
+        # Held rows and those behind them are not claimed at all: the window stays full of
+        # sendable rows however many changes wait for review.
+        claimable = WecomOutbox.objects.select_for_update(skip_locked=True).filter(
+            ~_held_or_behind_hold(now), status=OutboxStatus.PENDING, next_attempt_at__lte=now
+        )
         candidates = list(
-            WecomOutbox.objects.select_for_update(skip_locked=True)
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            .order_by("id")
-            .values_list("userid", "external_userid")[:CLAIM_WINDOW]
+            claimable.order_by("id").values_list("userid", "external_userid")[:CLAIM_WINDOW]
         )
         if not candidates:
             return None
         key = next((k for k in dict.fromkeys(candidates) if _lock_relation(*k)), None)
         if key is None:
             return None  # every due relationship is being sent by another worker
-        rows = list(
-            WecomOutbox.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=OutboxStatus.PENDING,
-                userid=key[0],
-                external_userid=key[1],
-                next_attempt_at__lte=now,
-            )
-            .order_by("id")
-        )
+        rows = list(claimable.filter(userid=key[0], external_userid=key[1]).order_by("id"))
         if not rows:
             return None
-        return _send(wecom, key, rows, library)
+        return _send(wecom, key, rows, library, now)
 
 
 def _lock_relation(userid: str, external_userid: str) -> bool:
@@ -264,7 +342,9 @@ def _lock_relation(userid: str, external_userid: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library) -> str:
+def _send(
+    wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library, now
+) -> str:
     ids = [r.pk for r in rows]
     relation = WecomRelation.objects.filter(userid=key[0], external_userid=key[1]).first()
     if relation is None:
@@ -272,7 +352,11 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         return "unchanged"
     links, managed = library.current()
     desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
-    add, remove = relation_delta(relation, desired, managed)
+    known = set(relation.tags.values_list("wecom_tag_id", flat=True))
+    frozen = {links[t] for t in frozen_tags(key, after=ids[-1], now=now) if t in links}
+    # Tags of held or cancelled changes stay as WeCom holds them.
+    desired = (desired - frozen) | (known & frozen)
+    add, remove = tags_delta(known, desired, managed)
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
         return "unchanged"
@@ -294,6 +378,33 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         return "dead"
     _finish(ids, OutboxStatus.DONE, sent={"add": add, "remove": remove})
     return "sent"
+
+
+def frozen_tags(key: tuple[str, str], *, after: int, now) -> set[int]:
+    """TagDesk tag ids a send of relationship ``key`` must leave as WeCom holds them: those of
+    its rows after ``after`` that wait for a hold (the held row and every row behind it), and
+    those of changes cancelled on it. Two queries."""
+    waiting = list(
+        WecomOutbox.objects.filter(
+            status=OutboxStatus.PENDING, userid=key[0], external_userid=key[1], id__gt=after
+        )
+        .order_by("id")
+        .values_list("id", "held_until", "change")
+    )
+    first_hold = next((pk for pk, until, _c in waiting if until is not None and until > now), None)
+    tags = {
+        t
+        for pk, _u, change in waiting
+        if first_hold is not None and pk >= first_hold
+        for op in ("add", "remove")
+        for t in (change or {}).get(op, ())
+    }
+    tags.update(
+        WecomWithheld.objects.filter(userid=key[0], external_userid=key[1]).values_list(
+            "tag_id", flat=True
+        )
+    )
+    return tags
 
 
 def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> int:
