@@ -128,17 +128,20 @@ def enqueue_customers(changes: dict[int, dict], info: dict[int, SyncedTag] | Non
 
 def _split_by_delay(change: dict, info: dict[int, SyncedTag]) -> dict[tuple[int | None, int], dict]:
     """{(delayed group id or None, delay minutes): the part of ``change`` it holds}; the tags of
-    groups without a delay stay together (one row, as before delays existed)."""
+    groups without a delay stay together (one row, as before delays existed) and come first: a
+    row behind a held one waits for it, and one change has no order among its groups."""
     if not any(
         info[t].delay_minutes for op in ("add", "remove") for t in change.get(op, ()) if t in info
     ):
         return {(None, 0): change}
-    parts: dict[tuple[int | None, int], dict] = {}
+    parts: dict[tuple[int | None, int], dict] = {(None, 0): {"add": [], "remove": []}}
     for op in ("add", "remove"):
         for t in change.get(op, ()):
             tag = info.get(t)
             key = (tag.group_id, tag.delay_minutes) if tag and tag.delay_minutes else (None, 0)
             parts.setdefault(key, {"add": [], "remove": []})[op].append(t)
+    if not any(parts[(None, 0)].values()):
+        del parts[(None, 0)]
     return parts
 
 
