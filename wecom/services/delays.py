@@ -246,8 +246,8 @@ def describe(rows: list[WecomOutbox]) -> dict[int, Review]:
         for added, t in _tags_of(r):
             before = [h for h in history.get((r.customer_id, t, added), []) if h[0] <= r.created_at]
             if before:
-                _when, actor_id, source = before[-1]
-                whos.append(_name(actors.get(actor_id)) if actor_id else _source_name(source))
+                _when, by, how = before[-1]
+                whos.append(_name(actors.get(by)) if by is not None else _source_name(how))
         employee = users.get(r.userid)
         out[r.pk] = Review(
             tags_added=[tags.get(t, str(t)) for a, t in _tags_of(r) if a],
