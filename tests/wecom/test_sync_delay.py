@@ -198,8 +198,10 @@ def test_cancelled_changes_never_reach_wecom_and_tagdesk_keeps_them(world, wecom
         world.tag_id("投诉客户", "已投诉") not in c.body.get("add_tag", [])
         for c in world.calls("externalcontact/mark_tag")
     )
-    # A sync of contacts does not take WeCom's lack of the tag as a removal either.
+    # A sync of contacts does not take WeCom's lack of the tag as a removal either, nor queue
+    # rows that would change nothing.
     sync_contacts(wecom)
+    assert not WecomOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
     outbox.drain(wecom)
     assert TagAssignment.objects.filter(tag=tag("已投诉"), customer=customer("wmA")).exists()
     assert world.relation_tags("lisi", "wmA") == {world.tag_id("意向", "高")}

@@ -163,19 +163,27 @@ def _audit(rows: list[WecomOutbox], action: str, actor: Any, now: datetime) -> N
 # --- what the outbox and the drift report leave alone -----------------------------------------
 
 
-def waiting_tags(now: datetime | None = None) -> dict[Relation, set[int]]:
+def waiting_tags(
+    now: datetime | None = None, *, customer_ids: Iterable[int] | None = None
+) -> dict[Relation, set[int]]:
     """{relationship: TagDesk tag ids of its held rows and of every row behind one}: what a send
-    now leaves as WeCom holds it. One query (the pending rows of relationships with a hold)."""
+    now leaves as WeCom holds it; only the relationships of ``customer_ids`` if given. Two
+    queries at most."""
     now = now or timezone.now()
-    held = WecomOutbox.objects.filter(status=OutboxStatus.PENDING, held_until__gt=now)
+    pending = WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
+    if customer_ids is not None:
+        pending = pending.filter(customer_id__in=list(customer_ids))
     first: dict[Relation, int] = {}
-    for pk, u, e in held.order_by("id").values_list("pk", "userid", "external_userid"):
+    for pk, u, e in (
+        pending.filter(held_until__gt=now)
+        .order_by("id")
+        .values_list("pk", "userid", "external_userid")
+    ):
         first.setdefault((u, e), pk)
     if not first:
         return {}
     out: dict[Relation, set[int]] = defaultdict(set)
-    rows = WecomOutbox.objects.filter(
-        status=OutboxStatus.PENDING,
+    rows = pending.filter(
         userid__in={u for u, _e in first},
         external_userid__in={e for _u, e in first},
         id__gte=min(first.values()),
@@ -187,13 +195,27 @@ def waiting_tags(now: datetime | None = None) -> dict[Relation, set[int]]:
     return out
 
 
-def withheld_tags() -> dict[Relation, dict[int, bool]]:
-    """{relationship: {TagDesk tag id: True if an addition was withheld, False a removal}}."""
+def withheld_tags(customer_ids: Iterable[int] | None = None) -> dict[Relation, dict[int, bool]]:
+    """{relationship: {TagDesk tag id: True if an addition was withheld, False a removal}}; only
+    the relationships of ``customer_ids`` if given. One query."""
+    withheld = WecomWithheld.objects.all()
+    if customer_ids is not None:
+        withheld = withheld.filter(customer_id__in=list(customer_ids))
     out: dict[Relation, dict[int, bool]] = defaultdict(dict)
-    for u, e, t, added in WecomWithheld.objects.values_list(
-        "userid", "external_userid", "tag_id", "added"
-    ):
+    for u, e, t, added in withheld.values_list("userid", "external_userid", "tag_id", "added"):
         out[(u, e)][t] = added
+    return out
+
+
+def frozen_tags(customer_ids: Iterable[int]) -> dict[Relation, set[int]]:
+    """{relationship of these customers: TagDesk tag ids a send must leave as WeCom holds them}
+    (held, behind a hold, or withheld). Three queries at most."""
+    ids = list(customer_ids)
+    out: dict[Relation, set[int]] = defaultdict(set)
+    for key, tags in waiting_tags(customer_ids=ids).items():
+        out[key] |= tags
+    for key, kept in withheld_tags(ids).items():
+        out[key] |= kept.keys()
     return out
 
 

@@ -41,6 +41,7 @@ from wecom.models import (
     WecomRelationTag,
     WecomWithheld,
 )
+from wecom.services import delays
 from wecom.services.common import (
     SyncedTag,
     managed_wecom_ids,
@@ -196,14 +197,20 @@ def desired_tags(
     return out
 
 
-def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]):
-    """(add, remove) turning what WeCom holds for ``relation`` into ``desired``; only synced
-    tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
-    return tags_delta(set(relation.tags.values_list("wecom_tag_id", flat=True)), desired, managed)
+def leave_frozen(
+    desired: set[str], known: set[str], frozen: set[int], links: dict[int, str]
+) -> set[str]:
+    """``desired`` with the tags of held or cancelled changes (``frozen``, TagDesk tag ids from
+    ``delays.frozen_tags``) left as WeCom holds them (``known``)."""
+    if not frozen:
+        return desired
+    kept = {links[t] for t in frozen if t in links}
+    return (desired - kept) | (known & kept)
 
 
 def tags_delta(known: set[str], desired: set[str], managed: set[str]):
-    """:func:`relation_delta` for a relationship whose WeCom tags (``known``) are already read."""
+    """(add, remove) turning what WeCom holds for a relationship (``known``) into ``desired``;
+    only synced tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
     return sorted(desired - known), sorted((known & managed) - desired)
 
 
@@ -331,7 +338,7 @@ def _drain_one(wecom: Wecom, library: _Library) -> str | None:
         rows = list(claimable.filter(userid=key[0], external_userid=key[1]).order_by("id"))
         if not rows:
             return None
-        return _send(wecom, key, rows, library, now)
+        return _send(wecom, key, rows, library)
 
 
 def _lock_relation(userid: str, external_userid: str) -> bool:
@@ -345,9 +352,7 @@ def _lock_relation(userid: str, external_userid: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _send(
-    wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library, now
-) -> str:
+def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: _Library) -> str:
     ids = [r.pk for r in rows]
     relation = WecomRelation.objects.filter(userid=key[0], external_userid=key[1]).first()
     if relation is None:
@@ -356,10 +361,8 @@ def _send(
     links, managed = library.current()
     desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
     known = set(relation.tags.values_list("wecom_tag_id", flat=True))
-    frozen = {links[t] for t in frozen_tags(key, after=ids[-1], now=now) if t in links}
-    # Tags of held or cancelled changes stay as WeCom holds them.
-    desired = (desired - frozen) | (known & frozen)
-    add, remove = tags_delta(known, desired, managed)
+    frozen = delays.frozen_tags([relation.customer_id]).get(key, set())
+    add, remove = tags_delta(known, leave_frozen(desired, known, frozen, links), managed)
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
         return "unchanged"
@@ -381,33 +384,6 @@ def _send(
         return "dead"
     _finish(ids, OutboxStatus.DONE, sent={"add": add, "remove": remove})
     return "sent"
-
-
-def frozen_tags(key: tuple[str, str], *, after: int, now) -> set[int]:
-    """TagDesk tag ids a send of relationship ``key`` must leave as WeCom holds them: those of
-    its rows after ``after`` that wait for a hold (the held row and every row behind it), and
-    those of changes cancelled on it. Two queries."""
-    waiting = list(
-        WecomOutbox.objects.filter(
-            status=OutboxStatus.PENDING, userid=key[0], external_userid=key[1], id__gt=after
-        )
-        .order_by("id")
-        .values_list("id", "held_until", "change")
-    )
-    first_hold = next((pk for pk, until, _c in waiting if until is not None and until > now), None)
-    tags = {
-        t
-        for pk, _u, change in waiting
-        if first_hold is not None and pk >= first_hold
-        for op in ("add", "remove")
-        for t in (change or {}).get(op, ())
-    }
-    tags.update(
-        WecomWithheld.objects.filter(userid=key[0], external_userid=key[1]).values_list(
-            "tag_id", flat=True
-        )
-    )
-    return tags
 
 
 def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> int:
