@@ -141,6 +141,7 @@ class WecomOutboxAdmin(TagAdminOnly):
         "errcode",
         "error",
         "next_attempt_at",
+        "held_until",
     ]
     list_filter = ["status", "errcode"]
     search_fields = ["=userid", "=external_userid"]

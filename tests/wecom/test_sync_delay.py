@@ -232,6 +232,21 @@ def test_send_now_ends_the_hold(world, wecom, clock, editor):
     assert delays.cancel_held(ids, actor=editor) == 0
 
 
+def test_a_change_sent_now_behind_another_held_one_still_waits_for_it(world, wecom, clock, editor):
+    complain()
+    clock.advance(minutes=10)
+    tagging_services.assign_tags([customer("wmA")], [tag("已解决")], actor=None, source="manual")
+    later = WecomOutbox.objects.filter(change__add=[tag("已解决").pk])
+    assert delays.send_held_now(later.values_list("pk", flat=True), actor=editor) == 2
+    assert outbox.drain(wecom)["sent"] == 0  # the first change of each relationship still holds
+    clock.advance(minutes=110)
+    assert outbox.drain(wecom)["sent"] == 2
+    assert world.relation_tags("zhangsan", "wmA") == {
+        world.tag_id("投诉客户", "已投诉"),
+        world.tag_id("投诉客户", "已解决"),
+    }
+
+
 @pytest.mark.parametrize("service", [delays.cancel_held, delays.send_held_now])
 def test_review_is_refused_to_who_may_not_edit_the_group(world, wecom, editor, viewer, service):
     complain()

@@ -90,7 +90,8 @@ def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
 
 def send_held_now(ids: Iterable[int], *, actor: Any) -> int:
     """End the hold of these rows now; the caller drains the outbox after the commit. Same
-    permission and batch rule as :func:`cancel_held`. Returns the rows released."""
+    permission and batch rule as :func:`cancel_held`. Returns the rows released. A row behind
+    another held row of its relationship still waits for that one (order per relationship)."""
     with transaction.atomic():
         rows = _locked_held(ids, actor)
         now = timezone.now()
