@@ -85,6 +85,7 @@ def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
             WecomWithheld.objects.filter(pk__in=stale).delete()
         WecomWithheld.objects.bulk_create(withheld.values(), batch_size=1000)
         _audit(rows, AuditAction.WECOM_CHANGE_CANCELLED, actor, now)
+        _recompute_holds({(r.userid, r.external_userid) for r in rows}, now)
     return len(rows)
 
 
@@ -96,10 +97,65 @@ def send_held_now(ids: Iterable[int], *, actor: Any) -> int:
         rows = _locked_held(ids, actor)
         now = timezone.now()
         WecomOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
-            held_until=now, next_attempt_at=now, reviewed_by=actor, reviewed_at=now
+            held_until=now, reviewed_by=actor, reviewed_at=now
         )
         _audit(rows, AuditAction.WECOM_CHANGE_SENT_NOW, actor, now)
+        _recompute_holds({(r.userid, r.external_userid) for r in rows}, now)
     return len(rows)
+
+
+def wait_behind_holds(rows: list[WecomOutbox], now: datetime) -> None:
+    """Before ``rows`` (new, in id order) are inserted: each waits at least until the holds of
+    the pending rows before it on its relationship have ended, by its ``next_attempt_at`` (the
+    claim's due filter), so a relationship is sent in order. One query per 5,000 customers."""
+    keys = {(r.userid, r.external_userid) for r in rows}
+    customer_ids = sorted({r.customer_id for r in rows})
+    holds: dict[Relation, datetime] = {}
+    for start in range(0, len(customer_ids), 5000):
+        for u, e, until in WecomOutbox.objects.filter(
+            status=OutboxStatus.PENDING,
+            held_until__gt=now,
+            customer_id__in=customer_ids[start : start + 5000],
+        ).values_list("userid", "external_userid", "next_attempt_at"):
+            if (u, e) in keys and until > holds.get((u, e), now):
+                holds[(u, e)] = until
+    for row in rows:
+        key = (row.userid, row.external_userid)
+        if key in holds and holds[key] > row.next_attempt_at:
+            row.next_attempt_at = holds[key]
+        if row.held_until is not None and row.next_attempt_at > holds.get(key, now):
+            holds[key] = row.next_attempt_at
+
+
+def _recompute_holds(keys: set[Relation], now: datetime) -> None:
+    """After holds ended early (sent now) or went away (cancelled): the pending rows of these
+    relationships wait for the holds still before them, and no longer than that. Two queries."""
+    pending = list(
+        WecomOutbox.objects.filter(
+            status=OutboxStatus.PENDING,
+            userid__in={u for u, _e in keys},
+            external_userid__in={e for _u, e in keys},
+        )
+        .order_by("id")
+        .only("pk", "userid", "external_userid", "held_until", "next_attempt_at", "attempts")
+    )
+    wait: dict[Relation, datetime] = {}
+    changed = []
+    for row in pending:
+        key = (row.userid, row.external_userid)
+        if key not in keys:
+            continue
+        own = row.held_until if row.held_until is not None and row.held_until > now else now
+        # A row tried before keeps its backoff; one never tried waited only for holds.
+        floor = row.next_attempt_at if row.attempts else now
+        due = max(own, wait.get(key, now), floor)
+        if due != row.next_attempt_at:
+            row.next_attempt_at = due
+            changed.append(row)
+        if row.held_until is not None and row.held_until > now:
+            wait[key] = max(wait.get(key, now), due)
+    if changed:
+        WecomOutbox.objects.bulk_update(changed, ["next_attempt_at"], batch_size=1000)
 
 
 def _locked_held(ids: Iterable[int], actor: Any) -> list[WecomOutbox]:

@@ -11,9 +11,11 @@ the shared cache; transient errors (-1, 45009, HTTP 5xx, timeouts) back off and 
 to the dead letters with WeCom's errcode.
 
 Groups with a sync delay (docs/wecom.md#sync-delay--同步延迟) get rows of their own, held until
-their due time. The claim skips a held row *and every later row of its relationship*, so rows
-of one relationship still go out in order; a send leaves the tags of those waiting rows, and of
-changes an operator cancelled (``WecomWithheld``), as WeCom holds them.
+their due time: the row's ``next_attempt_at`` is its hold, and every later row of its
+relationship gets at least that hold (``delays.wait_behind_holds``), so the claim's due filter
+keeps them back and rows of one relationship still go out in order, with no extra condition in
+the claim. A send leaves the tags of those waiting rows, and of changes an operator cancelled
+(``WecomWithheld``), as WeCom holds them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -116,13 +117,14 @@ def enqueue_customers(changes: dict[int, dict], info: dict[int, SyncedTag] | Non
             customer_id=customer_id,
             change=change,
             created_at=now,
-            next_attempt_at=now,
+            next_attempt_at=now + timedelta(minutes=delay),
             held_group_id=group_id,
             held_until=now + timedelta(minutes=delay) if delay else None,
         )
         for customer_id, userid, ext in _relations_of(changes)
         for (group_id, delay), change in parts[customer_id].items()
     ]
+    delays.wait_behind_holds(rows, now)
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 
@@ -160,6 +162,7 @@ def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
         )
         for r in relations
     ]
+    delays.wait_behind_holds(rows, now)
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 
@@ -262,42 +265,17 @@ def _drain_serially(wecom: Wecom, deadline: float | None) -> dict[str, int]:
 
 
 def next_due_in() -> float | None:
-    """Seconds until the next pending row is due (None: nothing pending): the first row that
-    is not held nor waiting behind a held row of its relationship, or the first hold to end
-    (rows waiting behind a hold become due with it)."""
-    now = timezone.now()
-    free = (
+    """Seconds until the next pending row is due (None: nothing pending). A held row, and every
+    row behind one, is due when the hold ends (its ``next_attempt_at``)."""
+    row = (
         WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
-        .filter(~_held_or_behind_hold(now))
         .order_by("next_attempt_at")
         .values_list("next_attempt_at", flat=True)
         .first()
     )
-    hold = (
-        WecomOutbox.objects.filter(status=OutboxStatus.PENDING, held_until__gt=now)
-        .order_by("held_until")
-        .values_list("held_until", flat=True)
-        .first()
-    )
-    due = [d for d in (free, hold) if d is not None]
-    if not due:
+    if row is None:
         return None
-    return max((min(due) - now).total_seconds(), 0.0)
-
-
-def _held_or_behind_hold(now) -> Exists:
-    """True for a pending row that is held, or that comes after a held row of its relationship:
-    sending it now would send the relationship out of order (its final state would already
-    carry the held change, or the held change would come after it)."""
-    return Exists(
-        WecomOutbox.objects.filter(
-            status=OutboxStatus.PENDING,
-            userid=OuterRef("userid"),
-            external_userid=OuterRef("external_userid"),
-            held_until__gt=now,
-            id__lte=OuterRef("id"),
-        )
-    )
+    return max((row - timezone.now()).total_seconds(), 0.0)
 
 
 class _Library:
@@ -322,10 +300,10 @@ class _Library:
 def _drain_one(wecom: Wecom, library: _Library) -> str | None:
     with transaction.atomic():
         now = timezone.now()
-        # Held rows and those behind them are not claimed at all: the window stays full of
-        # sendable rows however many changes wait for review.
+        # Held rows, and those behind them, are due when their hold ends (next_attempt_at):
+        # the window stays full of sendable rows however many changes wait for review.
         claimable = WecomOutbox.objects.select_for_update(skip_locked=True).filter(
-            ~_held_or_behind_hold(now), status=OutboxStatus.PENDING, next_attempt_at__lte=now
+            status=OutboxStatus.PENDING, next_attempt_at__lte=now
         )
         candidates = list(
             claimable.order_by("id").values_list("userid", "external_userid")[:CLAIM_WINDOW]
