@@ -60,14 +60,14 @@ class WecomHeldChangeAdmin(ReadOnlyAdminMixin, StaffAdmin):
         "tags_removed",
         "who",
         "created_at",
-        "held_until",
+        "due",
         "held_group",
     ]
     list_display_links = None
     list_filter = [HeldGroupFilter]
     list_select_related = ["customer", "held_group"]
     search_fields = ["=userid", "=external_userid", "customer__name"]
-    ordering = ["held_until", "id"]
+    ordering = ["next_attempt_at", "id"]
     actions = ["cancel", "send_now"]
     list_per_page = 100
     show_full_result_count = False
@@ -108,6 +108,11 @@ class WecomHeldChangeAdmin(ReadOnlyAdminMixin, StaffAdmin):
     def tags_removed(self, obj) -> str:
         review = getattr(obj, "review", None)
         return "、".join(review.tags_removed) if review and review.tags_removed else "—"
+
+    @admin.display(description=gettext_lazy("due to be sent"), ordering="next_attempt_at")
+    def due(self, obj):
+        # The row's own hold, or later when an earlier held change of its relationship ends.
+        return obj.next_attempt_at
 
     @admin.display(description=gettext_lazy("changed by"))
     def who(self, obj) -> str:

@@ -207,6 +207,18 @@ def test_cancelled_changes_never_reach_wecom_and_tagdesk_keeps_them(world, wecom
     assert world.relation_tags("lisi", "wmA") == {world.tag_id("意向", "高")}
 
 
+def test_cancelling_a_hold_releases_the_rows_behind_it(world, wecom, clock, editor):
+    complain()
+    clock.advance(minutes=5)
+    tagging_services.assign_tags([customer("wmA")], [tag("高")], actor=None, source="manual")
+    assert outbox.drain(wecom)["sent"] == 0
+    held = WecomOutbox.objects.filter(held_until__isnull=False).values_list("pk", flat=True)
+    delays.cancel_held(list(held), actor=editor)
+    assert outbox.next_due_in() == 0
+    assert outbox.drain(wecom)["sent"] == 2
+    assert world.relation_tags("lisi", "wmA") == {world.tag_id("意向", "高")}
+
+
 def test_a_new_change_of_a_withheld_tag_is_a_new_decision(world, wecom, clock, editor):
     complain()
     delays.cancel_held(WecomOutbox.objects.values_list("pk", flat=True), actor=editor)
@@ -374,7 +386,7 @@ def test_review_page_lists_the_held_changes_in_english(world, client, editor, su
         "已投诉",
         "超级管理员",
         "Changed by",
-        "Held until",
+        "Due to be sent",
         "Cancel: never send these changes to WeCom",
         "Send these changes to WeCom now",
     ]:
@@ -395,6 +407,7 @@ def test_review_page_in_chinese(world, client, editor, superuser, settings):
         "取消：不发送到企业微信",
         "立即发送到企业微信",
         "修改人",
+        "预计发送时间",
     ]:
         assert expected in text, expected
 
