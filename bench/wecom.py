@@ -318,6 +318,7 @@ def _queue_held_rows(count: int) -> None:
                 customer_id=customers[i % len(customers)][0],
                 change={"add": [tag], "remove": []},
                 held_until=now + timedelta(hours=2),
+                next_attempt_at=now + timedelta(hours=2),  # as outbox.enqueue_customers does
             )
             for i in range(count)
         ],

@@ -302,8 +302,10 @@ def _drain_one(wecom: Wecom, library: _Library) -> str | None:
         now = timezone.now()
         # Held rows, and those behind them, are due when their hold ends (next_attempt_at):
         # the window stays full of sendable rows however many changes wait for review.
-        claimable = WecomOutbox.objects.select_for_update(skip_locked=True).filter(
-            status=OutboxStatus.PENDING, next_attempt_at__lte=now
+        claimable = (
+            WecomOutbox.objects.select_for_update(skip_locked=True)
+            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .exclude(held_until__gt=now)  # its own hold, whatever set next_attempt_at
         )
         candidates = list(
             claimable.order_by("id").values_list("userid", "external_userid")[:CLAIM_WINDOW]
