@@ -220,6 +220,7 @@ class WecomOutbox(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # wecomoutbox_held_group: only the few rows that have one
     )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -228,6 +229,7 @@ class WecomOutbox(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # wecomoutbox_reviewed_by: likewise
     )
     reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
 
@@ -246,6 +248,16 @@ class WecomOutbox(models.Model):
                 fields=["held_until", "id"],
                 name="wecomoutbox_held",
                 condition=models.Q(status="pending", held_until__isnull=False),
+            ),
+            models.Index(
+                fields=["held_group"],
+                name="wecomoutbox_held_group",
+                condition=models.Q(held_group__isnull=False),
+            ),
+            models.Index(
+                fields=["reviewed_by"],
+                name="wecomoutbox_reviewed_by",
+                condition=models.Q(reviewed_by__isnull=False),
             ),
         ]
 
