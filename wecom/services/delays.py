@@ -221,15 +221,20 @@ def _audit(rows: list[WecomOutbox], action: str, actor: Any, now: datetime) -> N
 
 
 def waiting_tags(
-    now: datetime | None = None, *, customer_ids: Iterable[int] | None = None
+    now: datetime | None = None,
+    *,
+    customer_ids: Iterable[int] | None = None,
+    relation: Relation | None = None,
 ) -> dict[Relation, set[int]]:
     """{relationship: TagDesk tag ids of its held rows and of every row behind one}: what a send
-    now leaves as WeCom holds it; only the relationships of ``customer_ids`` if given. Two
-    queries at most."""
+    now leaves as WeCom holds it; only the relationships of ``customer_ids``, or ``relation``
+    alone, if given. Two queries at most (one when nothing is held)."""
     now = now or timezone.now()
     pending = WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
     if customer_ids is not None:
         pending = pending.filter(customer_id__in=list(customer_ids))
+    if relation is not None:
+        pending = pending.filter(userid=relation[0], external_userid=relation[1])
     first: dict[Relation, int] = {}
     for pk, u, e in (
         pending.filter(held_until__gt=now)
@@ -252,26 +257,33 @@ def waiting_tags(
     return out
 
 
-def withheld_tags(customer_ids: Iterable[int] | None = None) -> dict[Relation, dict[int, bool]]:
+def withheld_tags(
+    customer_ids: Iterable[int] | None = None, *, relation: Relation | None = None
+) -> dict[Relation, dict[int, bool]]:
     """{relationship: {TagDesk tag id: True if an addition was withheld, False a removal}}; only
-    the relationships of ``customer_ids`` if given. One query."""
+    the relationships of ``customer_ids``, or ``relation`` alone, if given. One query."""
     withheld = WecomWithheld.objects.all()
     if customer_ids is not None:
         withheld = withheld.filter(customer_id__in=list(customer_ids))
+    if relation is not None:
+        withheld = withheld.filter(userid=relation[0], external_userid=relation[1])
     out: dict[Relation, dict[int, bool]] = defaultdict(dict)
     for u, e, t, added in withheld.values_list("userid", "external_userid", "tag_id", "added"):
         out[(u, e)][t] = added
     return out
 
 
-def frozen_tags(customer_ids: Iterable[int]) -> dict[Relation, set[int]]:
-    """{relationship of these customers: TagDesk tag ids a send must leave as WeCom holds them}
-    (held, behind a hold, or withheld). Three queries at most."""
-    ids = list(customer_ids)
+def frozen_tags(
+    customer_ids: Iterable[int] | None = None, *, relation: Relation | None = None
+) -> dict[Relation, set[int]]:
+    """{relationship of these customers (or ``relation``): TagDesk tag ids a send must leave as
+    WeCom holds them} (held, behind a hold, or withheld). Three queries at most, two when
+    nothing is held."""
+    ids = None if customer_ids is None else list(customer_ids)
     out: dict[Relation, set[int]] = defaultdict(set)
-    for key, tags in waiting_tags(customer_ids=ids).items():
+    for key, tags in waiting_tags(customer_ids=ids, relation=relation).items():
         out[key] |= tags
-    for key, kept in withheld_tags(ids).items():
+    for key, kept in withheld_tags(ids, relation=relation).items():
         out[key] |= kept.keys()
     return out
 

@@ -341,7 +341,7 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
     links, managed = library.current()
     desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
     known = set(relation.tags.values_list("wecom_tag_id", flat=True))
-    frozen = delays.frozen_tags([relation.customer_id]).get(key, set())
+    frozen = delays.frozen_tags(relation=key).get(key, set())
     add, remove = tags_delta(known, leave_frozen(desired, known, frozen, links), managed)
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
