@@ -59,8 +59,15 @@ def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
             error=_("Cancelled during its sync delay; not sent to WeCom."),
         )
         withheld = {}
+        alive = set(
+            Tag.objects.filter(pk__in={t for r in rows for _a, t in _tags_of(r)}).values_list(
+                "pk", flat=True
+            )
+        )
         for row in rows:  # later rows win: the last cancelled change of a tag is the one kept
             for added, t in _tags_of(row):
+                if t not in alive:
+                    continue  # deleted since: nothing of it can reach WeCom anyway
                 withheld[(row.userid, row.external_userid, t)] = WecomWithheld(
                     customer_id=row.customer_id,
                     userid=row.userid,
