@@ -1,7 +1,7 @@
 """WeCom sync speed against the local fake WeCom server (tests/wecom/fake_wecom.py).
 
     python bench/wecom.py [--contacts 100000] [--outbox-contacts 400] [--rate 40]
-                          [--latency 0.02] [--callbacks 300] [--tags 3000]
+                          [--latency 0.02] [--callbacks 300] [--tags 3000] [--held 0]
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
 nobody else connected): the outbox drain runs concurrent senders, each on its own connection, so
@@ -15,7 +15,9 @@ end. ``--contacts 0`` skips it. Figures, each beside its baseline measured in th
 - outbox drain: mark_tag calls per second of ``wecom.services.outbox.drain`` with the fake
   answering after ``--latency`` seconds, beside the configured ``WECOM_OUTBOX_RATE`` (target:
   ≥ 90 %) and beside a bare loop of the same calls through the same client (what one synchronous
-  worker can do at that latency at all);
+  worker can do at that latency at all); ``--held N`` first queues N rows held by a sync delay
+  on other relationships of the same customers (docs/wecom.md#sync-delay--同步延迟), which the
+  claim must skip;
 - callback endpoint: p50 / p99 of POST /wecom/callback/ through Django's test client (verify,
   decrypt, record), beside wechatpy's decrypt alone (target: p99 ≤ 50 ms);
 - contact sync: ``sync_contacts`` of ``--contacts`` customers × 2 followers, one corp tag each,
@@ -48,6 +50,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--callbacks", type=int, default=300)
     parser.add_argument("--tags", type=int, default=3000)
+    parser.add_argument("--held", type=int, default=0)
     return parser.parse_args()
 
 
@@ -192,6 +195,8 @@ def outbox_drain(wecom) -> None:
         actor=None,
         source="api",
     )
+    if ARGS.held:
+        _queue_held_rows(ARGS.held)
     rows = WecomOutbox.objects.filter(status="pending").count()
     time.sleep(1.05 - time.time() % 1)  # start at a rate window boundary
     started = time.perf_counter()
@@ -290,6 +295,35 @@ def contact_sync() -> None:
     finally:
         stop.set()
         child.join(30)
+
+
+def _queue_held_rows(count: int) -> None:
+    """``count`` rows held for two hours, spread over the bench customers, on relationships of
+    an employee the drained rows do not use (so they hold back nothing that is measured)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    customers = list(
+        Customer.objects.filter(external_userid__startswith="wmbench").values_list(
+            "pk", "external_userid"
+        )
+    )
+    now, tag = timezone.now(), Tag.objects.get(name="甲").pk
+    WecomOutbox.objects.bulk_create(
+        [
+            WecomOutbox(
+                userid="bench_held",
+                external_userid=f"{customers[i % len(customers)][1]}_{i}",
+                customer_id=customers[i % len(customers)][0],
+                change={"add": [tag], "remove": []},
+                held_until=now + timedelta(hours=2),
+                next_attempt_at=now + timedelta(hours=2),  # as outbox.enqueue_customers does
+            )
+            for i in range(count)
+        ],
+        batch_size=2000,
+    )
 
 
 def main() -> None:

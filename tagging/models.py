@@ -343,6 +343,8 @@ class AuditAction(models.TextChoices):
     FOLLOWER_REMOVED = "follower.removed", _("follower removed")
     SUGGESTION_ACCEPTED = "suggestion.accepted", _("tag suggestion accepted")
     SUGGESTION_DISMISSED = "suggestion.dismissed", _("tag suggestion dismissed")
+    WECOM_CHANGE_CANCELLED = "wecom.change_cancelled", _("WeCom change cancelled during its delay")
+    WECOM_CHANGE_SENT_NOW = "wecom.change_sent_now", _("WeCom change sent before its delay ended")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"

@@ -30,6 +30,7 @@ from tagging.admin_base import (
     copy_saved,
 )
 from tagging.errors import TaggingError
+from wecom import admin_delays  # noqa: F401  (registers the review page of held changes)
 from wecom.client import callbacks_enabled, is_enabled
 from wecom.models import (
     CallbackStatus,
@@ -113,6 +114,9 @@ class WecomSyncRunAdmin(TagAdminOnly):
                 status=OutboxStatus.PENDING, attempts__gt=0
             ).count(),
             "dead": outbox_counts.get(OutboxStatus.DEAD, 0),
+            "held": WecomOutbox.objects.filter(
+                status=OutboxStatus.PENDING, held_until__gt=timezone.now()
+            ).count(),
             "callbacks_today": WecomCallbackEvent.objects.filter(received_at__gte=day_ago).count(),
             "callbacks_failed": WecomCallbackEvent.objects.filter(
                 status=CallbackStatus.FAILED
@@ -152,6 +156,7 @@ class WecomOutboxAdmin(TagAdminOnly):
         "errcode",
         "error",
         "next_attempt_at",
+        "held_until",
     ]
     list_filter = ["status", "errcode"]
     search_fields = ["=userid", "=external_userid"]
@@ -226,7 +231,7 @@ class WecomSyncIssueAdmin(TagAdminOnly):
 class WecomGroupRuleAdmin(admin.ModelAdmin):
     """Sync rules: per corporate group, which way its assignments sync (tag admins)."""
 
-    list_display = ["group", "direction"]
+    list_display = ["group", "direction", "delay_minutes"]
     list_filter = ["direction"]
     list_select_related = ["group"]
 

@@ -8,6 +8,7 @@ live here. Nothing outside ``wecom.services`` writes these tables.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -73,9 +74,14 @@ class SyncDirection(models.TextChoices):
     OFF = "off", _("not synced")
 
 
+MAX_SYNC_DELAY_MINUTES = 7 * 24 * 60  # a week: longer, and nobody reviews what waits
+
+
 class WecomGroupRule(models.Model):
-    """Per tag group: in which direction its assignments sync (groups without a rule: both).
-    The library itself (names, order) always syncs both ways."""
+    """Per tag group: in which direction its assignments sync (groups without a rule: both),
+    and how long its changes wait in the outbox for review before they go to WeCom
+    (``delay_minutes``, 0 = none; docs/wecom.md#sync-delay--同步延迟). The library itself (names,
+    order) always syncs both ways."""
 
     group = models.OneToOneField(
         "tagging.TagGroup",
@@ -89,10 +95,32 @@ class WecomGroupRule(models.Model):
         choices=SyncDirection.choices,
         default=SyncDirection.BOTH,
     )
+    delay_minutes = models.IntegerField(
+        _("sync delay (minutes)"),
+        default=0,
+        validators=[
+            MinValueValidator(0, _("A sync delay cannot be negative; 0 means no delay.")),
+            MaxValueValidator(
+                MAX_SYNC_DELAY_MINUTES,
+                _("A sync delay is at most %(limit_value)s minutes (7 days)."),
+            ),
+        ],
+        help_text=_(
+            "Changes to this group's assignments wait this long before they are sent to WeCom; "
+            "meanwhile they can be reviewed, cancelled or sent at once (e.g. 120 for a sensitive "
+            "group). 0 = sent at once."
+        ),
+    )
 
     class Meta:
         verbose_name = _("WeCom sync rule")
         verbose_name_plural = _("WeCom sync rules")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(delay_minutes__gte=0, delay_minutes__lte=MAX_SYNC_DELAY_MINUTES),
+                name="wecomgrouprule_delay_bounds",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.group} · {self.get_direction_display()}"
@@ -153,6 +181,7 @@ class OutboxStatus(models.TextChoices):
     PENDING = "pending", _("pending")
     DONE = "done", _("sent")
     DEAD = "dead", _("dead letter")
+    CANCELLED = "cancelled", _("cancelled (withheld)")
 
 
 class WecomOutbox(models.Model):
@@ -179,6 +208,30 @@ class WecomOutbox(models.Model):
     sent = models.JSONField(_("sent"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # A change in a group with a sync delay: not sent before ``held_until``, and nothing of its
+    # relationship after it either (docs/wecom.md#sync-delay--同步延迟). ``held_group`` is the
+    # group whose rule held it (the review page's filter); ``reviewed_by`` cancelled it or sent
+    # it early.
+    held_until = models.DateTimeField(_("held until"), null=True, blank=True)
+    held_group = models.ForeignKey(
+        "tagging.TagGroup",
+        verbose_name=_("tag group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # wecomoutbox_held_group: only the few rows that have one
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reviewed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # wecomoutbox_reviewed_by: likewise
+    )
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("WeCom outbox entry")
@@ -191,10 +244,79 @@ class WecomOutbox(models.Model):
                 condition=models.Q(status="pending"),
             ),
             models.Index(fields=["userid", "external_userid", "status"], name="wecomoutbox_rel"),
+            models.Index(
+                fields=["held_until", "id"],
+                name="wecomoutbox_held",
+                condition=models.Q(status="pending", held_until__isnull=False),
+            ),
+            models.Index(
+                fields=["held_group"],
+                name="wecomoutbox_held_group",
+                condition=models.Q(held_group__isnull=False),
+            ),
+            models.Index(
+                fields=["reviewed_by"],
+                name="wecomoutbox_reviewed_by",
+                condition=models.Q(reviewed_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.userid} → {self.external_userid}"
+
+
+class WecomHeldChange(WecomOutbox):
+    """The review page of held changes (admin): outbox rows of delayed groups still waiting."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("held WeCom change")
+        verbose_name_plural = _("held WeCom changes (sync delay)")
+
+
+class WecomWithheld(models.Model):
+    """A change an operator cancelled during its sync delay: TagDesk keeps the assignment, WeCom
+    keeps what it had for this tag on this relationship. The outbox leaves the tag as WeCom holds
+    it, and the drift report lists it as withheld, until TagDesk changes that tag on that
+    customer again (a new change is a new decision)."""
+
+    customer = models.ForeignKey(
+        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+"
+    )
+    userid = models.CharField(_("WeCom userid"), max_length=64)
+    external_userid = models.CharField(_("external userid"), max_length=64)
+    tag = models.ForeignKey(
+        "tagging.Tag", verbose_name=_("tag"), on_delete=models.CASCADE, related_name="+"
+    )
+    added = models.BooleanField(_("withheld an addition"))
+    outbox = models.ForeignKey(
+        WecomOutbox,
+        verbose_name=_("outbox entry"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="withheld",
+    )
+    withheld_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("cancelled by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    withheld_at = models.DateTimeField(_("cancelled"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("withheld WeCom change")
+        verbose_name_plural = _("withheld WeCom changes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["userid", "external_userid", "tag"], name="wecomwithheld_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "tag"], name="wecomwithheld_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.userid} → {self.external_userid} · {self.tag_id}"
 
 
 class CallbackStatus(models.TextChoices):

@@ -50,3 +50,29 @@ def receiver(settings):
     fake = FakeReceiver().start()
     yield fake
     fake.stop()
+
+
+class Clock:
+    """A controllable ``django.utils.timezone.now``: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        from django.utils import timezone
+
+        self.now = timezone.now()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from django.utils import timezone
+
+    fake = Clock()
+    monkeypatch.setattr(timezone, "now", fake)
+    return fake

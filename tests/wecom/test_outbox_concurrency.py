@@ -53,3 +53,46 @@ def test_concurrent_senders_send_each_relationship_once_in_order(
         assert fake_wecom.relation_tags("zhangsan", f"wm{i:03d}") == want
         assert fake_wecom.relation_tags("lisi", f"wm{i:03d}") == want
     assert outbox.drain(wecom)["sent"] == 0
+
+
+def test_concurrent_senders_hold_delayed_changes_and_what_is_behind_them(
+    fake_wecom, wecom, employees, settings, monkeypatch, clock
+):
+    """docs/wecom.md#sync-delay--同步延迟: with four senders, a held row and every later row of
+    its relationship wait for the due time; the other relationships go at once."""
+    from tagging.models import TagGroup
+    from wecom.models import WecomGroupRule
+
+    settings.WECOM_OUTBOX_CONCURRENCY = 4
+    monkeypatch.setattr(tasks, "kick_drain", lambda: None)
+    fake_wecom.add_group("投诉客户", ["已投诉"])
+    fake_wecom.add_group("意向", ["高"])
+    sync_library(wecom)
+    for i in range(24):
+        fake_wecom.add_contact(f"wm{i:03d}", f"客户{i}", [Follow("zhangsan"), Follow("lisi")])
+    sync_contacts(wecom)
+    outbox.drain(wecom)
+    WecomGroupRule.objects.create(group=TagGroup.objects.get(name="投诉客户"), delay_minutes=60)
+    complaint, high = Tag.objects.get(name="已投诉"), Tag.objects.get(name="高")
+    everyone = Customer.objects.order_by("id")
+    held = list(everyone[:12])
+    tagging_services.assign_tags(held, [complaint], actor=None, source="api")
+    tagging_services.assign_tags(everyone, [high], actor=None, source="api")
+    fake_wecom.latency = 0.01
+    fake_wecom.requests.clear()
+    assert outbox.drain(wecom)["sent"] == 24  # the 12 customers without a hold, 2 followers each
+    calls = fake_wecom.calls("externalcontact/mark_tag")
+    waiting = {c.external_userid for c in held}
+    assert not [c for c in calls if c.body["external_userid"] in waiting]
+    assert WecomOutbox.objects.filter(status=OutboxStatus.PENDING).count() == 48
+    clock.advance(minutes=60)
+    fake_wecom.requests.clear()
+    assert outbox.drain(wecom)["sent"] == 24
+    calls = fake_wecom.calls("externalcontact/mark_tag")
+    pairs = [(c.body["userid"], c.body["external_userid"]) for c in calls]
+    assert len(pairs) == len(set(pairs)) == 24  # held and later change together, once
+    c, h = fake_wecom.tag_id("投诉客户", "已投诉"), fake_wecom.tag_id("意向", "高")
+    for i in range(24):
+        want = {c, h} if f"wm{i:03d}" in waiting else {h}
+        assert fake_wecom.relation_tags("zhangsan", f"wm{i:03d}") == want
+    assert not WecomOutbox.objects.filter(status=OutboxStatus.PENDING).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import F
@@ -56,12 +57,32 @@ def synced_tag_map(tag_ids: Iterable[int] | None = None) -> dict[int, str]:
     """{TagDesk tag id: WeCom tag id} of every tag whose assignments go to WeCom: corp tags
     (:func:`synced_links`) and rule-group tags (:func:`strategy_links`); only ``tag_ids`` if
     given. Two queries."""
+    return {t: info.wecom_id for t, info in synced_tag_info(tag_ids).items()}
+
+
+class SyncedTag(NamedTuple):
+    wecom_id: str
+    group_id: int
+    delay_minutes: int  # the group's sync delay (docs/wecom.md#sync-delay--同步延迟); 0 = none
+
+
+def synced_tag_info(tag_ids: Iterable[int] | None = None) -> dict[int, SyncedTag]:
+    """:func:`synced_tag_map` with each tag's group and its sync delay (rule-group tags have
+    none: TagDesk's rules make them, there is no sync rule to review them by). Two queries."""
     corp, strategy = synced_links(), strategy_links()
     if tag_ids is not None:
         ids = list(tag_ids)
         corp, strategy = corp.filter(tag_id__in=ids), strategy.filter(tag_id__in=ids)
-    out = dict(corp.values_list("tag_id", "wecom_id"))
-    out.update(strategy.values_list("tag_id", "wecom_id"))
+    out = {
+        t: SyncedTag(w, g, d or 0)
+        for t, w, g, d in corp.values_list(
+            "tag_id", "wecom_id", "tag__group_id", "tag__group__wecom_rule__delay_minutes"
+        )
+    }
+    out.update(
+        (t, SyncedTag(w, g, 0))
+        for t, w, g in strategy.values_list("tag_id", "wecom_id", "tag__group_id")
+    )
     return out
 
 

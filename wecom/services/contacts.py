@@ -47,7 +47,7 @@ from tagging.models import (
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
-from wecom.services import channels, outbox
+from wecom.services import channels, delays, outbox
 from wecom.services.common import managed_wecom_ids, pulled_links, record_issue, synced_tag_map
 
 SYNC = AssignmentSource.SYNC
@@ -572,8 +572,11 @@ def _apply_personal_tags(contacts: list[_Contact], users: dict, stats) -> None:
 
 
 def _enqueue_stale(customer_ids: list[int], stats) -> None:
-    """Whatever TagDesk holds that a relationship lacks (or the reverse) goes out."""
-    desired = outbox.desired_tags(customer_ids, synced_tag_map())
+    """Whatever TagDesk holds that a relationship lacks (or the reverse) goes out, except what
+    waits for its sync delay or was cancelled (a row for it would change nothing)."""
+    links = synced_tag_map()
+    desired = outbox.desired_tags(customer_ids, links)
+    frozen = delays.frozen_tags(customer_ids)
     managed = managed_wecom_ids()
     relations = list(WecomRelation.objects.filter(customer_id__in=customer_ids).order_by("id"))
     held: dict[int, set[str]] = defaultdict(set)
@@ -584,7 +587,18 @@ def _enqueue_stale(customer_ids: list[int], stats) -> None:
     stale = [
         r
         for r in relations
-        if any(outbox.tags_delta(held[r.pk], desired.get(r.customer_id, set()), managed))
+        if any(
+            outbox.tags_delta(
+                held[r.pk],
+                outbox.leave_frozen(
+                    desired.get(r.customer_id, set()),
+                    held[r.pk],
+                    frozen.get((r.userid, r.external_userid), set()),
+                    links,
+                ),
+                managed,
+            )
+        )
     ]
     if stale:
         stats["outbox_rows"] += outbox.enqueue_relations(stale, "sync")

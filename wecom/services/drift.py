@@ -3,8 +3,11 @@
 Library: groups and tags linked on one side only, names that differ, order that differs, items
 one side has that the other lacks. Assignments: per relationship, synced tags TagDesk gives the
 customer that WeCom lacks and the reverse; relationships one side lacks. Items the sync refuses
-by design (names over 30 characters) are counted as ``skipped``, not drift. ``repair`` records
-what WeCom really holds, then re-enqueues every relationship that differs and re-syncs the library.
+by design (names over 30 characters) are counted as ``skipped``, not drift; so are changes of a
+delayed group still waiting for their due time (``held``) and changes an operator cancelled
+(``withheld``, listed in ``withheld_items``; docs/wecom.md#sync-delay--同步延迟). ``repair``
+records what WeCom really holds, then re-enqueues every relationship that differs and re-syncs
+the library.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from tagging.models import Tag, TagKind, TagStatus
 from tagging.names import InvalidName, validate_name
 from wecom.client import Wecom
 from wecom.models import WecomRelation, WecomRelationTag, WecomTagGroupLink, WecomTagLink
-from wecom.services import library, outbox
-from wecom.services.common import managed_wecom_ids
+from wecom.services import delays, library, outbox
+from wecom.services.common import managed_wecom_ids, synced_tag_map
 from wecom.services.library import WECOM_NAME_LIMIT, _remote_sequence
 
 MAX_LISTED = 200
@@ -27,16 +30,25 @@ MAX_LISTED = 200
 
 def check(wecom: Wecom, *, contacts: bool = True, repair: bool = False) -> dict:
     items: list[dict] = []
-    skipped = 0
+    withheld: list[dict] = []
+    skipped = held = 0
     remote = wecom.corp_tag_list()
     skipped += _library_drift(remote, items)
     if contacts:
-        skipped += _assignment_drift(wecom, items, repair=repair)
+        counts = _assignment_drift(wecom, items, withheld, repair=repair)
+        skipped, held = skipped + counts[0], counts[1]
     if repair and any(i["kind"].startswith(("group", "tag")) for i in items):
         library.sync_library(wecom)
     if repair:
         outbox.drain(wecom)
-    return {"drift": len(items), "skipped": skipped, "items": items[:MAX_LISTED]}
+    return {
+        "drift": len(items),
+        "skipped": skipped,
+        "items": items[:MAX_LISTED],
+        "held": held,
+        "withheld": len(withheld),
+        "withheld_items": withheld[:MAX_LISTED],
+    }
 
 
 def _valid(name: str) -> bool:
@@ -140,8 +152,13 @@ def groups_has_valid(groups: dict, tag_id: str) -> bool:
     return False
 
 
-def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
-    skipped = 0
+def _assignment_drift(
+    wecom: Wecom, items: list[dict], withheld_items: list[dict], *, repair: bool
+) -> tuple[int, int]:
+    """Appends drift to ``items`` and cancelled changes to ``withheld_items``; returns (skipped,
+    held): differences of unknown employees, and tags that differ because their change waits
+    for its sync delay."""
+    skipped = held = 0
     managed = managed_wecom_ids()
     known_users = set(
         get_user_model().objects.exclude(wecom_userid=None).values_list("wecom_userid", flat=True)
@@ -160,7 +177,15 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
                     for t in f.get("tags") or []
                     if t.get("type") in (1, 3) and t.get("tag_id")  # corp, rule-group
                 }
-    desired = outbox.desired_tags({r.customer_id for r in relations.values()})
+    links = synced_tag_map()
+    desired = outbox.desired_tags({r.customer_id for r in relations.values()}, links)
+    waiting = {
+        key: {links[t] for t in tags if t in links} for key, tags in delays.waiting_tags().items()
+    }
+    withheld = {
+        key: {links[t]: (t, added) for t, added in tags.items() if t in links}
+        for key, tags in delays.withheld_tags().items()
+    }
     to_enqueue = []
     for key, remote_tags in remote_pairs.items():
         relation = relations.get(key)
@@ -177,8 +202,25 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
                 skipped += 1  # an employee TagDesk does not know (logged by the sync)
             continue
         want = desired.get(relation.customer_id, set())
-        missing = sorted(want - remote_tags)
-        extra = sorted((remote_tags & managed) - want)
+        differ = (want - remote_tags) | ((remote_tags & managed) - want)
+        kept = withheld.get(key, {})
+        for wecom_id in sorted(differ & kept.keys()):
+            tag_id, added = kept[wecom_id]
+            withheld_items.append(
+                {
+                    "kind": "withheld",
+                    "userid": key[0],
+                    "external_userid": key[1],
+                    "tag": tag_id,
+                    "wecom_id": wecom_id,
+                    "change": "add" if added else "remove",
+                }
+            )
+        waits = (differ - kept.keys()) & waiting.get(key, set())
+        held += len(waits)
+        differ -= kept.keys() | waits
+        missing = sorted(differ & want)
+        extra = sorted(differ - want)
         if missing or extra:
             items.append(
                 {
@@ -202,4 +244,4 @@ def _assignment_drift(wecom: Wecom, items: list[dict], *, repair: bool) -> int:
                     [WecomRelationTag(relation=relation, wecom_tag_id=t) for t in remote_tags]
                 )
             outbox.enqueue_relations([r for r, _t in to_enqueue], "repair")
-    return skipped
+    return skipped, held

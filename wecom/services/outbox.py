@@ -9,6 +9,13 @@ WeCom holds that TagDesk dropped are removed, in one call. A call retried after 
 sends the same state again and nothing more. Calls are rate-limited for the whole corp through
 the shared cache; transient errors (-1, 45009, HTTP 5xx, timeouts) back off and retry, others go
 to the dead letters with WeCom's errcode.
+
+Groups with a sync delay (docs/wecom.md#sync-delay--同步延迟) get rows of their own, held until
+their due time: the row's ``next_attempt_at`` is its hold, and every later row of its
+relationship gets at least that hold (``delays.wait_behind_holds``), so the claim's due filter
+keeps them back and rows of one relationship still go out in order, with no extra condition in
+the claim. A send leaves the tags of those waiting rows, and of changes an operator cancelled
+(``WecomWithheld``), as WeCom holds them.
 """
 
 from __future__ import annotations
@@ -33,8 +40,16 @@ from wecom.models import (
     WecomOutbox,
     WecomRelation,
     WecomRelationTag,
+    WecomWithheld,
 )
-from wecom.services.common import managed_wecom_ids, record_issue, synced_tag_map
+from wecom.services import delays
+from wecom.services.common import (
+    SyncedTag,
+    managed_wecom_ids,
+    record_issue,
+    synced_tag_info,
+    synced_tag_map,
+)
 from wecom.services.protection import ProtectedFieldError, guard
 
 CLAIM_WINDOW = 20
@@ -50,38 +65,88 @@ def on_assignments_changed(added: list[tuple[int, int]], removed: list[tuple[int
     if not is_enabled():
         return 0
     tag_ids = {t for _c, t in added} | {t for _c, t in removed}
-    linked = set(synced_tag_map(tag_ids))
-    if not linked:
+    info = synced_tag_info(tag_ids)
+    if not info:
         return 0
     changes: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"add": [], "remove": []})
     for c, t in added:
-        if t in linked:
+        if t in info:
             changes[c]["add"].append(t)
     for c, t in removed:
-        if t in linked:
+        if t in info:
             changes[c]["remove"].append(t)
-    return enqueue_customers(changes)
+    _forget_withheld(changes)
+    return enqueue_customers(changes, info)
 
 
-def enqueue_customers(changes: dict[int, dict]) -> int:
-    """One row per relationship of each customer in ``changes`` ({customer_id: change}).
-    Returns the number of rows written (the caller's adapter schedules a drain)."""
+def _forget_withheld(changes: dict[int, dict[str, list[int]]]) -> None:
+    """A new change of a tag on a customer is a new decision: what an operator cancelled for
+    that tag there no longer holds it back. One query (two when something was withheld)."""
+    tag_ids = {t for change in changes.values() for op in ("add", "remove") for t in change[op]}
+    found = WecomWithheld.objects.filter(customer_id__in=list(changes), tag_id__in=tag_ids)
+    stale = [
+        pk
+        for pk, c, t in found.values_list("pk", "customer_id", "tag_id")
+        if t in changes[c]["add"] or t in changes[c]["remove"]
+    ]
+    if stale:
+        WecomWithheld.objects.filter(pk__in=stale).delete()
+
+
+def enqueue_customers(changes: dict[int, dict], info: dict[int, SyncedTag] | None = None) -> int:
+    """One row per relationship of each customer in ``changes`` ({customer_id: change}), the
+    changes of each delayed group in rows of their own, held until the group's delay has passed
+    (``info``: :func:`synced_tag_info` of the tags, read here unless given). Returns the number
+    of rows written (the caller's adapter schedules a drain)."""
     if not changes:
         return 0
+    if info is None:
+        info = synced_tag_info(
+            {
+                t
+                for change in changes.values()
+                for op in ("add", "remove")
+                for t in change.get(op, ())
+            }
+        )
     now = timezone.now()
+    parts = {c: _split_by_delay(change, info) for c, change in changes.items()}
     rows = [
         WecomOutbox(
             userid=userid,
             external_userid=ext,
             customer_id=customer_id,
-            change=changes[customer_id],
+            change=change,
             created_at=now,
-            next_attempt_at=now,
+            next_attempt_at=now + timedelta(minutes=delay),
+            held_group_id=group_id,
+            held_until=now + timedelta(minutes=delay) if delay else None,
         )
         for customer_id, userid, ext in _relations_of(changes)
+        for (group_id, delay), change in parts[customer_id].items()
     ]
+    delays.wait_behind_holds(rows, now)
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+def _split_by_delay(change: dict, info: dict[int, SyncedTag]) -> dict[tuple[int | None, int], dict]:
+    """{(delayed group id or None, delay minutes): the part of ``change`` it holds}; the tags of
+    groups without a delay stay together (one row, as before delays existed) and come first: a
+    row behind a held one waits for it, and one change has no order among its groups."""
+    if not any(
+        info[t].delay_minutes for op in ("add", "remove") for t in change.get(op, ()) if t in info
+    ):
+        return {(None, 0): change}
+    parts: dict[tuple[int | None, int], dict] = {(None, 0): {"add": [], "remove": []}}
+    for op in ("add", "remove"):
+        for t in change.get(op, ()):
+            tag = info.get(t)
+            key = (tag.group_id, tag.delay_minutes) if tag and tag.delay_minutes else (None, 0)
+            parts.setdefault(key, {"add": [], "remove": []})[op].append(t)
+    if not any(parts[(None, 0)].values()):
+        del parts[(None, 0)]
+    return parts
 
 
 def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
@@ -98,6 +163,7 @@ def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
         )
         for r in relations
     ]
+    delays.wait_behind_holds(rows, now)
     WecomOutbox.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 
@@ -135,14 +201,20 @@ def desired_tags(
     return out
 
 
-def relation_delta(relation: WecomRelation, desired: set[str], managed: set[str]):
-    """(add, remove) turning what WeCom holds for ``relation`` into ``desired``; only synced
-    tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
-    return tags_delta(set(relation.tags.values_list("wecom_tag_id", flat=True)), desired, managed)
+def leave_frozen(
+    desired: set[str], known: set[str], frozen: set[int], links: dict[int, str]
+) -> set[str]:
+    """``desired`` with the tags of held or cancelled changes (``frozen``, TagDesk tag ids from
+    ``delays.frozen_tags``) left as WeCom holds them (``known``)."""
+    if not frozen:
+        return desired
+    kept = {links[t] for t in frozen if t in links}
+    return (desired - kept) | (known & kept)
 
 
 def tags_delta(known: set[str], desired: set[str], managed: set[str]):
-    """:func:`relation_delta` for a relationship whose WeCom tags (``known``) are already read."""
+    """(add, remove) turning what WeCom holds for a relationship (``known``) into ``desired``;
+    only synced tags (``managed``) are ever removed: tags TagDesk does not know are left alone."""
     return sorted(desired - known), sorted((known & managed) - desired)
 
 
@@ -194,7 +266,8 @@ def _drain_serially(wecom: Wecom, deadline: float | None) -> dict[str, int]:
 
 
 def next_due_in() -> float | None:
-    """Seconds until the next pending row is due (None: nothing pending)."""
+    """Seconds until the next pending row is due (None: nothing pending). A held row, and every
+    row behind one, is due when the hold ends (its ``next_attempt_at``)."""
     row = (
         WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
         .order_by("next_attempt_at")
@@ -228,27 +301,22 @@ class _Library:
 def _drain_one(wecom: Wecom, library: _Library) -> str | None:
     with transaction.atomic():
         now = timezone.now()
-        candidates = list(
+        # Held rows, and those behind them, are due when their hold ends (next_attempt_at):
+        # the window stays full of sendable rows however many changes wait for review.
+        claimable = (
             WecomOutbox.objects.select_for_update(skip_locked=True)
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            .order_by("id")
-            .values_list("userid", "external_userid")[:CLAIM_WINDOW]
+            .exclude(held_until__gt=now)  # its own hold, whatever set next_attempt_at
+        )
+        candidates = list(
+            claimable.order_by("id").values_list("userid", "external_userid")[:CLAIM_WINDOW]
         )
         if not candidates:
             return None
         key = next((k for k in dict.fromkeys(candidates) if _lock_relation(*k)), None)
         if key is None:
             return None  # every due relationship is being sent by another worker
-        rows = list(
-            WecomOutbox.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=OutboxStatus.PENDING,
-                userid=key[0],
-                external_userid=key[1],
-                next_attempt_at__lte=now,
-            )
-            .order_by("id")
-        )
+        rows = list(claimable.filter(userid=key[0], external_userid=key[1]).order_by("id"))
         if not rows:
             return None
         return _send(wecom, key, rows, library)
@@ -273,7 +341,9 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         return "unchanged"
     links, managed = library.current()
     desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
-    add, remove = relation_delta(relation, desired, managed)
+    known = set(relation.tags.values_list("wecom_tag_id", flat=True))
+    frozen = delays.frozen_tags(relation=key).get(key, set())
+    add, remove = tags_delta(known, leave_frozen(desired, known, frozen, links), managed)
     if not add and not remove:
         _finish(ids, OutboxStatus.DONE, sent={})
         return "unchanged"
