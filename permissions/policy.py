@@ -236,8 +236,11 @@ def load_permissions(user: Any) -> None:
     if not _active_user(user) or user.is_superuser or hasattr(user, "_perm_cache"):
         return
     fields = ("source", "content_type__app_label", "codename")
-    direct = Permission.objects.filter(user=user.pk).annotate(source=Value("user"))
-    via_groups = Permission.objects.filter(group__user=user.pk).annotate(source=Value("group"))
+    # No ORDER BY (Permission's Meta has one): SQLite refuses it inside a UNION's parts.
+    direct = Permission.objects.filter(user=user.pk).annotate(source=Value("user")).order_by()
+    via_groups = (
+        Permission.objects.filter(group__user=user.pk).annotate(source=Value("group")).order_by()
+    )
     rows = direct.values_list(*fields).union(via_groups.values_list(*fields), all=True)
     found: dict[str, set[str]] = {"user": set(), "group": set()}
     for source, app_label, codename in rows:
