@@ -365,7 +365,7 @@ def evaluate(token: str, batch: dict[int, tuple[dt.datetime, set[str]]]) -> Batc
 
     On PostgreSQL a batch costs a fixed number of statements, whatever its number of customers:
     the customers' key-share lock, the rules' load and lock, the exclusive groups' lock, the
-    session settings, one statement per level of rules (:func:`_statements`) and one to finish
+    session settings, one statement per level of rules (:func:`_statements`) and two to finish
     (``tests/rules/test_realtime_queries.py`` states the bound)."""
     started_at = timezone.now()
     result = BatchResult(customers=len(batch))
@@ -390,7 +390,7 @@ def _finish(
 ) -> None:
     """The claimed rows are deleted, except those re-marked during the evaluation
     (``remarked_at``): released for the next batch (since = the re-mark), so no change is lost.
-    One RealtimeBatch row records the batch. ONE statement on PostgreSQL."""
+    One RealtimeBatch row records the batch. Two statements on PostgreSQL."""
     finished_at = timezone.now()
     oldest = min(since for since, _keys in batch.values())
     result.latency_ms = max(0, int((finished_at - oldest).total_seconds() * 1000))
@@ -416,10 +416,14 @@ def _finish(
     import json
 
     with connection.cursor() as cursor:
+        # Two statements, not one: a re-mark committed while the DELETE runs makes it skip the
+        # row (it re-checks the new version), and only a later statement's snapshot sees the
+        # re-mark to release the row (one statement would leave it claimed until it went stale).
         cursor.execute(
-            "WITH done AS (DELETE FROM rules_dirtycustomer "
-            "WHERE claim = %(token)s AND remarked_at IS NULL), "
-            "released AS (UPDATE rules_dirtycustomer SET claim = '', claimed_at = NULL, "
+            "DELETE FROM rules_dirtycustomer WHERE claim = %s AND remarked_at IS NULL", [token]
+        )
+        cursor.execute(
+            "WITH released AS (UPDATE rules_dirtycustomer SET claim = '', claimed_at = NULL, "
             "since = remarked_at, remarked_at = NULL "
             "WHERE claim = %(token)s AND remarked_at IS NOT NULL) "
             "INSERT INTO rules_realtimebatch (started_at, finished_at, customers, rules, added, "
