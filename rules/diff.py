@@ -13,6 +13,7 @@ the rule's current assignments, in keyed temporary tables, and the writes of the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -513,19 +514,6 @@ _PG_BATCH_REPLACED = f"""
     FROM {{p}}replaced r JOIN tagging_tag t ON t.id = r.tag_id),"""
 _PG_BATCH_NOT_EXCLUSIVE = """
 {p}replaced(customer_id, tag_id) AS (SELECT NULL::bigint, NULL::bigint WHERE false),"""
-_PG_BATCH_MARKED = """,
-marked AS (
-    -- Real time marks only the tags an exclusive group's newcomer replaced (the rules reading a
-    -- rule's own tag run after it in the same batch), for the rules reading them (%(mark_keys)s).
-    INSERT INTO rules_dirtycustomer AS d
-        (customer_id, since, keys, claim, claimed_at, remarked_at)
-    SELECT customer_id, statement_timestamp(), ',' || string_agg(DISTINCT k, ',') || ',',
-           '', NULL, NULL
-    FROM ({replaced}) x
-    WHERE k = ANY(%(mark_keys)s::text[])
-    GROUP BY customer_id
-    {upsert}
-    RETURNING 1)"""
 
 
 @dataclass
@@ -544,14 +532,16 @@ def evaluate_and_write_pg_batch(
     *,
     now: dt.datetime,
     mark_keys: list[str],
-    mark_upsert: str,
-) -> tuple[list[Outcome], int]:
+) -> tuple[list[Outcome], list[tuple[int, str]]]:
     """PostgreSQL, real time: several rules' evaluations in ONE statement, each exactly the
     statement :func:`evaluate_and_write_pg` runs for it with ``customer_ids``. Only valid for
     rules none of which reads a tag another one writes (its own, or an exclusive group's) and
     none of which writes a tag another one writes: every part reads the snapshot from before the
     statement (``rules.realtime`` groups the rules so). Returns the outcomes (in ``items``'
-    order) and the number of customers marked dirty for the replaced tags in ``mark_keys``."""
+    order) and the ``(customer_id, "tag:<id>")`` pairs of the replaced tags in ``mark_keys``,
+    which the batch marks dirty when it finishes (in customer order, with its other dirty-row
+    locks: marking here, in no particular order, could deadlock with an ingest marking the
+    same customers in order)."""
     parts: list[str] = []
     params: dict[str, Any] = {
         "now": now,
@@ -589,12 +579,12 @@ def evaluate_and_write_pg_batch(
     params["held"] = sorted({pk for item in items for pk in item.customer_ids})
     sql = "WITH " + _PG_BATCH_HELD + ",".join(parts)
     if replaced_any and mark_keys:
-        sql += _PG_BATCH_MARKED.format(
-            replaced=" UNION ALL ".join(replaced_any), upsert=mark_upsert
+        counts.append(
+            "(SELECT coalesce(json_agg(json_build_array(customer_id, k)), '[]') "
+            f"FROM ({' UNION ALL '.join(replaced_any)}) x WHERE k = ANY(%(mark_keys)s::text[]))"
         )
-        counts.append("(SELECT count(*) FROM marked)")
     else:
-        counts.append("0")
+        counts.append("'[]'::json")
     cursor.execute(f"{sql}\nSELECT {', '.join(counts)}", params)
     row = cursor.fetchone()
     outcomes = []
@@ -602,4 +592,7 @@ def evaluate_and_write_pg_batch(
         outcome = Outcome()
         outcome.matched, outcome.added, outcome.removed, outcome.replaced = row[4 * i : 4 * i + 4]
         outcomes.append(outcome)
-    return outcomes, row[-1]
+    marks = row[-1]
+    if isinstance(marks, str):
+        marks = json.loads(marks)
+    return outcomes, [(int(pk), str(key)) for pk, key in marks]

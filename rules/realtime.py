@@ -292,7 +292,8 @@ def _evaluate_pg(planned: list[_Planned], now: dt.datetime, result: BatchResult)
     """PostgreSQL: the batch's rules in as few statements as their tags allow (one per level of
     :func:`_statements`); the rule lock, session settings and exclusive-group lookups once per
     batch. A rule whose tag is not active (archived: it may still remove) takes the portable
-    path of ``apply_rule`` on its own, between the statements."""
+    path of ``apply_rule`` on its own, between the statements. Returns the customers to mark
+    dirty for the tags an exclusive group's newcomer replaced (:func:`_finish` marks them)."""
     from rules import diff
     from rules.services import RuleInvalid, apply_rule, check_batch_rule
 
@@ -313,20 +314,20 @@ def _evaluate_pg(planned: list[_Planned], now: dt.datetime, result: BatchResult)
             log.warning("real-time evaluation of rule %s refused: %s", p.rule.pk, exc)
             continue
         runnable.append(p)
-    marked = 0
+    marks: dict[int, set[str]] = {}
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL work_mem = '{diff.PG_WORK_MEM}'")
         for statement in _statements(runnable, group_tags):
             fast = [p for p in statement if p.rule.tag.status == TagStatus.ACTIVE]
             if fast:
-                outcomes, n = diff.evaluate_and_write_pg_batch(
+                outcomes, replaced = diff.evaluate_and_write_pg_batch(
                     cursor,
                     [diff.BatchRule(p.rule, p.node, p.ids) for p in fast],
                     now=now,
                     mark_keys=mark_keys,
-                    mark_upsert=upsert_clause(),
                 )
-                marked += n
+                for customer_id, key in replaced:
+                    marks.setdefault(customer_id, set()).add(key)
                 for p, outcome in zip(fast, outcomes, strict=True):
                     _record(result, p, outcome)
             for p in statement:
@@ -336,8 +337,7 @@ def _evaluate_pg(planned: list[_Planned], now: dt.datetime, result: BatchResult)
                     _record(result, p, apply_rule(p.rule, now=now, customer_ids=p.ids, node=p.node))
                 except RuleInvalid as exc:
                     log.warning("real-time evaluation of rule %s refused: %s", p.rule.pk, exc)
-    if marked:
-        transaction.on_commit(schedule)
+    return marks
 
 
 def _record(result: BatchResult, p: _Planned, outcome) -> None:
@@ -365,20 +365,21 @@ def evaluate(token: str, batch: dict[int, tuple[dt.datetime, set[str]]]) -> Batc
 
     On PostgreSQL a batch costs a fixed number of statements, whatever its number of customers:
     the customers' key-share lock, the rules' load and lock, the exclusive groups' lock, the
-    session settings, one statement per level of rules (:func:`_statements`) and two to finish
+    session settings, one statement per level of rules (:func:`_statements`) and three to finish
     (``tests/rules/test_realtime_queries.py`` states the bound)."""
     started_at = timezone.now()
     result = BatchResult(customers=len(batch))
     now = started_at
     with transaction.atomic():
         present = _lock_present(batch)
+        marks: dict[int, set[str]] = {}
         if _pg():
             planned = _lock_rules(batch, present)
             if planned:
-                _evaluate_pg(planned, now, result)
+                marks = _evaluate_pg(planned, now, result)
         else:
             _evaluate_portable(_plan(_load_rules(), batch, present), now, result)
-        _finish(token, batch, started_at, result)
+        _finish(token, batch, started_at, result, marks)
     return result
 
 
@@ -387,10 +388,12 @@ def _finish(
     batch: dict[int, tuple[dt.datetime, set[str]]],
     started_at: dt.datetime,
     result: BatchResult,
+    marks: dict[int, set[str]] | None = None,
 ) -> None:
     """The claimed rows are deleted, except those re-marked during the evaluation
     (``remarked_at``): released for the next batch (since = the re-mark), so no change is lost.
-    One RealtimeBatch row records the batch. Two statements on PostgreSQL."""
+    One RealtimeBatch row records the batch. ``marks``: the replaced tags to mark (re-marks of
+    the batch's own rows). Three statements on PostgreSQL (four with marks)."""
     finished_at = timezone.now()
     oldest = min(since for since, _keys in batch.values())
     result.latency_ms = max(0, int((finished_at - oldest).total_seconds() * 1000))
@@ -416,6 +419,15 @@ def _finish(
     import json
 
     with connection.cursor() as cursor:
+        # The batch's dirty rows locked in customer order before any is written, like every
+        # marking writer (an ingest upserts its customers' rows in order): no deadlock.
+        cursor.execute(
+            "SELECT customer_id FROM rules_dirtycustomer WHERE claim = %s "
+            "ORDER BY customer_id FOR UPDATE",
+            [token],
+        )
+        if marks:  # the replaced tags: re-marks of the batch's own (claimed) rows
+            mark(marks, wanted={key for keys in marks.values() for key in keys})
         # Two statements, not one: a re-mark committed while the DELETE runs makes it skip the
         # row (it re-checks the new version), and only a later statement's snapshot sees the
         # re-mark to release the row (one statement would leave it claimed until it went stale).
