@@ -421,10 +421,14 @@ def _finish(
     with connection.cursor() as cursor:
         # The batch's dirty rows locked in customer order before any is written, like every
         # marking writer (an ingest upserts its customers' rows in order): no deadlock.
+        # Every statement finds the rows by primary key: under constant churn the table holds
+        # far more dead rows than live ones (470,000 to 540 after the 1M bench), so a scan on
+        # ``claim`` alone read the whole table three times a batch.
+        ids = sorted(batch)
         cursor.execute(
-            "SELECT customer_id FROM rules_dirtycustomer WHERE claim = %s "
-            "ORDER BY customer_id FOR UPDATE",
-            [token],
+            "SELECT customer_id FROM rules_dirtycustomer WHERE customer_id = ANY(%s) "
+            "AND claim = %s ORDER BY customer_id FOR UPDATE",
+            [ids, token],
         )
         if marks:  # the replaced tags: re-marks of the batch's own (claimed) rows
             mark(marks, wanted={key for keys in marks.values() for key in keys})
@@ -432,16 +436,19 @@ def _finish(
         # row (it re-checks the new version), and only a later statement's snapshot sees the
         # re-mark to release the row (one statement would leave it claimed until it went stale).
         cursor.execute(
-            "DELETE FROM rules_dirtycustomer WHERE claim = %s AND remarked_at IS NULL", [token]
+            "DELETE FROM rules_dirtycustomer WHERE customer_id = ANY(%s) AND claim = %s "
+            "AND remarked_at IS NULL",
+            [ids, token],
         )
         cursor.execute(
             "WITH released AS (UPDATE rules_dirtycustomer SET claim = '', claimed_at = NULL, "
             "since = remarked_at, remarked_at = NULL "
-            "WHERE claim = %(token)s AND remarked_at IS NOT NULL) "
+            "WHERE customer_id = ANY(%(ids)s) AND claim = %(token)s "
+            "AND remarked_at IS NOT NULL) "
             "INSERT INTO rules_realtimebatch (started_at, finished_at, customers, rules, added, "
             "removed, latency_ms, per_rule) VALUES (%(started_at)s, %(finished_at)s, "
             "%(customers)s, %(rules)s, %(added)s, %(removed)s, %(latency_ms)s, %(per_rule)s::jsonb)",
-            {"token": token, **fields, "per_rule": json.dumps(fields["per_rule"])},
+            {"token": token, "ids": ids, **fields, "per_rule": json.dumps(fields["per_rule"])},
         )
 
 
