@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from rules import dsl
-from rules.compiler import compile_node
+from rules.compiler import compile_node, in_batch
 from rules.models import Rule
 from tagging.models import AssignmentSource, AuditAction, Tag
 
@@ -116,9 +116,8 @@ def _match_sql(
     if customer_ids is not None:
         # Real time: the same compiled condition, for these customers only.
         queryset = (
-            Customer.objects.filter(
-                compile_node(node, now=now, customer_ids=customer_ids), pk__in=customer_ids
-            )
+            Customer.objects.filter(compile_node(node, now=now, customer_ids=customer_ids))
+            .filter(in_batch("id", customer_ids))
             .order_by()
             .values_list("pk")
         )
