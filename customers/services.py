@@ -281,7 +281,7 @@ def refresh_aggregates(customer_ids: Iterable[int] | None = None) -> int:
                     "contact": [kind.value for kind in CONTACT_KINDS],
                 },
             )
-            return cursor.rowcount
+            return int(cursor.rowcount)
     purchases = CustomerEvent.objects.filter(
         customer_id=OuterRef("pk"), kind=EventKind.PURCHASE
     ).values("customer_id")

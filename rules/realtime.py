@@ -38,6 +38,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -288,7 +289,9 @@ def _statements(planned: list[_Planned], group_tags: dict[int, list[int]]) -> li
     return grouped
 
 
-def _evaluate_pg(planned: list[_Planned], now: dt.datetime, result: BatchResult) -> None:
+def _evaluate_pg(
+    planned: list[_Planned], now: dt.datetime, result: BatchResult
+) -> dict[int, set[str]]:
     """PostgreSQL: the batch's rules in as few statements as their tags allow (one per level of
     :func:`_statements`); the rule lock, session settings and exclusive-group lookups once per
     batch. A rule whose tag is not active (archived: it may still remove) takes the portable
@@ -397,7 +400,7 @@ def _finish(
     finished_at = timezone.now()
     oldest = min(since for since, _keys in batch.values())
     result.latency_ms = max(0, int((finished_at - oldest).total_seconds() * 1000))
-    fields = {
+    fields: dict[str, Any] = {
         "started_at": started_at,
         "finished_at": finished_at,
         "customers": len(batch),
