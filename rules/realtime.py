@@ -15,11 +15,16 @@ The path, end to end:
 3. **Claim.** A worker claims up to :data:`BATCH_SIZE` rows (``FOR UPDATE SKIP LOCKED``, a
    claim token, committed): two workers never evaluate one customer at once.
 4. **Evaluate.** The enabled real-time rules whose dependencies intersect the batch's keys (and,
-   transitively, the rules reading their tags) run in dependency order through
-   ``rules.services.apply_rule`` with ``customer_ids``: the same compiler and the same one-
-   statement diff, restricted to the customers whose keys the rule reads (plus those evaluated
-   for a rule whose tag it reads).
-5. **Finish,** in the evaluation's transaction: the claimed rows are deleted, except those
+   transitively, the rules reading their tags) run in dependency order, restricted to the
+   customers whose keys the rule reads (plus those evaluated for a rule whose tag it reads),
+   with the same compiler and the same diff as ``rules.services.apply_rule``. On PostgreSQL the
+   rules that do not read each other's writes share ONE statement (``diff.
+   evaluate_and_write_pg_batch``), and the rule lock, settings and exclusive groups are taken
+   once per batch: a fixed number of statements per batch (:func:`evaluate`). Elsewhere each
+   rule goes through ``apply_rule(customer_ids=…)``.
+5. **Finish,** in the evaluation's transaction: the claimed rows are locked in customer order
+   (like an ingest's marks: no deadlock), the replaced tags of exclusive groups marked, and the
+   claimed rows deleted, except those
    re-marked meanwhile (a change during the evaluation sets ``remarked_at``), which are released
    for the next batch — so no update is lost. One ``RealtimeBatch`` row records the batch.
 
