@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, TypeGuard
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db.models import (
     Avg,
     Case,
@@ -33,6 +34,7 @@ from django.db.models import (
     Exists,
     Func,
     IntegerField,
+    Lookup,
     Max,
     OuterRef,
     Q,
@@ -41,6 +43,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models import F as Col
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 
@@ -93,9 +96,35 @@ def compile_node(
         _SCOPE.reset(token)
 
 
+class InBatch(Lookup):
+    """``column IN (ids)`` for the real-time batch's ids: on PostgreSQL ``= ANY(%s)`` with ONE
+    array parameter (the same plan as the IN list), elsewhere the IN list. A batch statement
+    restricts a dozen subqueries to 500 ids each: as one placeholder per id, preparing it on
+    the client (placeholder renaming, psycopg's query split) cost ~0.3 s of CPU per batch."""
+
+    lookup_name = "in_batch"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        ids = list(self.rhs)
+        if not ids:
+            raise EmptyResultSet
+        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", (*lhs_params, *ids)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, list(self.rhs))
+
+
+def in_batch(column: str, ids: Sequence[int]) -> InBatch:
+    """The condition ``column IN ids`` as a filter expression (see :class:`InBatch`)."""
+    return InBatch(Col(column), tuple(ids))
+
+
 def _scoped(queryset: QuerySet[Any]) -> QuerySet[Any]:
     scope = _SCOPE.get()
-    return queryset if scope is None else queryset.filter(customer_id__in=scope)
+    return queryset if scope is None else queryset.filter(in_batch("customer_id", scope))
 
 
 def _compile(node: dsl.Node, now: dt.datetime) -> Q:

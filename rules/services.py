@@ -38,6 +38,7 @@ __all__ = [
     "RuleBusy",
     "RuleInvalid",
     "apply_rule",
+    "check_batch_rule",
     "delete_rule",
     "dependency_order",
     "prepare_connection",
@@ -236,6 +237,14 @@ def _mark_changed(cursor: Any, tag: Tag, mark_keys: list[str]) -> int:
     for (pk,) in cursor.fetchall():
         keys.setdefault(pk, set()).update(mark_keys)
     return dirty.mark(keys, wanted=mark_keys)
+
+
+def check_batch_rule(rule: Rule) -> None:
+    """The check ``apply_rule`` makes before its one-statement path, for a real-time batch that
+    evaluates the rule in its own statement (``rules.realtime``): raise :class:`RuleInvalid`
+    unless the rule may add its tag. A tag that is not active is left to ``apply_rule``."""
+    if rule.tag.status == TagStatus.ACTIVE:
+        _check(rule.tag, rule, adding=True)
 
 
 def _check(tag: Tag, rule: Rule, *, adding: bool) -> None:

@@ -170,7 +170,10 @@ def test_a_failed_batch_releases_its_claim(rt_rule, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "apply_rule", boom)
+    from rules import diff
+
+    monkeypatch.setattr(services, "apply_rule", boom)  # SQLite's path
+    monkeypatch.setattr(diff, "evaluate_and_write_pg_batch", boom)  # PostgreSQL's
     with pytest.raises(RuntimeError):
         realtime.process()
     row = DirtyCustomer.objects.get()
