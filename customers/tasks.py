@@ -26,6 +26,8 @@ import contextlib
 import io
 import logging
 import uuid
+from collections.abc import Iterator
+from itertools import islice
 
 from celery import shared_task
 from django.conf import settings
@@ -38,7 +40,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from customers.exporting import rejected_rows_csv
-from customers.import_readers import UnreadableFile
+from customers.import_plan import chunks
+from customers.import_readers import Record, UnreadableFile
 from customers.importing import (
     HeaderError,
     Importer,
@@ -201,45 +204,62 @@ def resume_job(job_id: int) -> bool:
     return bool(updated)
 
 
+@contextlib.contextmanager
+def _records(job: ImportJob) -> Iterator[Iterator[Record]]:
+    """The job file's records (header first), streamed from storage: each pass over the file
+    (count, validate, apply) opens it afresh and holds one record at a time."""
+    with job.file.storage.open(job.file.name, "rb") as handle:
+        _fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
+        try:
+            yield records
+        finally:
+            records.close()  # type: ignore[attr-defined]  # a generator: before the file closes
+
+
 def _process(job: ImportJob) -> str:
     importer = Importer(user=job.user, mode=job.mode, skip_invalid=job.skip_invalid)
-    with job.file.open("rb") as handle:
-        data = handle.read()
+    header = None
     try:
-        fmt, records = read_records(data, job.original_name)
-        header = next(records, None)
-        if header is None:
-            raise UnreadableFile(_("The file is empty."), code="empty_file")
-        importer.read_header(header, fmt)
-        rows = list(records)
+        with job.file.storage.open(job.file.name, "rb") as handle:
+            fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
+            header = next(records, None)
+            if header is None:
+                raise UnreadableFile(_("The file is empty."), code="empty_file")
+            importer.read_header(header, fmt)
+            rows_total = sum(1 for _record in records)  # a counting pass keeps nothing
     except UnreadableFile as exc:
         return _finish(job, S.REJECTED, report=_file_error(exc.code, str(exc)))
     except HeaderError as exc:
         report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return _finish(job, S.REJECTED, report=report)
-    ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
-    job.rows_total = len(rows)
+    ImportJob.objects.filter(pk=job.pk).update(rows_total=rows_total)
+    job.rows_total = rows_total
 
     if job.dry_run or (not job.skip_invalid and job.rows_done == 0):
         _set_status(job, S.VALIDATING)
-        report = importer.run(rows, dry_run=True)
+        with _records(job) as records:
+            next(records)  # the header, read above
+            # Chunk by chunk in one transaction that is rolled back (Importer.run_stream).
+            report = importer.run_stream(records, dry_run=True, chunk_rows=BATCH_ROWS)
         if job.dry_run:
-            return _finish(job, S.DONE, report=report, rows_done=len(rows))
+            return _finish(job, S.DONE, report=report, rows_done=rows_total)
         if report.errors:
             report.customers_created = report.customers_updated = report.assignments_added = 0
             return _finish(job, S.REJECTED, report=report)
     _set_status(job, S.RUNNING)
     start = job.rows_done
-    while start < len(rows):
-        _renew(job)
-        batch = rows[start : start + BATCH_ROWS]
-        report = importer.run(
-            batch, atomic_callback=_progress(job, start, len(batch), importer.header)
-        )
-        if not report.applied:  # strict, and the database changed since validation
-            return _finish(job, S.REJECTED, report=_merged(job, report))
-        start += len(batch)
+    with _records(job) as records:
+        next(records)
+        # Resume after the last committed batch: its records are read past, not kept.
+        for batch in chunks(islice(records, start, None), BATCH_ROWS):
+            _renew(job)
+            report = importer.run(
+                batch, atomic_callback=_progress(job, start, len(batch), importer.header)
+            )
+            if not report.applied:  # strict, and the database changed since validation
+                return _finish(job, S.REJECTED, report=_merged(job, report))
+            start += len(batch)
     job.refresh_from_db()
     return _finish(job, S.DONE, report=_report_from_result(job))
 
