@@ -1,5 +1,6 @@
 """Bulk import of customers and their tags (docs/import-export.md): parse → validate the whole file
-→ report → apply, set-based.
+→ report → apply, set-based, streamed chunk by chunk (:meth:`Importer.run_stream`,
+docs/import-export.md#large-files) so that memory does not grow with the file.
 
 Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
 django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
@@ -30,7 +31,10 @@ Contract
   unless the row's optional ``department`` column names another one in scope (the optional
   columns expires_at, followers, department and owner are parsed by ``customers.import_columns``).
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
-  in file order. Apply is one transaction: an exception writes nothing. Audited like the
+  in file order. Apply is one transaction: an exception writes nothing. A file longer than one
+  chunk is validated and written chunk by chunk inside that transaction, each chunk judged
+  against the database holding the earlier chunks' good rows (that is how "earlier rows of the
+  same file" reach across chunks); a dry run or a strict import with errors rolls it back. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
 """
 

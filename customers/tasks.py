@@ -9,8 +9,10 @@ progress (``rows_done``, ``errors_so_far``, ``result``), written by a conditiona
 does not report left nothing, and a second worker running the same job cannot apply a batch twice
 (its conditional update matches no row and its transaction rolls back).
 
-Strict jobs first validate the whole file without writing (nothing is applied if any row is
-bad); lenient jobs apply the good rows batch by batch in file order. Dry runs only validate.
+Strict jobs first validate the whole file without committing (``Importer.run_stream`` in a
+transaction rolled back: nothing is applied if any row is bad); lenient jobs apply the good rows
+batch by batch in file order. Dry runs only validate. Every pass (count, validate, apply) streams
+the stored file, so a job holds one batch of records at a time.
 
 Leases heal lost jobs. Claiming a job (a conditional update) takes its lease; every batch renews
 it in the batch's transaction. A worker killed with SIGKILL renews nothing: once the lease has
