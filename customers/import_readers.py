@@ -213,7 +213,7 @@ def read_csv(source: bytes | IO[bytes]) -> Iterator[Record]:
     encoding = csv_encoding(handle)
     if encoding == "gb18030" and handle.read(3) != codecs.BOM_UTF8:
         handle.seek(0)  # a UTF-8 BOM before GB18030 text is skipped, as utf-8-sig skips it
-    text = io.TextIOWrapper(handle, encoding=encoding, newline="")  # type: ignore[type-var]
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     reader = csv.reader(text, strict=False)
     budget = _Budget()
     start = 1

@@ -207,13 +207,13 @@ def resume_job(job_id: int) -> bool:
 
 
 @contextlib.contextmanager
-def _records(job: ImportJob) -> Iterator[Iterator[Record]]:
-    """The job file's records (header first), streamed from storage: each pass over the file
-    (count, validate, apply) opens it afresh and holds one record at a time."""
-    with job.file.storage.open(job.file.name, "rb") as handle:
-        _fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
+def _records(job: ImportJob) -> Iterator[tuple[str, Iterator[Record]]]:
+    """``(format, records)`` of the job's file (header first), streamed from storage: each pass
+    over the file (count, validate, apply) opens it afresh and holds one record at a time."""
+    with job.file.storage.open(job.file.name or "", "rb") as handle:
+        fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
         try:
-            yield records
+            yield fmt, records
         finally:
             records.close()  # type: ignore[attr-defined]  # a generator: before the file closes
 
@@ -222,8 +222,7 @@ def _process(job: ImportJob) -> str:
     importer = Importer(user=job.user, mode=job.mode, skip_invalid=job.skip_invalid)
     header = None
     try:
-        with job.file.storage.open(job.file.name, "rb") as handle:
-            fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
+        with _records(job) as (fmt, records):
             header = next(records, None)
             if header is None:
                 raise UnreadableFile(_("The file is empty."), code="empty_file")
@@ -240,7 +239,7 @@ def _process(job: ImportJob) -> str:
 
     if job.dry_run or (not job.skip_invalid and job.rows_done == 0):
         _set_status(job, S.VALIDATING)
-        with _records(job) as records:
+        with _records(job) as (_fmt, records):
             next(records)  # the header, read above
             # Chunk by chunk in one transaction that is rolled back (Importer.run_stream).
             report = importer.run_stream(records, dry_run=True, chunk_rows=BATCH_ROWS)
@@ -251,7 +250,7 @@ def _process(job: ImportJob) -> str:
             return _finish(job, S.REJECTED, report=report)
     _set_status(job, S.RUNNING)
     start = job.rows_done
-    with _records(job) as records:
+    with _records(job) as (_fmt, records):
         next(records)
         # Resume after the last committed batch: its records are read past, not kept.
         for batch in chunks(islice(records, start, None), BATCH_ROWS):
