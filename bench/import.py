@@ -2,7 +2,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tagdesk_import python bench/import.py
     (options: --rows 100000 --tags 3 --export-rows 1000000 --skip-export --skip-import
-     --import-1m: also 1,000,000 rows, project and baseline, fresh and again)
+     --import-1m: also 1,000,000 rows, project and baseline, fresh and again;
+     --repeat N / --repeat-1m N: alternate the runs N times, print the fastest of each)
 
 Every phase runs in its own subprocess so its peak RSS (ru_maxrss) is its own:
 - project fresh import: ``customers.importing.import_file`` streaming the file (parse, validate
@@ -257,6 +258,8 @@ def main() -> None:
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--import-1m", action="store_true", help="also import 1,000,000 rows")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each import (fastest)")
+    parser.add_argument("--repeat-1m", type=int, default=1, help="runs of each 1M import")
     parser.add_argument("--phase", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -274,34 +277,39 @@ def main() -> None:
         p_rate = project["rows"] / project["seconds"]
         b_rate = baseline["rows"] / baseline["seconds"]
         print(
-            f"  {label:<10} project {p_rate:>9,.0f} rows/s ({project['seconds']:.2f} s, peak"
+            f"  {label:<9} project {p_rate:>9,.0f} rows/s ({project['seconds']:.2f} s, peak"
             f" {project['peak_mb']:.0f} MB)   baseline {b_rate:>9,.0f} rows/s"
             f" ({baseline['seconds']:.2f} s, peak {baseline['peak_mb']:.0f} MB)"
             f"   ratio {b_rate / p_rate:.2f}x"
         )
 
+    def compare(label: str, path: str, repeat: int) -> None:
+        """Baseline and project, fresh then again, ``repeat`` times alternating (the machine's
+        load shifts); the fastest run of each, and the highest peak RSS of each."""
+        runs: dict[str, list[dict]] = {"bf": [], "ba": [], "pf": [], "pa": []}
+        for _ in range(repeat):
+            truncate()
+            runs["bf"].append(sub("baseline", path))
+            runs["ba"].append(sub("baseline", path))
+            truncate()
+            runs["pf"].append(sub("project", path))
+            runs["pa"].append(sub("project", path))
+
+        def best(key: str) -> dict:
+            fastest = min(runs[key], key=lambda r: r["seconds"])
+            return {**fastest, "peak_mb": max(r["peak_mb"] for r in runs[key])}
+
+        line(f"{label}fresh", best("pf"), best("bf"))
+        line(f"{label}again", best("pa"), best("ba"))
+
     if not args.skip_import:
-        truncate()
-        base_fresh = sub("baseline", path)
-        base_again = sub("baseline", path)
-        truncate()
-        proj_fresh = sub("project", path)
-        proj_again = sub("project", path)
-        line("fresh", proj_fresh, base_fresh)
-        line("re-import", proj_again, base_again)
+        compare("", path, args.repeat)
     if args.import_1m:
         big = str(make_file(1_000_000, args.tags))
         print(
             f"import: 1,000,000 rows x {args.tags} tags ({Path(big).stat().st_size / 1e6:.1f} MB)"
         )
-        truncate()
-        base_fresh = sub("baseline", big)
-        base_again = sub("baseline", big)
-        truncate()
-        proj_fresh = sub("project", big)
-        proj_again = sub("project", big)
-        line("1M fresh", proj_fresh, base_fresh)
-        line("1M again", proj_again, base_again)
+        compare("1M ", big, args.repeat_1m)
     if not args.skip_export:
         big = str(make_file(args.export_rows, args.tags))
         truncate()

@@ -54,7 +54,7 @@ from customers.import_columns import DepartmentIndex, EmployeeIndex, parse_expir
 from customers.import_plan import CreatedIds, CustomerState, Plan, chunks
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_report import HeaderError, ImportReport, RowError, file_error_report
-from customers.import_state import StateIndex, serialise_imports
+from customers.import_state import StateIndex, UpdatedIds, serialise_imports
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH
 from customers.phones import InvalidPhone, normalize_phone
@@ -684,7 +684,9 @@ class Importer:
         limit). The transaction is rolled back at the end of a dry run, and of a strict import
         with any error (every chunk is still checked, so every error is reported); an exception
         (a file that turns out unreadable at line 900,000) rolls everything back too. The state
-        kept across chunks is the ids of the customers created so far (:class:`CreatedIds`)."""
+        kept across chunks is identifiers only: the ids of the customers created so far
+        (:class:`CreatedIds`, as ranges) and of those changed so far (:class:`UpdatedIds`, in a
+        temporary table), so that the summary counts each customer once, as one pass would."""
         size = chunk_rows or settings.TAGDESK_IMPORT_BATCH_ROWS
         first = list(islice(records, size))
         following = next(records, None)
@@ -692,6 +694,7 @@ class Importer:
             return self.run(first, dry_run=dry_run)
         total = ImportReport(header=self.header)
         created = CreatedIds()
+        updated = UpdatedIds()
         batches = chunks(chain(first, [following], records), size)
         del first
         with transaction.atomic():
@@ -702,6 +705,9 @@ class Importer:
                     write_plan(plan, actor=self.user, department_id=self.department_id)
                 else:
                     self.apply(plan)
+                report.customers_updated = updated.count_new(
+                    [c.pk for c in plan.changed if c.pk is not None and c.pk not in created]
+                )
                 created.add(c.pk for c in plan.new)
                 total.merge(report)
             rejected = bool(total.errors) and not self.skip_invalid

@@ -56,6 +56,7 @@ from customers.models import ImportJob, job_lease_expiry
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = settings.TAGDESK_IMPORT_BATCH_ROWS
+VALIDATE_ROWS = 10_000  # strict jobs validate this many rows at once (about 20 MB of rows)
 S = ImportJob.Status
 ACTIVE = [S.QUEUED, S.VALIDATING, S.RUNNING]
 
@@ -241,8 +242,12 @@ def _process(job: ImportJob) -> str:
         _set_status(job, S.VALIDATING)
         with _records(job) as (_fmt, records):
             next(records)  # the header, read above
-            # Chunk by chunk in one transaction that is rolled back (Importer.run_stream).
-            report = importer.run_stream(records, dry_run=True, chunk_rows=BATCH_ROWS)
+            # A file of up to VALIDATE_ROWS records is validated in memory in one pass (no
+            # writes, no row locks); a longer one chunk by chunk in one transaction that is
+            # rolled back (Importer.run_stream), which waits for customers others hold locked.
+            report = importer.run_stream(
+                records, dry_run=True, chunk_rows=max(BATCH_ROWS, VALIDATE_ROWS)
+            )
         if job.dry_run:
             return _finish(job, S.DONE, report=report, rows_done=rows_total)
         if report.errors:
