@@ -6,7 +6,13 @@ neither imports the other."""
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class CustomerState:
@@ -18,6 +24,7 @@ class CustomerState:
         "phone",
         "name",
         "orig_external_userid",
+        "orig_phone",
         "orig_name",
         "tags",
         "corporate",
@@ -47,6 +54,7 @@ class CustomerState:
         self.phone = phone
         self.name = name
         self.orig_external_userid = external_userid
+        self.orig_phone = phone
         self.orig_name = name
         self.department_id = self.orig_department_id = department_id
         self.owner_id = self.orig_owner_id = owner_id
@@ -65,6 +73,7 @@ class CustomerState:
     def changed(self) -> bool:
         return not self.is_new and (
             self.external_userid != self.orig_external_userid
+            or self.phone != self.orig_phone
             or self.name != self.orig_name
             or self.department_id != self.orig_department_id
             or self.owner_id != self.orig_owner_id
@@ -81,3 +90,40 @@ class Plan:
     # (id(customer state), tag id) -> expiry, for rows with an expires_at cell
     expiries: dict[tuple[int, int], dt.datetime] = field(default_factory=dict)
     followers: list[tuple[CustomerState, int]] = field(default_factory=list)
+
+
+class CreatedIds:
+    """Ids of the customers an import created, as ranges: the rows of one ``INSERT … RETURNING``
+    take consecutive ids from the sequence, so a million new customers are a few ranges, not a
+    million Python ints."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []  # inclusive
+
+    def add(self, ids: Iterable[int | None]) -> None:
+        for pk in sorted(pk for pk in ids if pk is not None):
+            if self._ends and pk == self._ends[-1] + 1:
+                self._ends[-1] = pk
+            elif not self._ends or pk > self._ends[-1]:
+                self._starts.append(pk)
+                self._ends.append(pk)
+            elif pk not in self:  # ids out of order (another backend's sequence cache)
+                at = bisect_right(self._starts, pk)
+                self._starts.insert(at, pk)
+                self._ends.insert(at, pk)
+
+    def __contains__(self, pk: object) -> bool:
+        if not isinstance(pk, int):
+            return False
+        at = bisect_right(self._starts, pk) - 1
+        return at >= 0 and pk <= self._ends[at]
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+
+def chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter)."""
+    while chunk := list(islice(items, size)):
+        yield chunk

@@ -26,6 +26,7 @@ only looks at the sizes (:func:`expanded_size`).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import io
@@ -35,6 +36,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -98,44 +100,86 @@ def clean_field(value: object) -> str:
     return text
 
 
-def decode_csv(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030; else :class:`UnreadableFile`. Never guesses
-    further: a Latin-1 or UTF-16 file is refused rather than stored as mojibake."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UnreadableFile(_("The file is UTF-16; save it as CSV UTF-8 and import again."))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise UnreadableFile(
-            _("The file is neither UTF-8 nor GB18030 (GBK) text; save it as CSV UTF-8.")
-        ) from None
-    # GB18030 maps almost any byte pair; text from another code page shows up as private-use,
-    # unassigned or control characters, which no real customer file contains.
-    if any(
-        unicodedata.category(ch) in ("Co", "Cn", "Cc") and ch not in "\t\r\n" for ch in set(text)
+_BLOCK = 1 << 20  # bytes per read of a streamed CSV
+
+
+def csv_encoding(handle: IO[bytes]) -> str:
+    """The codec of a CSV file (``utf-8-sig`` or ``gb18030``), judged by one streaming pass over
+    the whole file (1 MB at a time, nothing kept), which then rewinds it; else
+    :class:`UnreadableFile`. The same judgement as decoding the whole file at once: UTF-8 if all
+    of it decodes as UTF-8, else GB18030 unless that yields characters no customer file holds;
+    a NUL anywhere is refused once the encoding is known."""
+    handle.seek(0)
+    head = handle.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not head.startswith(
+        codecs.BOM_UTF8
     ):
-        raise UnreadableFile(
-            _("The file is neither UTF-8 nor GB18030 (GBK) text; save it as CSV UTF-8.")
-        )
-    return text
+        raise UnreadableFile(_("The file is UTF-16; save it as CSV UTF-8 and import again."))
+    encoding = "utf-8-sig"
+    if not _decodes(handle, "utf-8-sig", check=False):
+        encoding = "gb18030"
+        if not _decodes(handle, "gb18030", check=True):
+            raise UnreadableFile(
+                _("The file is neither UTF-8 nor GB18030 (GBK) text; save it as CSV UTF-8.")
+            )
+    handle.seek(0)
+    nul = False
+    while block := handle.read(_BLOCK):
+        # NUL is one byte 0x00 in both codecs, never part of another character.
+        if b"\x00" in block:
+            nul = True
+            break
+    handle.seek(0)
+    if nul:
+        raise UnreadableFile(_("The file contains NUL bytes; it is not a CSV text file."))
+    return encoding
+
+
+def _decodes(handle: IO[bytes], encoding: str, *, check: bool) -> bool:
+    """Does the whole file decode as ``encoding``? With ``check``, GB18030's false friends are
+    refused too: GB18030 maps almost any byte pair, so text from another code page shows up as
+    private-use, unassigned or control characters, which no real customer file contains."""
+    handle.seek(0)
+    if handle.read(3) != codecs.BOM_UTF8:
+        handle.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while True:
+            block = handle.read(_BLOCK)
+            text = decoder.decode(block, final=not block)
+            if check and any(
+                unicodedata.category(ch) in ("Co", "Cn", "Cc") and ch not in "\t\r\n"
+                for ch in set(text)
+            ):
+                return False
+            if not block:
+                return True
+    except UnicodeDecodeError:
+        return False
 
 
 class _Budget:
-    """The row and time caps of one read; checked per record (and per sheet row)."""
+    """The row and time caps of one read; checked per record (and per sheet row).
+
+    The time cap counts the reader's own time only: records are streamed to an importer that
+    validates and writes between them (customers.importing), and that work is no reading."""
 
     def __init__(self) -> None:
         self.max_rows = settings.TAGDESK_IMPORT_MAX_ROWS
-        self.deadline = time.monotonic() + settings.TAGDESK_IMPORT_MAX_SECONDS
+        self.max_seconds = settings.TAGDESK_IMPORT_MAX_SECONDS
         self.records = 0
+        self.spent = 0.0
+        self.since = time.monotonic()
+
+    def pause(self) -> None:
+        """Before handing a record on: the consumer's time is not the reader's."""
+        self.spent += time.monotonic() - self.since
+
+    def resume(self) -> None:
+        self.since = time.monotonic()
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        if self.spent + (time.monotonic() - self.since) > self.max_seconds:
             raise UnreadableFile(
                 _(
                     "Reading the file took longer than %(s)d seconds; split it into smaller "
@@ -161,12 +205,16 @@ class _Budget:
             self.tick()
 
 
-def read_csv(data: bytes) -> Iterator[Record]:
-    """Header first (line 1), then the data records; blank records skipped."""
-    text = decode_csv(data)
-    if "\x00" in text:
-        raise UnreadableFile(_("The file contains NUL bytes; it is not a CSV text file."))
-    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+def read_csv(source: bytes | IO[bytes]) -> Iterator[Record]:
+    """Header first (line 1), then the data records; blank records skipped. A file object is
+    streamed (:func:`csv_encoding` reads it once ahead to judge its encoding), so memory does
+    not grow with the file."""
+    handle = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    encoding = csv_encoding(handle)
+    if encoding == "gb18030" and handle.read(3) != codecs.BOM_UTF8:
+        handle.seek(0)  # a UTF-8 BOM before GB18030 text is skipped, as utf-8-sig skips it
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
+    reader = csv.reader(text, strict=False)
     budget = _Budget()
     start = 1
     try:
@@ -176,18 +224,25 @@ def read_csv(data: bytes) -> Iterator[Record]:
             values = [clean_field(v) for v in fields]
             if any(values):
                 budget.record()
+                budget.pause()
                 yield Record(line, values)
+                budget.resume()
     except csv.Error as exc:
         raise UnreadableFile(
             _("Line %(line)d cannot be read as CSV: %(error)s")
             % {"line": reader.line_num, "error": exc}
         ) from exc
+    finally:
+        # The caller's file stays open (a wrapper closes its file when collected); it may be
+        # closed already when an abandoned reader is collected late.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
-def expanded_size(source: bytes | io.IOBase) -> int:
+def expanded_size(source: bytes | IO[bytes]) -> int:
     """Bytes the file expands to when read: an XLSX's declared part sizes (from the zip's
     central directory: nothing is decompressed), else the file's own size. Cheap on any file."""
-    handle: io.IOBase
+    handle: IO[bytes]
     if isinstance(source, bytes | bytearray):
         head, size, handle = bytes(source[:4]), len(source), io.BytesIO(source)
     else:
@@ -225,7 +280,7 @@ def _damaged(row: int | None) -> UnreadableFile:
     )
 
 
-def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
+def read_xlsx(data: bytes | IO[bytes]) -> Iterator[Record]:
     """The first worksheet's rows that hold any value; line = sheet row."""
     from openpyxl import load_workbook
     from openpyxl.worksheet._reader import WorkSheetParser
@@ -275,7 +330,9 @@ def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
                     while values and not values[-1]:
                         values.pop()
                     budget.record()
+                    budget.pause()
                     yield Record(row_number, values)
+                    budget.resume()
     except UnreadableFile:
         raise
     except _BROKEN as exc:
@@ -284,9 +341,16 @@ def read_xlsx(data: bytes | io.IOBase) -> Iterator[Record]:
         workbook.close()
 
 
-def read_records(data: bytes, filename: str = "") -> tuple[str, Iterator[Record]]:
-    """``("xlsx" | "csv", records)``. Dispatch on content (an XLSX is a zip), not the name."""
-    if data.startswith(XLSX_MAGIC):
+def read_records(data: bytes | IO[bytes], filename: str = "") -> tuple[str, Iterator[Record]]:
+    """``("xlsx" | "csv", records)``. Dispatch on content (an XLSX is a zip), not the name.
+    ``data`` is the file's bytes or a seekable binary file, which is streamed."""
+    if not isinstance(data, bytes | bytearray):
+        data.seek(0)
+        head = data.read(4)
+        data.seek(0)
+    else:
+        head = bytes(data[:4])
+    if head.startswith(XLSX_MAGIC):
         return "xlsx", read_xlsx(data)
     if filename.lower().endswith((".xlsx", ".xlsm")):
         raise UnreadableFile(_("The file is named .xlsx but is not an XLSX workbook."))

@@ -120,6 +120,40 @@ def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
         yield values[start : start + size]
 
 
+class UpdatedIds:
+    """The existing customers an import has changed so far, so that one changed by several
+    chunks of a file counts as updated once, as in one pass. On PostgreSQL a temporary table
+    (identifiers only, spilled to the database: a million changed customers cost the worker
+    nothing); elsewhere a set."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._ready = False
+
+    def count_new(self, ids: list[int]) -> int:
+        """Record ``ids``; return how many were not recorded before."""
+        if not ids:
+            return 0
+        if connection.vendor != "postgresql":
+            new = set(ids) - self._seen
+            self._seen |= new
+            return len(new)
+        with connection.cursor() as cursor:
+            if not self._ready:
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS tagdesk_import_updated"
+                    " (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS"
+                )
+                cursor.execute("TRUNCATE tagdesk_import_updated")
+                self._ready = True
+            cursor.execute(
+                "INSERT INTO tagdesk_import_updated SELECT unnest(%s::bigint[])"
+                " ON CONFLICT DO NOTHING",
+                [ids],
+            )
+            return cursor.rowcount
+
+
 def serialise_imports() -> None:
     """Two imports at once could both create the same new customer; take turns (PostgreSQL)."""
     if connection.vendor == "postgresql":

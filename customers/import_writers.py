@@ -24,8 +24,9 @@ from tagging.services import bulk_assign
 
 BATCH = 2000
 # Customer columns an import writes for a changed customer (rule attributes among them: name,
-# department, owner); external_userid is no rule attribute, so it marks nothing.
-IMPORTED_COLUMNS = ("external_userid", "name", "department_id", "owner_id")
+# department, owner); external_userid and phone are no rule attributes, so they mark nothing.
+# A customer gains an identifier it lacked, as with customers.services.upsert_customer.
+IMPORTED_COLUMNS = ("external_userid", "phone", "name", "department_id", "owner_id")
 
 
 def write_plan(plan: Plan, *, actor: Any, department_id: int | None) -> None:
@@ -74,7 +75,7 @@ def _snapshot(customer: CustomerState, department_id: int | None, *, before: boo
     """The shape of customers.services._snapshot for the fields an import can set."""
     return {
         "external_userid": customer.orig_external_userid if before else customer.external_userid,
-        "phone": customer.phone,
+        "phone": customer.orig_phone if before else customer.phone,
         "name": customer.orig_name if before else customer.name,
         "owner": customer.orig_owner_id if before else customer.owner_id,
         "department": customer.orig_department_id if before else customer.department_id,
@@ -127,6 +128,7 @@ def _write_customers_orm(plan: Plan, *, actor_id, department_id, now) -> None:
         Customer(
             pk=c.pk,
             external_userid=c.external_userid,
+            phone=c.phone,
             name=c.name,
             department_id=c.department_id,
             owner_id=c.owner_id,
@@ -204,20 +206,22 @@ def _write_customers_postgresql(plan: Plan, *, actor_id, department_id, now) -> 
         if plan.changed:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS tagdesk_customer_change"
-                " (id bigint, external_userid text, name text, department_id bigint,"
+                " (id bigint, external_userid text, phone text, name text, department_id bigint,"
                 " owner_id bigint) ON COMMIT DELETE ROWS"
             )
             cursor.execute("TRUNCATE tagdesk_customer_change")
             with cursor.copy(
-                "COPY tagdesk_customer_change (id, external_userid, name, department_id, owner_id)"
-                " FROM STDIN"
+                "COPY tagdesk_customer_change"
+                " (id, external_userid, phone, name, department_id, owner_id) FROM STDIN"
             ) as copy:
                 for c in plan.changed:
-                    copy.write_row((c.pk, c.external_userid, c.name, c.department_id, c.owner_id))
+                    copy.write_row(
+                        (c.pk, c.external_userid, c.phone, c.name, c.department_id, c.owner_id)
+                    )
             cursor.execute(
                 """
                 UPDATE customers_customer c
-                SET external_userid = s.external_userid, name = s.name,
+                SET external_userid = s.external_userid, phone = s.phone, name = s.name,
                     department_id = s.department_id, owner_id = s.owner_id, updated_at = %(now)s
                 FROM tagdesk_customer_change s WHERE c.id = s.id
                 """,

@@ -1,5 +1,6 @@
 """Bulk import of customers and their tags (docs/import-export.md): parse → validate the whole file
-→ report → apply, set-based.
+→ report → apply, set-based, streamed chunk by chunk (:meth:`Importer.run_stream`,
+docs/import-export.md#large-files) so that memory does not grow with the file.
 
 Entry points (the admin import page, the ``import_customers`` command, the Celery task and the
 django-import-export resources) call :func:`import_file` or, for batches, :class:`Importer`.
@@ -30,15 +31,19 @@ Contract
   unless the row's optional ``department`` column names another one in scope (the optional
   columns expires_at, followers, department and owner are parsed by ``customers.import_columns``).
 - Strict (default): any error → nothing written. Lenient (``skip_invalid``): good rows applied
-  in file order. Apply is one transaction: an exception writes nothing. Audited like the
+  in file order. Apply is one transaction: an exception writes nothing. A file longer than one
+  chunk is validated and written chunk by chunk inside that transaction, each chunk judged
+  against the database holding the earlier chunks' good rows (that is how "earlier rows of the
+  same file" reach across chunks); a dry run or a strict import with errors rolls it back. Audited like the
   services: one entry per created/updated customer and per added assignment (source ``import``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain, islice
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -46,9 +51,10 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from customers.import_columns import DepartmentIndex, EmployeeIndex, parse_expiry, split_list
-from customers.import_plan import CustomerState, Plan
+from customers.import_plan import CreatedIds, CustomerState, Plan, chunks
 from customers.import_readers import Record, UnreadableFile, read_records
-from customers.import_state import StateIndex, serialise_imports
+from customers.import_report import HeaderError, ImportReport, RowError, file_error_report
+from customers.import_state import StateIndex, UpdatedIds, serialise_imports
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH
 from customers.phones import InvalidPhone, normalize_phone
@@ -114,67 +120,6 @@ ERROR_CODES = (
 
 
 @dataclass(slots=True)
-class RowError:
-    line: int | None
-    column: str | None
-    code: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "column": self.column,
-            "code": self.code,
-            "message": self.message,
-        }
-
-
-@dataclass
-class ImportReport:
-    """The import_customers --json summary (docs/import-export.md#import_customers) plus what the
-    admin shows (rejected rows, header)."""
-
-    rows: int = 0
-    valid: int = 0
-    invalid: int = 0
-    customers_created: int = 0
-    customers_updated: int = 0
-    assignments_added: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    rejected: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, values, reason
-    header: list[str] = field(default_factory=list)
-    applied: bool = False
-    dry_run: bool = False
-    file_error: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "customers_created": self.customers_created,
-            "customers_updated": self.customers_updated,
-            "assignments_added": self.assignments_added,
-            "errors": [e.as_dict() for e in self.errors],
-        }
-
-    @property
-    def rejected_work(self) -> bool:
-        """True when the import was refused as a whole (command exit status non-zero)."""
-        if self.file_error:
-            return True
-        # strict with errors, or lenient with no good row: nothing was applied
-        return bool(self.errors) and not self.dry_run and (not self.applied or self.valid == 0)
-
-    def merge(self, other: ImportReport) -> None:
-        for key in ("rows", "valid", "invalid", "customers_created", "customers_updated"):
-            setattr(self, key, getattr(self, key) + getattr(other, key))
-        self.assignments_added += other.assignments_added
-        self.errors.extend(other.errors)
-        self.rejected.extend(other.rejected)
-
-
-@dataclass(slots=True)
 class ParsedRow:
     line: int
     values: list[str]
@@ -187,12 +132,6 @@ class ParsedRow:
     followers: list[int] = field(default_factory=list)
     department_id: int | None = None
     owner_id: int | None = None
-
-
-class HeaderError(Exception):
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(errors[0].message)
-        self.errors = errors
 
 
 # --- the importer -------------------------------------------------------------------------------
@@ -524,10 +463,16 @@ class Importer:
     # -- validation against the database and earlier rows ----------------------------------------
 
     def validate(
-        self, records: Sequence[Record], *, lock: bool = False
+        self,
+        records: Sequence[Record],
+        *,
+        lock: bool = False,
+        created: CreatedIds | None = None,
     ) -> tuple[ImportReport, Plan]:
         """Check every record; return the report and the plan of the good rows. No writes.
-        ``lock`` takes row locks on the matched customers (inside the apply transaction)."""
+        ``lock`` takes row locks on the matched customers (inside the apply transaction).
+        ``created`` holds the ids of customers earlier chunks of the same file created: changing
+        one of them again counts as no update (one pass over the file would create it once)."""
         report = ImportReport(header=self.header)
         parsed = [self._parse(r) for r in records]
         state = StateIndex(
@@ -557,7 +502,9 @@ class Importer:
                 report.valid += 1
         plan.changed = [c for c in state.touched.values() if c.changed]
         report.customers_created = len(plan.new)
-        report.customers_updated = len(plan.changed)
+        report.customers_updated = sum(
+            1 for c in plan.changed if created is None or c.pk not in created
+        )
         report.assignments_added = len(plan.pairs)
         return report, plan
 
@@ -722,6 +669,56 @@ class Importer:
                 atomic_callback(report)
         return report
 
+    def run_stream(
+        self, records: Iterator[Record], *, dry_run: bool = False, chunk_rows: int | None = None
+    ) -> ImportReport:
+        """Validate and apply a whole file's records (after the header), holding one chunk of
+        ``chunk_rows`` records at a time (default ``TAGDESK_IMPORT_BATCH_ROWS``), so memory stays
+        flat however long the file is.
+
+        A file of one chunk goes through :meth:`run` (a dry run writes nothing). A longer one
+        runs in ONE transaction under the import lock: each chunk is validated against the
+        database and its good rows are written at once, so the next chunk is judged against the
+        earlier rows of the file exactly as one pass over the file would judge it (a customer
+        met again, an identifier an earlier row took, a held exclusive tag, the corporate
+        limit). The transaction is rolled back at the end of a dry run, and of a strict import
+        with any error (every chunk is still checked, so every error is reported); an exception
+        (a file that turns out unreadable at line 900,000) rolls everything back too. The state
+        kept across chunks is identifiers only: the ids of the customers created so far
+        (:class:`CreatedIds`, as ranges) and of those changed so far (:class:`UpdatedIds`, in a
+        temporary table), so that the summary counts each customer once, as one pass would."""
+        size = chunk_rows or settings.TAGDESK_IMPORT_BATCH_ROWS
+        first = list(islice(records, size))
+        following = next(records, None)
+        if following is None:
+            return self.run(first, dry_run=dry_run)
+        total = ImportReport(header=self.header)
+        created = CreatedIds()
+        updated = UpdatedIds()
+        batches = chunks(chain(first, [following], records), size)
+        del first
+        with transaction.atomic():
+            serialise_imports()
+            for chunk in batches:
+                report, plan = self.validate(chunk, lock=True, created=created)
+                if dry_run:  # written only to judge the next chunks; rolled back below
+                    write_plan(plan, actor=self.user, department_id=self.department_id)
+                else:
+                    self.apply(plan)
+                report.customers_updated = updated.count_new(
+                    [c.pk for c in plan.changed if c.pk is not None and c.pk not in created]
+                )
+                created.add(c.pk for c in plan.new)
+                total.merge(report)
+            rejected = bool(total.errors) and not self.skip_invalid
+            if dry_run or rejected:
+                transaction.set_rollback(True)
+        total.dry_run = dry_run
+        if rejected and not dry_run:
+            total.customers_created = total.customers_updated = total.assignments_added = 0
+        total.applied = not (dry_run or rejected)
+        return total
+
 
 def _would_change(row: ParsedRow, customer: CustomerState) -> bool:
     """Would applying ``row`` change ``customer`` (a tag it lacks, an identifier it lacks, another
@@ -754,37 +751,34 @@ def _unknown_group(name: str) -> tuple[str, str]:
 # --- whole files --------------------------------------------------------------------------------
 
 
-def file_error_report(exc: Exception, code: str) -> ImportReport:
-    report = ImportReport(file_error=True)
-    report.errors.append(RowError(None, None, code, str(exc)))
-    return report
-
-
 def import_file(
-    data: bytes,
+    data: bytes | IO[bytes],
     *,
     filename: str = "",
     user: Any,
     mode: str = Mode.CUSTOMERS,
     dry_run: bool = False,
     skip_invalid: bool = False,
+    chunk_rows: int | None = None,
 ) -> ImportReport:
-    """Import a whole CSV/XLSX file in one transaction (see the module docstring)."""
+    """Import a whole CSV/XLSX file in one transaction (see the module docstring). ``data`` is
+    the file's bytes or a seekable binary file; a file is streamed chunk by chunk
+    (:meth:`Importer.run_stream`), so memory does not grow with it."""
     importer = Importer(user=user, mode=mode, skip_invalid=skip_invalid)
+    header = None
     try:
         fmt, records = read_records(data, filename)
         header = next(records, None)
         if header is None:
             return file_error_report(ValueError(_("The file is empty.")), "empty_file")
         importer.read_header(header, fmt)
-        rows = list(records)
+        report = importer.run_stream(records, dry_run=dry_run, chunk_rows=chunk_rows)
     except UnreadableFile as exc:
         return file_error_report(exc, exc.code)
     except HeaderError as exc:
         report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return report
-    report = importer.run(rows, dry_run=dry_run)
     changed = report.customers_created + report.customers_updated + report.assignments_added
     if connection.vendor == "postgresql" and report.applied and changed >= 10_000:
         with connection.cursor() as cursor:  # fresh planner statistics after a bulk load

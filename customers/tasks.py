@@ -9,8 +9,10 @@ progress (``rows_done``, ``errors_so_far``, ``result``), written by a conditiona
 does not report left nothing, and a second worker running the same job cannot apply a batch twice
 (its conditional update matches no row and its transaction rolls back).
 
-Strict jobs first validate the whole file without writing (nothing is applied if any row is
-bad); lenient jobs apply the good rows batch by batch in file order. Dry runs only validate.
+Strict jobs first validate the whole file without committing (``Importer.run_stream`` in a
+transaction rolled back: nothing is applied if any row is bad); lenient jobs apply the good rows
+batch by batch in file order. Dry runs only validate. Every pass (count, validate, apply) streams
+the stored file, so a job holds one batch of records at a time.
 
 Leases heal lost jobs. Claiming a job (a conditional update) takes its lease; every batch renews
 it in the batch's transaction. A worker killed with SIGKILL renews nothing: once the lease has
@@ -26,6 +28,8 @@ import contextlib
 import io
 import logging
 import uuid
+from collections.abc import Iterator
+from itertools import islice
 
 from celery import shared_task
 from django.conf import settings
@@ -38,7 +42,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from customers.exporting import rejected_rows_csv
-from customers.import_readers import UnreadableFile
+from customers.import_plan import chunks
+from customers.import_readers import Record, UnreadableFile
 from customers.importing import (
     HeaderError,
     Importer,
@@ -51,6 +56,7 @@ from customers.models import ImportJob, job_lease_expiry
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = settings.TAGDESK_IMPORT_BATCH_ROWS
+VALIDATE_ROWS = 10_000  # strict jobs validate this many rows at once (about 20 MB of rows)
 S = ImportJob.Status
 ACTIVE = [S.QUEUED, S.VALIDATING, S.RUNNING]
 
@@ -201,45 +207,65 @@ def resume_job(job_id: int) -> bool:
     return bool(updated)
 
 
+@contextlib.contextmanager
+def _records(job: ImportJob) -> Iterator[tuple[str, Iterator[Record]]]:
+    """``(format, records)`` of the job's file (header first), streamed from storage: each pass
+    over the file (count, validate, apply) opens it afresh and holds one record at a time."""
+    with job.file.storage.open(job.file.name or "", "rb") as handle:
+        fmt, records = read_records(getattr(handle, "file", handle), job.original_name)
+        try:
+            yield fmt, records
+        finally:
+            records.close()  # type: ignore[attr-defined]  # a generator: before the file closes
+
+
 def _process(job: ImportJob) -> str:
     importer = Importer(user=job.user, mode=job.mode, skip_invalid=job.skip_invalid)
-    with job.file.open("rb") as handle:
-        data = handle.read()
+    header = None
     try:
-        fmt, records = read_records(data, job.original_name)
-        header = next(records, None)
-        if header is None:
-            raise UnreadableFile(_("The file is empty."), code="empty_file")
-        importer.read_header(header, fmt)
-        rows = list(records)
+        with _records(job) as (fmt, records):
+            header = next(records, None)
+            if header is None:
+                raise UnreadableFile(_("The file is empty."), code="empty_file")
+            importer.read_header(header, fmt)
+            rows_total = sum(1 for _record in records)  # a counting pass keeps nothing
     except UnreadableFile as exc:
         return _finish(job, S.REJECTED, report=_file_error(exc.code, str(exc)))
     except HeaderError as exc:
         report = ImportReport(file_error=True, header=header.values if header else [])
         report.errors = exc.errors
         return _finish(job, S.REJECTED, report=report)
-    ImportJob.objects.filter(pk=job.pk).update(rows_total=len(rows))
-    job.rows_total = len(rows)
+    ImportJob.objects.filter(pk=job.pk).update(rows_total=rows_total)
+    job.rows_total = rows_total
 
     if job.dry_run or (not job.skip_invalid and job.rows_done == 0):
         _set_status(job, S.VALIDATING)
-        report = importer.run(rows, dry_run=True)
+        with _records(job) as (_fmt, records):
+            next(records)  # the header, read above
+            # A file of up to VALIDATE_ROWS records is validated in memory in one pass (no
+            # writes, no row locks); a longer one chunk by chunk in one transaction that is
+            # rolled back (Importer.run_stream), which waits for customers others hold locked.
+            report = importer.run_stream(
+                records, dry_run=True, chunk_rows=max(BATCH_ROWS, VALIDATE_ROWS)
+            )
         if job.dry_run:
-            return _finish(job, S.DONE, report=report, rows_done=len(rows))
+            return _finish(job, S.DONE, report=report, rows_done=rows_total)
         if report.errors:
             report.customers_created = report.customers_updated = report.assignments_added = 0
             return _finish(job, S.REJECTED, report=report)
     _set_status(job, S.RUNNING)
     start = job.rows_done
-    while start < len(rows):
-        _renew(job)
-        batch = rows[start : start + BATCH_ROWS]
-        report = importer.run(
-            batch, atomic_callback=_progress(job, start, len(batch), importer.header)
-        )
-        if not report.applied:  # strict, and the database changed since validation
-            return _finish(job, S.REJECTED, report=_merged(job, report))
-        start += len(batch)
+    with _records(job) as (_fmt, records):
+        next(records)
+        # Resume after the last committed batch: its records are read past, not kept.
+        for batch in chunks(islice(records, start, None), BATCH_ROWS):
+            _renew(job)
+            report = importer.run(
+                batch, atomic_callback=_progress(job, start, len(batch), importer.header)
+            )
+            if not report.applied:  # strict, and the database changed since validation
+                return _finish(job, S.REJECTED, report=_merged(job, report))
+            start += len(batch)
     job.refresh_from_db()
     return _finish(job, S.DONE, report=_report_from_result(job))
 

@@ -3,12 +3,12 @@ docs/import-export.md#tags-cell)."""
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from functools import lru_cache
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from pypinyin import Style, lazy_pinyin
 
 FORBIDDEN_NAME_CHARS = ":;：；"
 # Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): they make a
@@ -40,7 +40,14 @@ def fold_name(name: str) -> str:
 def pinyin_keys(name: str) -> tuple[str, str]:
     """(initials, full pinyin) of a name, lower-case without spaces: 牛奶过敏 -> (nngm, niunaiguomin).
     Latin runs stay whole in both (VIP客户 -> vipkh, vipkehu). Stored on every tag
-    (``Tag.pinyin_initials``, ``Tag.pinyin_full``) so that tag search matches in SQL."""
+    (``Tag.pinyin_initials``, ``Tag.pinyin_full``) so that tag search matches in SQL.
+
+    pypinyin is imported on first use: its phrase dictionary is about 90 MB in memory, which
+    every process would otherwise carry from start-up (an import worker, which never names a
+    tag, included)."""
+    os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "1")  # we never customise it: one copy
+    from pypinyin import Style, lazy_pinyin
+
     initials = "".join(lazy_pinyin(name, style=Style.FIRST_LETTER))
     full = "".join(lazy_pinyin(name))
     return fold_name(initials).replace(" ", ""), fold_name(full).replace(" ", "")

@@ -48,14 +48,15 @@ class Command(BaseCommand):
                 raise CommandError(f"No active user named {options['user']!r}.") from exc
         else:
             user = system_user()
-        report = import_file(
-            path.read_bytes(),
-            filename=path.name,
-            user=user,
-            mode=options["mode"],
-            dry_run=options["dry_run"],
-            skip_invalid=options["skip_invalid"],
-        )
+        with path.open("rb") as handle:  # streamed: memory does not grow with the file
+            report = import_file(
+                handle,
+                filename=path.name,
+                user=user,
+                mode=options["mode"],
+                dry_run=options["dry_run"],
+                skip_invalid=options["skip_invalid"],
+            )
         summary = report.summary()
         if not options["json"]:
             for error in report.errors:
