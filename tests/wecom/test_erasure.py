@@ -135,6 +135,8 @@ def test_finished_and_queued_deliveries_keep_no_identifier_and_the_queue_sends_a
     }
     assert customers[b.pk]["name"] == "留下的人"
     assert list(GroupChatMember.objects.values_list("userid", flat=True)) == [b.external_userid]
+    assert not WecomOutbox.objects.exists()  # cascaded: the outbox drain never meets it
+    assert not WecomSyncIssue.objects.exists()
     event = WecomCallbackEvent.objects.get()
     assert event.status == CallbackStatus.IGNORED
     assert event.payload == {"ExternalUserID": ERASED, "UserID": "zhangsan"}
