@@ -580,6 +580,7 @@ def erase_customers(
         )
     # Lock in id order (as every customer writer does), so a concurrent tagging waits.
     list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    hooks.customers_erased(ids)  # other apps' copies (CRM webhook deliveries), same transaction
     assignments = TagAssignment.objects.filter(customer_id__in=ids).delete()[0]
     events = CustomerEvent.objects.filter(customer_id__in=ids).delete()[0]
     followers = Follower.objects.filter(customer_id__in=ids).delete()[0]
@@ -623,15 +624,18 @@ def _redact_audit(customer_ids: list[int]) -> int:
         if entry.action.startswith("customer."):
             entry.object_repr = ERASED
             entry.reason = ERASED if entry.reason else ""
-        entry.before, entry.after = _redacted(entry.before), _redacted(entry.after)
+        entry.before, entry.after = redacted(entry.before), redacted(entry.after)
     unguarded.bulk_update(entries, ["object_repr", "reason", "before", "after"], batch_size=500)
     return len(entries)
 
 
-def _redacted(doc: Any) -> Any:
+def redacted(doc: Any, keys: Iterable[str] = IDENTIFYING_KEYS) -> Any:
+    """``doc`` (a customer snapshot) with every non-empty value of ``keys`` replaced by
+    ``ERASED``: the one redaction rule, also used by apps' erasure listeners."""
     if not isinstance(doc, dict):
         return doc
+    keys = frozenset(keys)
     return {
-        key: ERASED if key in IDENTIFYING_KEYS and value not in (None, "") else value
+        key: ERASED if key in keys and value not in (None, "", []) else value
         for key, value in doc.items()
     }

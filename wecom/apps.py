@@ -8,14 +8,18 @@ class WecomConfig(AppConfig):
     verbose_name = _("WeCom")
 
     def ready(self) -> None:
+        from customers.hooks import register_erasure_listener
         from tagging import hooks
         from wecom.schedule import ensure_after_migrate
+        from wecom.services.erasure import on_customers_erased
         from wecom.tasks import assignments_listener, taxonomy_listener, webhook_listener
 
         # tagging calls these inside its own transactions; it never imports wecom.
         hooks.on_assignments_changed(assignments_listener)
         hooks.on_assignments_changed(webhook_listener)
         hooks.on_taxonomy_changed(taxonomy_listener)
+        # customers calls this inside erase_customers; it never imports wecom either.
+        register_erasure_listener(on_customers_erased)
         post_migrate.connect(
             ensure_after_migrate, sender=self, dispatch_uid="wecom_nightly_schedule"
         )
