@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, StrIndex
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -316,7 +316,9 @@ def search_customers(queryset: QuerySet[Customer], term: str) -> QuerySet[Custom
     condition = Q(name__icontains=term) | Q(remark__icontains=term) | Q(company__icontains=term)
     if len(term) >= 3 and EXTERNAL_USERID_RE.fullmatch(term):
         # Part of an external userid ("wmAbC…" pasted half): case-sensitive like the id itself.
-        condition |= Q(external_userid__contains=term)
+        # STRPOS / INSTR, not LIKE: SQLite's LIKE ignores case (Django's ``contains`` there too).
+        queryset = queryset.alias(external_userid_at=StrIndex("external_userid", Value(term)))
+        condition |= Q(external_userid_at__gt=0)
     else:
         condition |= Q(external_userid=term)
     phone = try_normalize_phone(term)
