@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -34,6 +33,7 @@ from wecom.models import (
     WecomRelation,
     WecomRelationTag,
 )
+from wecom.services import common
 from wecom.services.common import managed_wecom_ids, record_issue, synced_tag_map
 
 CLAIM_WINDOW = 20
@@ -341,26 +341,9 @@ def _finish(ids, status, *, errcode=None, error="", sent=None) -> None:
 
 
 def throttle() -> None:
-    """Block until this call fits in ``WECOM_OUTBOX_RATE`` calls per second for the corp, counted
-    in the shared cache so that all workers together keep the rate."""
-    rate = settings.WECOM_OUTBOX_RATE
-    misses = 0
-    while True:
-        now = time.time()
-        window = int(now)
-        key = f"wecom:rate:{settings.WECOM_CORP_ID}:{window}"
-        cache.add(key, 0, timeout=5)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # the key expired between add and incr, or the cache is down
-            misses += 1
-            if misses >= 3:  # no shared counter: keep this worker alone under the rate
-                time.sleep(1 / rate)
-                return
-            continue
-        if used <= rate:
-            return
-        time.sleep(max(window + 1 - now, 0.001))
+    """Block until this mark_tag call fits in ``WECOM_OUTBOX_RATE`` calls per second for the
+    corp, all workers together."""
+    common.throttle(settings.WECOM_OUTBOX_RATE, "mark_tag")
 
 
 # --- dead letters --------------------------------------------------------------------------------
