@@ -84,19 +84,20 @@ def sync_contacts(wecom: Wecom) -> dict[str, int]:
     stats: Counter[str] = Counter()
     seen: set[str] = set()
     pool = ThreadPoolExecutor(settings.WECOM_SYNC_CONCURRENCY, thread_name_prefix="wecom-get")
-    pending: list[Future[_Fetched]] = []
+    pending: list[Future[_Fetched]] = []  # the page to write next
+    fetching: list[Future[_Fetched]] = []  # the page after it
     try:
         for page in _pages(wecom, seen, stats):
             # Queued behind the previous page's calls: they run while that page is written.
             fetching = [pool.submit(_fetch, wecom, e, language) for e in page]
             if pending:
                 _apply_page([f.result() for f in pending], stats)
-            pending = fetching
+            pending, fetching = fetching, []
         if pending:
             _apply_page([f.result() for f in pending], stats)
         pending = []
     finally:
-        for future in pending:  # an error stopped the sync: the calls not started are not made
+        for future in pending + fetching:  # the sync stopped: calls not started are not made
             future.cancel()
         pool.shutdown(wait=True)
     stats["relations_removed"] += _remove_unseen(seen, started)
