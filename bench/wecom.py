@@ -2,6 +2,8 @@
 
     python bench/wecom.py [--contacts 100000] [--outbox-contacts 400] [--rate 40]
                           [--latency 0.02] [--callbacks 300] [--tags 3000] [--held 0]
+                          [--sync-latency 0] [--sync-rate 1000] [--sync-concurrency N]
+                          [--trace-memory]
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
 nobody else connected): the outbox drain runs concurrent senders, each on its own connection, so
@@ -21,8 +23,14 @@ end. ``--contacts 0`` skips it. Figures, each beside its baseline measured in th
 - callback endpoint: p50 / p99 of POST /wecom/callback/ through Django's test client (verify,
   decrypt, record), beside wechatpy's decrypt alone (target: p99 ≤ 50 ms);
 - contact sync: ``sync_contacts`` of ``--contacts`` customers × 2 followers, one corp tag each,
-  no latency, real (not extrapolated), with this process's peak RSS (target ≤ 5 min, ≤ 300 MB),
-  beside the same externalcontact/get calls alone for a 10,000-contact sample (no database).
+  the fake answering after ``--sync-latency`` seconds (default none), ``WECOM_SYNC_RATE`` set to
+  ``--sync-rate`` (the fake has no rate limit; WeCom's is 10,000 calls a minute),
+  ``WECOM_SYNC_CONCURRENCY`` to ``--sync-concurrency`` if given, DEBUG off as in
+  production (with it on Django keeps the SQL of the last 9,000 queries), real (not
+  extrapolated), with this process's peak RSS and its RSS after the first, middle and last page
+  (target ≤ 5 min, ≤ 300 MB), beside the same externalcontact/get calls alone, as many at once,
+  for a 10,000-contact sample (no database). ``--trace-memory`` adds tracemalloc's peak of the
+  sync and its largest allocation sites at the end (slower: use fewer ``--contacts``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ import statistics
 import sys
 import threading
 import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
@@ -51,10 +61,14 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--callbacks", type=int, default=300)
     parser.add_argument("--tags", type=int, default=3000)
     parser.add_argument("--held", type=int, default=0)
+    parser.add_argument("--sync-latency", type=float, default=0.0)
+    parser.add_argument("--sync-rate", type=int, default=1000)
+    parser.add_argument("--sync-concurrency", type=int, default=None)
+    parser.add_argument("--trace-memory", action="store_true")
     return parser.parse_args()
 
 
-def _serve_contacts(count: int, queue, stop) -> None:
+def _serve_contacts(count: int, latency: float, queue, stop) -> None:
     """The child process: a fake with ``count`` contacts × 2 followers, one corp tag each."""
     from tests.wecom.fake_wecom import FakeWecom, Follow
 
@@ -65,6 +79,7 @@ def _serve_contacts(count: int, queue, stop) -> None:
         fake.add_contact(
             f"wmsync{i:07d}", f"客户{i}", [Follow("bench_a", tags={tag}), Follow("bench_b")]
         )
+    fake.latency = latency
     fake.start()
     queue.put((fake.corp_id, fake.secret, fake.url))
     stop.wait()
@@ -133,8 +148,8 @@ from wecom.models import (  # noqa: E402
     WecomOutbox,
     WecomTagGroupLink,
 )
-from wecom.services import outbox  # noqa: E402
-from wecom.services.contacts import FETCHERS, sync_contacts  # noqa: E402
+from wecom.services import contacts, outbox  # noqa: E402
+from wecom.services.contacts import sync_contacts  # noqa: E402
 from wecom.services.library import sync_library  # noqa: E402
 
 
@@ -250,45 +265,45 @@ def callback_endpoint() -> None:
 
 def contact_sync() -> None:
     queue, stop = multiprocessing.Queue(), multiprocessing.Event()
-    child = multiprocessing.Process(target=_serve_contacts, args=(ARGS.contacts, queue, stop))
+    child = multiprocessing.Process(
+        target=_serve_contacts, args=(ARGS.contacts, ARGS.sync_latency, queue, stop)
+    )
     child.start()
     try:
         corp_id, secret, url = queue.get(timeout=1800)
-        with override_settings(WECOM_CORP_ID=corp_id, WECOM_SECRET=secret, WECOM_API_BASE=url):
+        with override_settings(
+            WECOM_CORP_ID=corp_id,
+            WECOM_SECRET=secret,
+            WECOM_API_BASE=url,
+            WECOM_SYNC_RATE=ARGS.sync_rate,
+            WECOM_SYNC_CONCURRENCY=ARGS.sync_concurrency or settings.WECOM_SYNC_CONCURRENCY,
+            DEBUG=False,
+        ):
             wecom = get_wecom()
-            from concurrent.futures import ThreadPoolExecutor
-
+            fetchers = settings.WECOM_SYNC_CONCURRENCY
             sample = min(10_000, ARGS.contacts)
             ids = [f"wmsync{i:07d}" for i in range(sample)]
             started = time.perf_counter()
-            with ThreadPoolExecutor(FETCHERS) as pool:
+            with ThreadPoolExecutor(fetchers) as pool:
                 list(pool.map(wecom.contact, ids))
             bare = (time.perf_counter() - started) / sample
             try:
                 with transaction.atomic():
                     sync_library(wecom)
-                    before, peak = rss_mb(), [rss_mb()]
-                    done = threading.Event()
-
-                    def watch() -> None:
-                        while not done.wait(0.2):
-                            peak[0] = max(peak[0], rss_mb())
-
-                    watcher = threading.Thread(target=watch, daemon=True)
-                    watcher.start()
-                    started = time.perf_counter()
-                    stats = sync_contacts(wecom)
-                    elapsed = time.perf_counter() - started
-                    done.set()
-                    watcher.join()
-                    raise Rollback((stats, elapsed, before, max(peak[0], rss_mb())))
-            except Rollback as result:
-                stats, elapsed, before, peak_rss = result.args[0]
+                    result = _measure_sync(wecom)
+                    raise Rollback(result)
+            except Rollback as rolled_back:
+                stats, elapsed, before, peak_rss, pages, traced = rolled_back.args[0]
+        count = stats.get("contacts", 0)
+        middle = pages[len(pages) // 2] if pages else 0
         print(
-            f"contact sync: {stats.get('contacts', 0)} contacts × 2 followers in {elapsed:.0f} s "
-            f"= {stats.get('contacts', 0) / elapsed:.0f}/s (target ≤ 300 s), peak RSS "
-            f"{peak_rss:.0f} MB (target ≤ 300 MB; {before:.0f} MB before the sync); the "
-            f"externalcontact/get calls alone ({FETCHERS} at once, no database): "
+            f"contact sync: {count} contacts × 2 followers in {elapsed:.0f} s "
+            f"= {count / elapsed:.0f}/s (target ≤ 300 s) at {ARGS.sync_latency * 1000:.0f} ms "
+            f"latency, {fetchers} get calls at once, ≤ {ARGS.sync_rate}/s; peak RSS "
+            f"{peak_rss:.0f} MB (target ≤ 300 MB; {before:.0f} MB before the sync; after page 1 / "
+            f"{len(pages) // 2 + 1} / {len(pages)}: {pages[0] if pages else 0:.0f} / "
+            f"{middle:.0f} / {pages[-1] if pages else 0:.0f} MB){traced}; the "
+            f"externalcontact/get calls alone ({fetchers} at once, no database): "
             f"{bare * 1000:.2f} ms per contact → {bare * ARGS.contacts:.0f} s; {stats}",
             flush=True,
         )
@@ -324,6 +339,48 @@ def _queue_held_rows(count: int) -> None:
         ],
         batch_size=2000,
     )
+
+
+def _measure_sync(wecom) -> tuple:
+    """sync_contacts with RSS sampled every 0.2 s and after every page written."""
+    before, peak, pages = rss_mb(), [rss_mb()], []
+    apply_page = contacts.apply_contacts
+
+    def apply_and_measure(answers):
+        out = apply_page(answers)
+        pages.append(rss_mb())
+        return out
+
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], rss_mb())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    contacts.apply_contacts = apply_and_measure  # type: ignore[assignment]
+    if ARGS.trace_memory:
+        tracemalloc.start(8)
+    started = time.perf_counter()
+    try:
+        stats = sync_contacts(wecom)
+        elapsed = time.perf_counter() - started
+    finally:
+        contacts.apply_contacts = apply_page  # type: ignore[assignment]
+        done.set()
+        watcher.join()
+    traced = ""
+    if ARGS.trace_memory:
+        current, traced_peak = tracemalloc.get_traced_memory()
+        top = tracemalloc.take_snapshot().statistics("lineno")[:5]
+        tracemalloc.stop()
+        traced = (
+            f"; tracemalloc: peak {traced_peak / 2**20:.1f} MiB, {current / 2**20:.1f} MiB held "
+            "at the end, largest: "
+            + ", ".join(f"{t.traceback[0]} {t.size / 2**20:.1f}" for t in top)
+        )
+    return stats, elapsed, before, max(peak[0], rss_mb()), pages, traced
 
 
 def main() -> None:

@@ -319,6 +319,11 @@ WECOM_OUTBOX_RATE = env_int("WECOM_OUTBOX_RATE", 20, minimum=1)
 WECOM_OUTBOX_CONCURRENCY = env_int("WECOM_OUTBOX_CONCURRENCY", 4, minimum=1)
 WECOM_OUTBOX_MAX_ATTEMPTS = env_int("WECOM_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 WECOM_OUTBOX_RETRY_SECONDS = env_int("WECOM_OUTBOX_RETRY_SECONDS", 10, minimum=0)
+# The contact sync's externalcontact/get calls: in flight at once, and per second for the corp
+# (shared by all workers). WeCom allows 10,000 calls a minute per API and corp (about 166/s) and
+# 150,000 an hour; callbacks read contacts through the same API, so the sync keeps well under.
+WECOM_SYNC_CONCURRENCY = env_int("WECOM_SYNC_CONCURRENCY", 4, minimum=1)
+WECOM_SYNC_RATE = env_int("WECOM_SYNC_RATE", 100, minimum=1)
 # The WeCom 规则组 (rule group) that receives auto tag groups as strategy tags; unset = auto
 # groups are never pushed. Its id is shown in the WeCom admin (客户联系 → 规则组).
 _strategy = env_str("WECOM_STRATEGY_ID") or ""

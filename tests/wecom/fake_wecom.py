@@ -82,7 +82,8 @@ class FakeWecom:
         self.chat_page_limit_max = 1000
         self.latency = 0.0
         self.transient_rate = 0.0
-        self._fail_next: list[tuple[str, int | str]] = []  # (endpoint prefix, errcode|"http500")
+        # (endpoint prefix, errcode|"http500"|"timeout", only for this external_userid or None)
+        self._fail_next: list[tuple[str, int | str, str | None]] = []
         self.random = random.Random(7)
         self.server: _Server | None = None
         self.thread: threading.Thread | None = None
@@ -197,11 +198,19 @@ class FakeWecom:
             ],
         }
 
-    def fail_next(self, endpoint: str, errcode: int | str, times: int = 1) -> None:
-        """The next ``times`` calls to ``endpoint`` answer ``errcode`` (or HTTP 500 for
-        ``"http500"``, a hang beyond the client's timeout for ``"timeout"``)."""
+    def fail_next(
+        self,
+        endpoint: str,
+        errcode: int | str,
+        times: int = 1,
+        *,
+        external_userid: str | None = None,
+    ) -> None:
+        """The next ``times`` calls to ``endpoint`` (about ``external_userid`` only, if given)
+        answer ``errcode`` (or HTTP 500 for ``"http500"``, a hang beyond the client's timeout for
+        ``"timeout"``)."""
         with self.lock:
-            self._fail_next.extend([(endpoint, errcode)] * times)
+            self._fail_next.extend([(endpoint, errcode, external_userid)] * times)
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -236,7 +245,15 @@ class FakeWecom:
     def _dispatch(self, req: LoggedRequest) -> tuple[str, dict]:
         endpoint = req.endpoint
         with self.lock:
-            injected = next((f for f in self._fail_next if endpoint.startswith(f[0])), None)
+            injected = next(
+                (
+                    f
+                    for f in self._fail_next
+                    if endpoint.startswith(f[0])
+                    and f[2] in (None, req.params.get("external_userid"))
+                ),
+                None,
+            )
             if injected is not None:
                 self._fail_next.remove(injected)
         if injected is not None:

@@ -1,12 +1,15 @@
-"""Helpers shared by the WeCom services: the sync-issue log and the synced-tag queries."""
+"""Helpers shared by the WeCom services: the sync-issue log, the corp-wide rate limiter and the
+synced-tag queries."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
 
@@ -26,6 +29,29 @@ def record_issue(kind: str, wecom_id: str, code: str, message: str) -> None:
         WecomSyncIssue.objects.create(
             kind=kind, wecom_id=wecom_id[:128], code=code, message=message[:255]
         )
+
+
+def throttle(rate: int, api: str) -> None:
+    """Block until this call fits in ``rate`` calls per second of ``api`` for the corp (WeCom
+    limits each API per corp), counted in the shared cache so that all workers and threads
+    together keep the rate."""
+    misses = 0
+    while True:
+        now = time.time()
+        window = int(now)
+        key = f"wecom:rate:{settings.WECOM_CORP_ID}:{api}:{window}"
+        cache.add(key, 0, timeout=5)
+        try:
+            used = cache.incr(key)
+        except ValueError:  # the key expired between add and incr, or the cache is down
+            misses += 1
+            if misses >= 3:  # no shared counter: keep this caller alone under the rate
+                time.sleep(1 / rate)
+                return
+            continue
+        if used <= rate:
+            return
+        time.sleep(max(window + 1 - now, 0.001))
 
 
 NOT_TO_WECOM = [SyncDirection.FROM_WECOM, SyncDirection.OFF]

@@ -11,12 +11,14 @@ here; what TagDesk holds beyond that is sent to WeCom through the outbox. Person
 become the employee's own personal tags. Unknown userids, bad phones and refused tags are logged
 as sync issues and skipped; the rest of the page goes on.
 
-:func:`sync_contacts` reads the contacts in pages of :data:`PAGE` (a few fetched at once while the
-previous page is written), so memory stays flat however many customers the corp has.
+:func:`sync_contacts` reads the contacts in pages of :data:`PAGE`, each page's externalcontact/get
+calls in a bounded thread pool while the previous page is written, so memory stays flat however
+many customers the corp has.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from customers import hooks as customer_hooks
@@ -48,32 +51,56 @@ from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
 from wecom.services import channels, delays, outbox
-from wecom.services.common import managed_wecom_ids, pulled_links, record_issue, synced_tag_map
+from wecom.services.common import (
+    managed_wecom_ids,
+    pulled_links,
+    record_issue,
+    synced_tag_map,
+    throttle,
+)
 
 SYNC = AssignmentSource.SYNC
 PERSONAL_GROUP_FALLBACK = "企业微信"
 PAGE = 200  # contacts written per transaction
-FETCHERS = 4  # externalcontact/get calls in flight while a page is written
+GET_API = "externalcontact/get"  # the rate limiter's name for the calls (WeCom limits per API)
+FETCH_ATTEMPTS = 4  # calls per contact while WeCom answers -1, 45009, 5xx or times out
+FETCH_BACKOFF = 0.5  # seconds before the second attempt; doubles with each further one
 _ADD_WAYS = set(AddWay.values)
 
 
 def sync_contacts(wecom: Wecom) -> dict[str, int]:
     """Every follow user's every contact; contacts WeCom no longer lists keep their customer
-    (and tags) but lose their WeCom relationships. Returns counts."""
+    (and tags) but lose their WeCom relationships. Returns counts.
+
+    The externalcontact/get calls run ``WECOM_SYNC_CONCURRENCY`` at a time in a thread pool
+    (HTTP and the shared cache only, no database), at most ``WECOM_SYNC_RATE`` a second for the
+    corp; while one page is written, the next page's calls are in flight. Across pages only the
+    external userids seen are kept, so memory stays flat per page. A contact WeCom cannot answer
+    for (after retries) or answers wrongly is logged as a sync issue and left as it was; the
+    rest of its page is written. Only when no contact of a page could be read at all (WeCom
+    down) does the sync stop, with WeCom's error."""
+    started = timezone.now()
+    language = translation.get_language()  # of the issues' messages, made in the pool threads
     stats: Counter[str] = Counter()
     seen: set[str] = set()
-    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="wecom-contacts") as pool:
-        pending: Future | None = None
+    pool = ThreadPoolExecutor(settings.WECOM_SYNC_CONCURRENCY, thread_name_prefix="wecom-get")
+    pending: list[Future[_Fetched]] = []  # the page to write next
+    fetching: list[Future[_Fetched]] = []  # the page after it
+    try:
         for page in _pages(wecom, seen, stats):
-            # Fetch this page (HTTP only, no database) while the previous one is written.
-            fetched = pool.submit(_fetch_page, wecom, page, pool)
-            if pending is not None:
-                _apply_fetched(pending.result(), stats)
-            pending = fetched
-        if pending is not None:
-            _apply_fetched(pending.result(), stats)
-    gone = WecomRelation.objects.exclude(external_userid__in=seen)
-    stats["relations_removed"] += remove_relations(gone)
+            # Queued behind the previous page's calls: they run while that page is written.
+            fetching = [pool.submit(_fetch, wecom, e, language) for e in page]
+            if pending:
+                _apply_page([f.result() for f in pending], stats)
+            pending, fetching = fetching, []
+        if pending:
+            _apply_page([f.result() for f in pending], stats)
+        pending = []
+    finally:
+        for future in pending + fetching:  # the sync stopped: calls not started are not made
+            future.cancel()
+        pool.shutdown(wait=True)
+    stats["relations_removed"] += _remove_unseen(seen, started)
     return dict(stats)
 
 
@@ -100,42 +127,122 @@ def _pages(wecom: Wecom, seen: set[str], stats: Counter[str]) -> Iterator[list[s
         yield page
 
 
-def _fetch_page(wecom: Wecom, page: list[str], pool: ThreadPoolExecutor) -> list[Any]:
-    """[(external_userid, answer or WecomError)] for the page, FETCHERS calls at a time."""
+@dataclass
+class _Fetched:
+    """One contact's externalcontact/get: the answer, or why there is none."""
 
-    def one(external_userid: str) -> tuple[str, Any]:
+    external_userid: str
+    answer: dict | None = None
+    code: str = ""  # the sync issue's code when there is no answer
+    reason: str = ""
+    error: WecomError | None = None  # WeCom's refusal, if that is the reason
+    attempts: int = 1
+
+
+def _fetch(wecom: Wecom, external_userid: str, language: str | None) -> _Fetched:
+    """externalcontact/get of one contact, in a pool thread: throttled for the corp, transient
+    failures retried with backoff, an answer of the wrong shape refused whole (never half
+    applied). Touches no database: the issues are recorded by the page's writer."""
+    with translation.override(language):
+        return _fetch_one(wecom, external_userid)
+
+
+def _fetch_one(wecom: Wecom, external_userid: str) -> _Fetched:
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        throttle(settings.WECOM_SYNC_RATE, GET_API)
         try:
-            return external_userid, wecom.contact(external_userid)
+            answer = wecom.contact(external_userid)
         except WecomError as exc:
-            return external_userid, exc
-
-    def some(ids: list[str]) -> list[tuple[str, Any]]:
-        return [one(e) for e in ids]
-
-    chunk = -(-len(page) // FETCHERS)
-    parts = [page[i : i + chunk] for i in range(0, len(page), chunk)]
-    # The pool's other threads take the other parts; this one takes the first. At most two page
-    # tasks hold a thread at once (sync_contacts waits for one before it submits the next), and
-    # the parts wait for nothing, so the pool cannot deadlock.
-    futures = [pool.submit(some, ids) for ids in parts[1:]]
-    out = [one(e) for e in parts[0]]
-    for future in futures:
-        out.extend(future.result())
-    return out
+            if exc.transient and attempt < FETCH_ATTEMPTS:
+                time.sleep(FETCH_BACKOFF * 2 ** (attempt - 1))
+                continue
+            reason = str(exc)
+            if exc.transient:
+                reason = _("%(error)s (after %(n)s attempts)") % {"error": exc, "n": attempt}
+            return _Fetched(external_userid, None, f"wecom_{exc.errcode}", reason, exc, attempt)
+        problem = answer_problem(external_userid, answer)
+        if problem:
+            return _Fetched(external_userid, None, "bad_answer", problem, attempts=attempt)
+        return _Fetched(external_userid, answer, attempts=attempt)
+    raise AssertionError("unreachable")
 
 
-def _apply_fetched(fetched: list[Any], stats: Counter[str]) -> None:
-    answers = []
-    for external_userid, answer in fetched:
-        if isinstance(answer, WecomError):
-            if answer.transient:
-                raise answer
-            record_issue("contact", external_userid, f"wecom_{answer.errcode}", str(answer))
-            stats["contacts_skipped"] += 1
-        else:
-            answers.append(answer)
+def answer_problem(external_userid: str, data: Any) -> str | None:
+    """Why an externalcontact/get answer cannot be applied (None: it can): the fields the sync
+    reads must have WeCom's documented types, and it must be about the contact asked for."""
+    contact = data.get("external_contact") if isinstance(data, dict) else None
+    if not isinstance(contact, dict):
+        return _("The answer has no external_contact object.")
+    if contact.get("external_userid") != external_userid:
+        return _("The answer is about another contact (“%(other)s”).") % {
+            "other": str(contact.get("external_userid"))[:64]
+        }
+    if not all(isinstance(contact.get(k) or "", str) for k in ("name", "corp_name")):
+        return _("The contact's name or corp_name is not text.")
+    follows = data.get("follow_user")
+    if not isinstance(follows, list) or not all(isinstance(f, dict) for f in follows):
+        return _("follow_user is not a list of objects.")
+    for f in follows:
+        userid = f.get("userid")
+        if not isinstance(userid, str) or not userid:
+            return _("A follow_user entry has no userid.")
+        if not isinstance(f.get("add_way") or 0, int):
+            return _("The add_way of follower “%(userid)s” is not a number.") % {
+                "userid": userid[:64]
+            }
+        if not all(isinstance(f.get(k) or "", str) for k in ("remark", "state")):
+            return _("The remark or state of follower “%(userid)s” is not text.") % {
+                "userid": userid[:64]
+            }
+        mobiles, tags = f.get("remark_mobiles") or [], f.get("tags") or []
+        if not isinstance(mobiles, list) or not all(isinstance(m, str) for m in mobiles):
+            return _("remark_mobiles of follower “%(userid)s” is not a list of text.") % {
+                "userid": userid[:64]
+            }
+        if not isinstance(tags, list) or not all(
+            isinstance(t, dict)
+            and all(isinstance(t.get(k) or "", str) for k in ("tag_id", "tag_name", "group_name"))
+            for t in tags
+        ):
+            return _("The tags of follower “%(userid)s” are not a list of tag objects.") % {
+                "userid": userid[:64]
+            }
+    return None
+
+
+def _apply_page(fetched: list[_Fetched], stats: Counter[str]) -> None:
+    """Write a page's answers in one :func:`apply_contacts`; log the contacts without one."""
+    answers = [f.answer for f in fetched if f.answer is not None]
+    failed = [f for f in fetched if f.answer is None]
+    retried = sum(f.attempts > 1 for f in fetched)
+    if retried:
+        stats["contacts_retried"] += retried
+    down = [f.error for f in failed if f.error is not None and f.error.transient]
+    if down and len(down) == len(fetched):
+        raise down[0]  # not one contact of the page could be read: WeCom is down, stop here
+    for f in failed:
+        record_issue("contact", f.external_userid, f.code, f.reason)
+        stats["contacts_skipped"] += 1
     if answers:
         stats.update(apply_contacts(answers))
+
+
+def _remove_unseen(seen: set[str], started: datetime) -> int:
+    """End the relationships of contacts WeCom no longer lists. Reads the relationships in
+    chunks and compares in Python, rather than sending every contact seen as a parameter (one
+    query per 100,000 contacts; SQLite refuses that many). A relationship a callback made or
+    touched while the sync ran (synced after it started) stays."""
+    gone = [
+        pk
+        for pk, external_userid in WecomRelation.objects.filter(synced_at__lt=started)
+        .values_list("pk", "external_userid")
+        .iterator(chunk_size=5000)
+        if external_userid not in seen
+    ]
+    return sum(
+        remove_relations(WecomRelation.objects.filter(pk__in=gone[i : i + 1000]))
+        for i in range(0, len(gone), 1000)
+    )
 
 
 @transaction.atomic

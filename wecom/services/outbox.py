@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -42,7 +41,7 @@ from wecom.models import (
     WecomRelationTag,
     WecomWithheld,
 )
-from wecom.services import delays
+from wecom.services import common, delays
 from wecom.services.common import (
     SyncedTag,
     managed_wecom_ids,
@@ -418,26 +417,9 @@ def _finish(ids, status, *, errcode=None, error="", sent=None) -> None:
 
 
 def throttle() -> None:
-    """Block until this call fits in ``WECOM_OUTBOX_RATE`` calls per second for the corp, counted
-    in the shared cache so that all workers together keep the rate."""
-    rate = settings.WECOM_OUTBOX_RATE
-    misses = 0
-    while True:
-        now = time.time()
-        window = int(now)
-        key = f"wecom:rate:{settings.WECOM_CORP_ID}:{window}"
-        cache.add(key, 0, timeout=5)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # the key expired between add and incr, or the cache is down
-            misses += 1
-            if misses >= 3:  # no shared counter: keep this worker alone under the rate
-                time.sleep(1 / rate)
-                return
-            continue
-        if used <= rate:
-            return
-        time.sleep(max(window + 1 - now, 0.001))
+    """Block until this mark_tag call fits in ``WECOM_OUTBOX_RATE`` calls per second for the
+    corp, all workers together."""
+    common.throttle(settings.WECOM_OUTBOX_RATE, "mark_tag")
 
 
 # --- dead letters --------------------------------------------------------------------------------
