@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from django.contrib.auth.models import Permission
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Exists,
@@ -672,10 +673,14 @@ def editable_customers(
         return customers.none()
     if is_tag_admin(user):
         return customers
+    return customers.filter(_editable_q(user))
+
+
+def _editable_q(user: Any) -> Q:
+    """The condition on a customer row of :func:`editable_customers` (for an active user who is
+    not a tag admin): uncorrelated IN subqueries that PostgreSQL hashes once."""
     followed = Follower.objects.filter(employee=user.pk).values("customer_id")
-    return customers.filter(
-        Q(department__in=_scope_departments(user, ShareLevel.EDIT)) | Q(pk__in=followed)
-    )
+    return Q(department__in=_scope_departments(user, ShareLevel.EDIT)) | Q(pk__in=followed)
 
 
 def require_customers(
@@ -693,13 +698,13 @@ def require_customers(
     if not ids:
         return []
     rows = visible_customers(user).filter(pk__in=_storable(ids))
-    if level >= Level.EDIT:
-        found = dict(
-            rows.annotate(
-                editable=Exists(editable_customers(user).filter(pk=OuterRef("pk")))
-            ).values_list("pk", "editable")
-        )
-    else:
+    if level >= Level.EDIT and not is_tag_admin(user):
+        # The condition on the row itself, not EXISTS over a second scan of the customers: that
+        # self-join was costed at millions, and PostgreSQL's JIT then spent ~0.65 s compiling a
+        # 500-customer check that runs in 30 ms (EXPLAIN ANALYZE of the API's batch call).
+        editable = ExpressionWrapper(_editable_q(user), output_field=BooleanField())
+        found = dict(rows.annotate(editable=editable).values_list("pk", "editable"))
+    else:  # viewing, or a tag admin (who may change every customer they see)
         found = dict.fromkeys(rows.values_list("pk", flat=True), True)
     missing = [pk for pk in ids if pk not in found]
     if missing:

@@ -90,3 +90,16 @@ def test_visible_customers_loads_permissions_once_per_user_object(superuser):
     first = count_queries(lambda: list(policy.visible_customers(fresh)))
     again = count_queries(lambda: list(policy.visible_customers(fresh)))
     assert first <= 3 and again == 1
+
+
+def test_require_customers_for_editing_reads_the_customers_once(superuser):
+    """The editable check is a condition on each customer row, not an EXISTS over a second scan
+    of the customers: PostgreSQL costed that self-join at millions and JIT-compiled it (~0.65 s
+    of a 500-customer batch call that now takes ~75 ms at 100,000 customers)."""
+    user = UserFactory(username="editor")
+    grow(3, user, superuser)
+    customer_ids = list(policy.editable_customers(user).values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        assert policy.require_customers(user, customer_ids, Level.EDIT) == customer_ids
+    (sql,) = [q["sql"] for q in queries.captured_queries]
+    assert sql.count('FROM "customers_customer"') == 1, sql
