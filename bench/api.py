@@ -92,7 +92,7 @@ from django.utils import timezone  # noqa: E402
 
 from customers.models import Customer  # noqa: E402
 from permissions import policy  # noqa: E402
-from permissions.models import DeviceToken, User  # noqa: E402
+from permissions.models import DeviceToken, ShareLevel, User  # noqa: E402
 from tagging.models import AuditEntry, TagAssignment, TagKind  # noqa: E402
 from tagging.names import fold_name, pinyin_keys  # noqa: E402
 
@@ -290,8 +290,10 @@ SELECT t.id, t.name, g.id, g.name, g.kind, COALESCE(NULLIF(t.colour, ''), g.colo
 
 # {customers}: the policy's customers the user may change; {tags}: the tags they may edit.
 BATCH_SQL = [
-    """SELECT id FROM customers_customer WHERE id = ANY(%(customers)s) AND id IN ({customers})
-        ORDER BY id FOR UPDATE""",
+    # The editable scope as a condition on each row (as the API checks it): an IN over the
+    # whole editable set would hash every customer of the scope (~0.4 s at 1M).
+    "SELECT id FROM customers_customer WHERE id = ANY(%(customers)s) AND {editable}"
+    " ORDER BY id FOR UPDATE",
     "SELECT count(*) FROM tagging_tag WHERE id = ANY(%(tags)s) AND id IN ({tags})",
     """INSERT INTO tagging_tagassignment (customer_id, tag_id, source, actor_id, created_at)
        SELECT c, t, 'api', %(user)s, now() FROM unnest(%(customers)s::bigint[]) c
@@ -332,10 +334,16 @@ class Baseline:
         )
         self.search_sql = SEARCH_SQL.format(tags=edit_tags)
         self.search_params = e_params
-        editable, c_params = _named(
-            *policy.editable_customers(user).values("pk").query.sql_with_params(), prefix="c"
+        edit_departments, c_params = _named(
+            *policy._scope_departments(user, ShareLevel.EDIT).query.sql_with_params(), prefix="c"
         )
-        self.batch_sql = [sql.format(customers=editable, tags=edit_tags) for sql in BATCH_SQL]
+        editable = (
+            f"(department_id IN ({edit_departments}) OR id IN "
+            "(SELECT customer_id FROM customers_follower WHERE employee_id = %(user)s))"
+        )
+        if policy.is_tag_admin(user):
+            editable, c_params = "true", {}
+        self.batch_sql = [sql.format(editable=editable, tags=edit_tags) for sql in BATCH_SQL]
         self.batch_params = {**c_params, **e_params}
         self.conn = psycopg.connect(f"host={ARGS.db_host} dbname={ARGS.database} user=postgres")
         self.cursor = self.conn.cursor()
