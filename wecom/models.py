@@ -14,7 +14,22 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
-class WecomTagGroupLink(models.Model):
+class WecomLink(models.Model):
+    """What every link between a TagDesk group or tag and its WeCom counterpart holds: the WeCom
+    id (unique), the name WeCom has for it, and when a sync last saw it."""
+
+    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
+    name = models.CharField(_("name in WeCom"), max_length=64)
+    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.wecom_id})"
+
+
+class WecomTagGroupLink(WecomLink):
     """A TagDesk corporate group and its WeCom tag group. ``name`` and ``order`` are the values
     both sides agreed on at the last sync (the common base of a three-way merge); ``group`` is
     NULL once the TagDesk group was deleted and the deletion is not yet pushed."""
@@ -27,20 +42,14 @@ class WecomTagGroupLink(models.Model):
         on_delete=models.SET_NULL,
         related_name="wecom_link",
     )
-    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
-    name = models.CharField(_("name in WeCom"), max_length=64)
     order = models.BigIntegerField(_("order in WeCom"), default=0)
-    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
 
     class Meta:
         verbose_name = _("WeCom tag group link")
         verbose_name_plural = _("WeCom tag group links")
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.wecom_id})"
 
-
-class WecomTagLink(models.Model):
+class WecomTagLink(WecomLink):
     """A TagDesk corporate tag and its WeCom corp tag (see :class:`WecomTagGroupLink`)."""
 
     tag = models.OneToOneField(
@@ -54,17 +63,11 @@ class WecomTagLink(models.Model):
     group_link = models.ForeignKey(
         WecomTagGroupLink, on_delete=models.CASCADE, related_name="tag_links"
     )
-    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
-    name = models.CharField(_("name in WeCom"), max_length=64)
     order = models.BigIntegerField(_("order in WeCom"), default=0)
-    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
 
     class Meta:
         verbose_name = _("WeCom tag link")
         verbose_name_plural = _("WeCom tag links")
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.wecom_id})"
 
 
 class SyncDirection(models.TextChoices):
@@ -577,7 +580,7 @@ class WecomChannelState(models.Model):
         return self.channel or self.state
 
 
-class WecomStrategyGroupLink(models.Model):
+class WecomStrategyGroupLink(WecomLink):
     """A TagDesk auto group and its WeCom rule-group (strategy) tag group in the 规则组
     ``strategy_id`` (``WECOM_STRATEGY_ID``). TagDesk owns auto tags (rules make them), so these
     are pushed only, never pulled; ``group`` is NULL once the group was deleted and the deletion
@@ -592,19 +595,13 @@ class WecomStrategyGroupLink(models.Model):
         related_name="wecom_strategy_link",
     )
     strategy_id = models.PositiveIntegerField(_("rule group id"))
-    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
-    name = models.CharField(_("name in WeCom"), max_length=64)
-    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
 
     class Meta:
         verbose_name = _("WeCom strategy tag group link")
         verbose_name_plural = _("WeCom strategy tag group links")
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.wecom_id})"
 
-
-class WecomStrategyTagLink(models.Model):
+class WecomStrategyTagLink(WecomLink):
     """A TagDesk auto tag and its WeCom strategy tag (see :class:`WecomStrategyGroupLink`)."""
 
     tag = models.OneToOneField(
@@ -618,16 +615,10 @@ class WecomStrategyTagLink(models.Model):
     group_link = models.ForeignKey(
         WecomStrategyGroupLink, on_delete=models.CASCADE, related_name="tag_links"
     )
-    wecom_id = models.CharField(_("WeCom id"), max_length=64, unique=True)
-    name = models.CharField(_("name in WeCom"), max_length=64)
-    synced_at = models.DateTimeField(_("synced"), default=timezone.now)
 
     class Meta:
         verbose_name = _("WeCom strategy tag link")
         verbose_name_plural = _("WeCom strategy tag links")
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.wecom_id})"
 
 
 # The CRM webhook, outbound names and the protection lock live in a module of their own.
