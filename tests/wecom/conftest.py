@@ -76,3 +76,26 @@ def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(timezone, "now", fake)
     return fake
+
+
+@pytest.fixture
+def level(db):
+    """A tag group 会员等级 with 黄金会员 and 白银会员 (the CRM webhook tests)."""
+    from tests.factories import TagFactory, TagGroupFactory
+
+    group = TagGroupFactory(name="会员等级")
+    return {
+        "group": group,
+        "gold": TagFactory(group=group, name="黄金会员"),
+        "silver": TagFactory(group=group, name="白银会员"),
+    }
+
+
+@pytest.fixture
+def endpoint(receiver, level):
+    """A webhook endpoint on the fake CRM receiving 会员等级's changes."""
+    from wecom.models import WebhookEndpoint
+
+    ep = WebhookEndpoint.objects.create(name="CRM", url=receiver.url, secret=receiver.secret)
+    ep.groups.add(level["group"])
+    return ep

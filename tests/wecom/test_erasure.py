@@ -19,14 +19,13 @@ from customers import hooks
 from customers.models import Customer
 from customers.services import ERASED, erase_customers
 from tagging import services as tagging_services
-from tests.factories import CustomerFactory, FollowerFactory, TagFactory, TagGroupFactory
+from tests.factories import CustomerFactory, FollowerFactory
 from wecom.models import (
     CallbackStatus,
     DeliveryStatus,
     GroupChat,
     GroupChatMember,
     WebhookDelivery,
-    WebhookEndpoint,
     WecomCallbackEvent,
     WecomOutbox,
     WecomSyncIssue,
@@ -34,23 +33,6 @@ from wecom.models import (
 from wecom.services import erasure, protection, webhook
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def level():
-    group = TagGroupFactory(name="会员等级")
-    return {
-        "group": group,
-        "gold": TagFactory(group=group, name="黄金会员"),
-        "silver": TagFactory(group=group, name="白银会员"),
-    }
-
-
-@pytest.fixture
-def endpoint(receiver, level):
-    ep = WebhookEndpoint.objects.create(name="CRM", url=receiver.url, secret=receiver.secret)
-    ep.groups.add(level["group"])
-    return ep
 
 
 def assign(customers, tags):

@@ -21,23 +21,6 @@ from wecom.services import protection, webhook
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def level():
-    group = TagGroupFactory(name="会员等级")
-    return {
-        "group": group,
-        "gold": TagFactory(group=group, name="黄金会员"),
-        "silver": TagFactory(group=group, name="白银会员"),
-    }
-
-
-@pytest.fixture
-def endpoint(receiver, level):
-    ep = WebhookEndpoint.objects.create(name="CRM", url=receiver.url, secret=receiver.secret)
-    ep.groups.add(level["group"])
-    return ep
-
-
 def assign(customers, tags):
     return tagging_services.assign_tags(customers, tags, actor=None, source="api")
 
