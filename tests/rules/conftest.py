@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import CustomerEvent
-from rules.models import Rule
+from rules.models import Rule, RuleMode
 from tagging.models import TagKind
 from tests.factories import CustomerFactory, TagFactory, TagGroupFactory
 
@@ -37,6 +37,19 @@ def make_rule(auto_group):
         tag = tag or TagFactory(group=auto_group)
         rule = Rule(name=name or f"rule for {tag.name}", tag=tag, tree=tree, enabled=enabled)
         rule.full_clean()
+        rule.save()
+        return rule
+
+    return make
+
+
+@pytest.fixture
+def rt_rule(make_rule):
+    """``make_rule`` for a rule in real-time mode."""
+
+    def make(tree, **kwargs):
+        rule = make_rule(tree, **kwargs)
+        rule.mode = RuleMode.REALTIME
         rule.save()
         return rule
 

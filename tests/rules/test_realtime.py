@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from customers import services as customer_services
 from customers.models import CustomerEvent
 from rules import dsl, realtime, services
-from rules.models import DirtyCustomer, RealtimeBatch, RuleMode, RuleRun, RunTrigger
+from rules.models import DirtyCustomer, RealtimeBatch, RuleRun, RunTrigger
 from tagging import services as tagging_services
 from tagging.models import AssignmentSource, TagAssignment
 from tests.factories import TagFactory, TagGroupFactory
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.django_db
 BUYER = {"event": "purchase", "op": "gte", "value": 3}
 BIG_SPENDER = {"attribute": "total_spend", "op": "gt", "value": 1000}
 ASKS_PRICE = {"event": "message", "text_contains": "价格", "op": "gte", "value": 1}
-
-
-@pytest.fixture
-def rt_rule(make_rule):
-    def make(tree, **kwargs):
-        rule = make_rule(tree, **kwargs)
-        rule.mode = RuleMode.REALTIME
-        rule.save()
-        return rule
-
-    return make
 
 
 def purchases(c, n=1, amount=100):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from customers import services as customer_services
 from rules import realtime
-from rules.models import DirtyCustomer, RealtimeBatch, RuleMode
+from rules.models import DirtyCustomer, RealtimeBatch
 from tagging.models import TagAssignment, TagKind
 from tests.factories import TagFactory, TagGroupFactory
 from tests.rules.conftest import customer
@@ -24,17 +24,6 @@ PG = connection.vendor == "postgresql"
 BUYER = {"event": "purchase", "op": "gte", "value": 2}
 SPENDER = {"attribute": "total_spend", "op": "gt", "value": 1000}  # nobody here
 CHATTY = {"event": "message", "op": "gte", "value": 1}
-
-
-@pytest.fixture
-def rt_rule(make_rule):
-    def make(tree, **kwargs):
-        rule = make_rule(tree, **kwargs)
-        rule.mode = RuleMode.REALTIME
-        rule.save()
-        return rule
-
-    return make
 
 
 def _events(customers):

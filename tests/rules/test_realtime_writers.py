@@ -12,7 +12,7 @@ from django.utils import timezone
 from customers import services as customer_services
 from customers.importing import import_file
 from rules import realtime, services
-from rules.models import DirtyCustomer, RuleMode
+from rules.models import DirtyCustomer
 from tagging.models import TagAssignment, TagKind
 from tests.factories import TagFactory, TagGroupFactory, UserFactory
 from tests.rules.conftest import customer
@@ -20,17 +20,6 @@ from tests.rules.conftest import customer
 pytestmark = pytest.mark.django_db
 
 BUYER = {"event": "purchase", "op": "gte", "value": 1}
-
-
-@pytest.fixture
-def rt_rule(make_rule):
-    def make(tree, **kwargs):
-        rule = make_rule(tree, **kwargs)
-        rule.mode = RuleMode.REALTIME
-        rule.save()
-        return rule
-
-    return make
 
 
 def buy(c):
