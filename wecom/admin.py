@@ -31,6 +31,7 @@ from tagging.admin_base import (
 )
 from tagging.errors import TaggingError
 from wecom import admin_delays  # noqa: F401  (registers the review page of held changes)
+from wecom.admin_retry import DeadLetterRetryMixin
 from wecom.client import callbacks_enabled, is_enabled
 from wecom.models import (
     CallbackStatus,
@@ -145,7 +146,7 @@ def _corp_id() -> str:
 
 
 @admin.register(WecomOutbox)
-class WecomOutboxAdmin(TagAdminOnly):
+class WecomOutboxAdmin(DeadLetterRetryMixin, TagAdminOnly):
     list_display = [
         "id",
         "created_at",
@@ -161,32 +162,17 @@ class WecomOutboxAdmin(TagAdminOnly):
     list_filter = ["status", "errcode"]
     search_fields = ["=userid", "=external_userid"]
     readonly_fields = [f.name for f in WecomOutbox._meta.fields]
-    actions = ["retry"]
     show_full_result_count = False
+    actions = ["retry"]
+    dead_status = OutboxStatus.DEAD
 
-    @admin.action(description=gettext_lazy("Retry the selected dead letters"))
-    def retry(self, request, queryset):
+    def retry_dead(self, ids):
+        return outbox.retry_dead(ids)
+
+    def kick(self):
         from wecom.tasks import kick_drain
 
-        count = outbox.retry_dead(
-            queryset.filter(status=OutboxStatus.DEAD).values_list("pk", flat=True)
-        )
-        if count:
-            transaction.on_commit(kick_drain)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)d dead letter queued again.", "%(count)d dead letters queued again.", count
-            )
-            % {"count": count},
-            messages.SUCCESS,
-        )
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if policy.is_tag_admin(request.user):
-            return actions
-        return {}
+        kick_drain()
 
 
 @admin.register(WecomCallbackEvent)

@@ -7,16 +7,17 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 
 from config.admin_widgets import SafeAutocompleteMixin
 from permissions import policy
 from tagging.models import Tag, TagGroup, TagKind
+from wecom.admin_retry import DeadLetterRetryMixin
 from wecom.models import (
     DeliveryStatus,
     OutboundName,
@@ -185,7 +186,7 @@ class WebhookEndpointAdmin(TagAdminPage):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(TagAdminPage):
+class WebhookDeliveryAdmin(DeadLetterRetryMixin, TagAdminPage):
     list_display = [
         "id",
         "created_at",
@@ -200,8 +201,9 @@ class WebhookDeliveryAdmin(TagAdminPage):
     list_select_related = ["endpoint"]
     search_fields = ["=key"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
-    actions = ["retry"]
     show_full_result_count = False
+    actions = ["retry"]
+    dead_status = DeliveryStatus.DEAD
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -212,23 +214,10 @@ class WebhookDeliveryAdmin(TagAdminPage):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    def get_actions(self, request):
-        return super().get_actions(request) if policy.is_tag_admin(request.user) else {}
+    def retry_dead(self, ids):
+        return webhook.retry_dead(ids)
 
-    @admin.action(description=gettext_lazy("Retry the selected dead letters"))
-    def retry(self, request, queryset):
+    def kick(self):
         from wecom.tasks import kick_webhooks
 
-        count = webhook.retry_dead(
-            queryset.filter(status=DeliveryStatus.DEAD).values_list("pk", flat=True)
-        )
-        if count:
-            transaction.on_commit(kick_webhooks)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)d dead letter queued again.", "%(count)d dead letters queued again.", count
-            )
-            % {"count": count},
-            messages.SUCCESS,
-        )
+        kick_webhooks()
