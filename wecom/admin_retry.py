@@ -13,8 +13,9 @@ from permissions import policy
 
 
 class DeadLetterRetryMixin:
-    """For a ModelAdmin of a queue (with ``actions = ["retry"]``): set ``dead_status`` and define ``retry_dead(ids)`` (the
-    service, returns how many rows were queued again) and ``kick()`` (schedules the drain)."""
+    """For a ModelAdmin of a queue (with ``actions = ["retry"]``): set ``dead_status`` and
+    define ``retry_dead(ids)`` (the service; returns how many rows were queued again) and
+    ``kick()`` (schedules the drain)."""
 
     dead_status: str
 
