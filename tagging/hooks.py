@@ -11,8 +11,9 @@ The WeCom sync (``wecom``) and the real-time rules (``rules.realtime``) follow c
 way: the assignment services call :func:`assignments_changed` with the (customer_id, tag_id)
 pairs they added and removed (WeCom writes an outbox row, rules a dirty mark), and
 every taxonomy change audited by ``tagging.services.common._audit`` calls
-:func:`taxonomy_changed`, both inside the service's transaction, so those rows commit or roll back
-with the change itself. Handlers must cost nothing (no query) while their
+:func:`taxonomy_changed`, and a tag or group deletion first calls :func:`taxonomy_deleting` with
+what goes, all inside the service's transaction, so those rows commit or roll back with the
+change itself. Handlers must cost nothing (no query) while their
 integration is off: they run on every assignment change.
 
 Deliberately not Django signals: one module lists every hook, each hook has its callers in the
@@ -22,6 +23,7 @@ services, and errors propagate instead of being swallowed by a receiver loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from django.db import transaction
 
@@ -34,9 +36,13 @@ AssignmentsChangedHandler = Callable[[list[Pair], list[Pair]], object]
 
 TaxonomyChangedHandler = Callable[[], object]
 
+TaxonomyDeletingHandler = Callable[[list[int], list[int], Any, str], object]
+"""``handler(tag_ids, group_ids, actor, source)``; the return value is ignored."""
+
 _tags_merged: list[TagsMergedHandler] = []
 _assignments_changed: list[AssignmentsChangedHandler] = []
 _taxonomy_changed: list[TaxonomyChangedHandler] = []
+_taxonomy_deleting: list[TaxonomyDeletingHandler] = []
 
 
 def on_tags_merged(handler: TagsMergedHandler) -> TagsMergedHandler:
@@ -92,3 +98,26 @@ def on_taxonomy_changed(handler: TaxonomyChangedHandler) -> TaxonomyChangedHandl
 def taxonomy_changed() -> None:
     for handler in _taxonomy_changed:
         handler()
+
+
+def on_taxonomy_deleting(handler: TaxonomyDeletingHandler) -> TaxonomyDeletingHandler:
+    """Register ``handler(tag_ids, group_ids, actor, source)`` to run when tags or groups are
+    about to be deleted (the WeCom sync cancels the changes it still holds back for them)."""
+    if handler not in _taxonomy_deleting:
+        _taxonomy_deleting.append(handler)
+    return handler
+
+
+def taxonomy_deleting(
+    *, tag_ids: Iterable[int] = (), group_ids: Iterable[int] = (), actor: Any, source: str
+) -> None:
+    """Run the deletion handlers. ``delete_tag`` and ``delete_group`` call this inside their
+    transaction, after their audit entry and before the rows go, so a handler still reads what
+    names them and its writes commit or roll back with the deletion."""
+    if not _taxonomy_deleting:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("tagging.hooks.taxonomy_deleting must run inside the deletion")
+    tags, groups = list(tag_ids), list(group_ids)
+    for handler in _taxonomy_deleting:
+        handler(tags, groups, actor, source)

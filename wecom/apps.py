@@ -14,12 +14,18 @@ class WecomConfig(AppConfig):
         from wecom.schedule import ensure_after_migrate
         from wecom.services.erasure import on_customers_erased
         from wecom.services.protection import lock_audit_display
-        from wecom.tasks import assignments_listener, taxonomy_listener, webhook_listener
+        from wecom.tasks import (
+            assignments_listener,
+            deletion_listener,
+            taxonomy_listener,
+            webhook_listener,
+        )
 
         # tagging calls these inside its own transactions; it never imports wecom.
         hooks.on_assignments_changed(assignments_listener)
         hooks.on_assignments_changed(webhook_listener)
         hooks.on_taxonomy_changed(taxonomy_listener)
+        hooks.on_taxonomy_deleting(deletion_listener)
         # customers calls this inside erase_customers; it never imports wecom either.
         register_erasure_listener(on_customers_erased)
         # The audit log shows the lock's field keys as labels in the reader's language.

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from wecom.client import WecomError, get_wecom, is_enabled
 from wecom.models import WecomCallbackEvent
-from wecom.services import callbacks, outbox, runs, webhook
+from wecom.services import callbacks, delays, outbox, runs, webhook
 
 DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts another
 LIBRARY_LOCK = "wecom:library-lock"
@@ -55,6 +55,14 @@ def taxonomy_listener() -> None:
 
     if taxonomy_sync_wanted():
         transaction.on_commit(sync_library.delay)
+
+
+def deletion_listener(tag_ids, group_ids, actor, source) -> None:
+    """tagging's deletion hook: the changes still held for deleted tags or groups are cancelled
+    in the deletion's transaction (audited); rows that waited behind them go after it commits.
+    No query while the integration is off."""
+    if is_enabled() and delays.cancel_for_deletion(tag_ids, group_ids, actor, source):
+        transaction.on_commit(kick_drain)
 
 
 def kick_drain() -> None:
