@@ -17,6 +17,7 @@ class WecomConfig(AppConfig):
         from wecom.tasks import (
             assignments_listener,
             deletion_listener,
+            rule_assignments_listener,
             taxonomy_listener,
             webhook_listener,
         )
@@ -26,6 +27,7 @@ class WecomConfig(AppConfig):
         hooks.on_assignments_changed(webhook_listener)
         hooks.on_taxonomy_changed(taxonomy_listener)
         hooks.on_taxonomy_deleting(deletion_listener)
+        hooks.on_rule_assignments_written(rule_assignments_listener)
         # customers calls this inside erase_customers; it never imports wecom either.
         register_erasure_listener(on_customers_erased)
         # The audit log shows the lock's field keys as labels in the reader's language.

@@ -224,6 +224,13 @@ def wait_behind_holds(rows: list[WecomOutbox], now: datetime) -> None:
             holds[key] = row.next_attempt_at
 
 
+def due_again(keys: set[Relation]) -> None:
+    """The pending rows of these relationships are due now, or when the holds before them end
+    (rows tried before keep their backoff): for rows postponed for another reason that is
+    gone (the outbox's wait for a strategy push)."""
+    _recompute_holds(keys, timezone.now())
+
+
 def _recompute_holds(keys: set[Relation], now: datetime) -> None:
     """After holds ended early (sent now) or went away (cancelled): the pending rows of these
     relationships wait for the holds still before them, and no longer than that. Two queries."""
