@@ -57,6 +57,7 @@ CLAIM_WINDOW = 20
 # this often (docs/wecom.md, rule-group tags).
 PUSH_WAIT_SECONDS = 120
 PUSH_RETRY_SECONDS = 5
+RELEASE_CHUNK = 1000
 
 
 # --- enqueueing ---------------------------------------------------------------------------------
@@ -413,8 +414,8 @@ def _wait_for_push(rows: list[WecomOutbox], library: _Library) -> bool:
 
 def release_waiting() -> int:
     """After a strategy push: the rows that waited for auto tags WeCom now has are due at once
-    (or when the holds before them end). Returns the relationships released. Two queries, three
-    when some are released (the pending rows that waited, the tags still pending)."""
+    (or when the holds before them end). Returns the relationships released. One query when
+    none waited; else the tags still pending and two per :data:`RELEASE_CHUNK` released."""
     waited = list(
         WecomOutbox.objects.filter(status=OutboxStatus.PENDING, change__has_key="tags")
         .exclude(error="")
@@ -423,9 +424,11 @@ def release_waiting() -> int:
     if not waited:
         return 0
     pending = pending_strategy_tags()
-    keys = {(u, e) for u, e, change in waited if not (set(change.get("tags", ())) & pending)}
-    if keys:
-        delays.due_again(keys)
+    keys = sorted(
+        {(u, e) for u, e, change in waited if not (set(change.get("tags", ())) & pending)}
+    )
+    for start in range(0, len(keys), RELEASE_CHUNK):  # bounded IN lists (SQLite's 32,766)
+        delays.due_again(set(keys[start : start + RELEASE_CHUNK]))
     return len(keys)
 
 
