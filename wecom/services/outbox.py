@@ -16,6 +16,10 @@ relationship gets at least that hold (``delays.wait_behind_holds``), so the clai
 keeps them back and rows of one relationship still go out in order, with no extra condition in
 the claim. A send leaves the tags of those waiting rows, and of changes an operator cancelled
 (``WecomWithheld``), as WeCom holds them.
+
+Rows a rule run wrote for an auto tag WeCom has no rule-group tag for yet name it
+(``change["tags"]``) and wait for the strategy push rather than go without it
+(:func:`_wait_for_push`, :func:`release_waiting`; docs/wecom.md, rule-group tags).
 """
 
 from __future__ import annotations
