@@ -69,6 +69,7 @@ from rules.dirty import (  # noqa: F401 -- the real-time API: marking lives in r
     wanted_tag_keys,
 )
 from rules.models import DirtyCustomer, RealtimeBatch, Rule, RuleMode
+from tagging import hooks
 from tagging.models import TagStatus
 
 log = logging.getLogger(__name__)
@@ -323,6 +324,8 @@ def _evaluate_pg(
             continue
         runnable.append(p)
     marks: dict[int, set[str]] = {}
+    written: set[int] = set()  # the batch statements' tags with changed assignments
+    evaluated: set[int] = set()  # and the customers they were evaluated for
     with connection.cursor() as cursor:
         # No JIT: a batch statement of a dozen rules costs just over jit_above_cost, and
         # compiling its ~700 expressions took 415 of its 540 ms at 1M (for a few hundred rows).
@@ -340,6 +343,11 @@ def _evaluate_pg(
                     marks.setdefault(customer_id, set()).add(key)
                 for p, outcome in zip(fast, outcomes, strict=True):
                     _record(result, p, outcome)
+                    if outcome.added or outcome.removed or outcome.replaced:
+                        written.add(p.rule.tag_id)
+                        if outcome.replaced:  # its exclusive group's tags (locked above)
+                            written.update(group_tags.get(p.rule.tag.group_id, ()))
+                        evaluated.update(p.ids)
             for p in statement:
                 if p.rule.tag.status == TagStatus.ACTIVE:
                     continue
@@ -347,6 +355,8 @@ def _evaluate_pg(
                     _record(result, p, apply_rule(p.rule, now=now, customer_ids=p.ids, node=p.node))
                 except RuleInvalid as exc:
                     log.warning("real-time evaluation of rule %s refused: %s", p.rule.pk, exc)
+    if written:  # apply_rule (above) tells the hook itself; the batch statements once here
+        hooks.rule_assignments_written(sorted(written), sorted(evaluated))
     return marks
 
 

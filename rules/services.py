@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from rules import diff, dirty, dsl
 from rules.diff import PG_WORK_MEM, Outcome, prepare_connection
 from rules.models import Rule, RuleMode, RuleRun, RunStatus, check_references
+from tagging import hooks
 from tagging.models import AssignmentSource, AuditAction, Tag, TagGroup, TagStatus
 from tagging.services import check_rule_tag
 
@@ -206,9 +207,34 @@ def apply_rule(
                     outcome.marked = _mark_changed(cursor, tag, mark_keys)
             tables.drop()
         outcome.dry_run = dry_run
+    if not dry_run:
+        tell_written(tag, outcome, customer_ids)
     timings["total"] = round(time.perf_counter() - started, 4)
     outcome.timings = timings
     return outcome
+
+
+def written_tags(tag: Tag, outcome: Outcome) -> list[int]:
+    """The tags whose assignments an evaluation of a rule on ``tag`` changed: none, the tag, or
+    with an exclusive group's replaced tags every tag of its group."""
+    if not (outcome.added or outcome.removed or outcome.replaced):
+        return []
+    if outcome.replaced:
+        return [
+            tag.pk,
+            *Tag.objects.filter(group_id=tag.group_id)
+            .exclude(pk=tag.pk)
+            .values_list("pk", flat=True),
+        ]
+    return [tag.pk]
+
+
+def tell_written(tag: Tag, outcome: Outcome, customer_ids: list[int] | None) -> None:
+    """Inside the evaluation's transaction: tell ``tagging.hooks`` which tags it wrote, for which
+    customers (the WeCom sync queues the relationships whose rule-group tags now differ)."""
+    tags = written_tags(tag, outcome)
+    if tags:
+        hooks.rule_assignments_written(tags, customer_ids)
 
 
 def _mark_keys(tag: Tag, *, realtime: bool) -> list[str]:
@@ -552,6 +578,8 @@ def delete_rule(rule: Rule, *, actor: Any) -> int:
     )
     TagAssignment.objects.filter(pk__in=[pk for pk, _c in rows]).delete()
     dirty.mark({customer_id: {f"tag:{rule.tag_id}"} for _pk, customer_id in rows})
+    if rows:  # every customer (None): a set-based comparison, not the ids as parameters
+        hooks.rule_assignments_written([rule.tag_id], None)
     _audit_rule(rule, AuditAction.RULE_DELETED, actor=actor, before=_rule_snapshot(rule))
     rule.delete()
     return len(rows)

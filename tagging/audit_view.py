@@ -13,11 +13,15 @@ stored text ignored.
 :func:`render_entries` rewrites ``reason``, ``before`` and ``after`` of the loaded entries *in
 memory* for display (the log is append-only: ``AuditEntry.save`` refuses an entry with a pk).
 Two queries per page of entries, whatever its size.
+
+Apps above tagging whose entries need more than that to read well (the WeCom protection lock
+stores field keys, shown as labels in the reader's language) register a display for their
+action with :func:`register_display` from their ``AppConfig.ready``; tagging never imports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -34,6 +38,17 @@ HIDDEN_GROUP = gettext_lazy("[hidden group]")
 _TAG_KEYS = ("merged_into",)
 _GROUP_KEYS = ("group", "parent")
 _GROUP_LIST_KEYS = ("order",)
+
+Display = Callable[[AuditEntry], object]
+"""``display(entry)`` rewrites the loaded entry's fields for display, in memory."""
+_displays: dict[str, Display] = {}
+
+
+def register_display(action: str, display: Display) -> Display:
+    """Show entries of ``action`` through ``display`` (after the scope redaction). One display
+    per action; registering again replaces it (``ready`` may run more than once in tests)."""
+    _displays[action] = display
+    return display
 
 
 def customer_timeline(user: Any, customer_id: int, tag_ids: Any = None) -> QuerySet[AuditEntry]:
@@ -91,6 +106,9 @@ def render_entries(entries: Iterable[AuditEntry], user: Any) -> list[AuditEntry]
             entry.reason = _("merged into “%(tag)s”") % {"tag": name}
         entry.before = _redact(entry.before, tags, groups)
         entry.after = _redact(entry.after, tags, groups)
+        display = _displays.get(entry.action)
+        if display is not None:
+            display(entry)
     return entries
 
 

@@ -345,6 +345,7 @@ class AuditAction(models.TextChoices):
     SUGGESTION_DISMISSED = "suggestion.dismissed", _("tag suggestion dismissed")
     WECOM_CHANGE_CANCELLED = "wecom.change_cancelled", _("WeCom change cancelled during its delay")
     WECOM_CHANGE_SENT_NOW = "wecom.change_sent_now", _("WeCom change sent before its delay ended")
+    WECOM_LOCK_CHANGED = "wecom.lock_changed", _("protection lock changed")
 
 
 AUDIT_TRUNCATE_SETTING = "tagdesk.audit_truncate"

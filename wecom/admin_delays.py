@@ -4,6 +4,8 @@ Lists the outbox rows of groups with a sync delay that are still waiting: custom
 tags added and removed, who made the change, when it is due; filtered by group. Whoever may edit
 a group sees and reviews its changes (``wecom.services.delays``, which checks the policy again):
 *Cancel* keeps them from WeCom for good (TagDesk keeps the assignment), *Send now* ends the hold.
+Tag admins also see the held changes of a group deleted without them being cancelled (filter
+"(deleted group)").
 """
 
 from __future__ import annotations
@@ -30,22 +32,31 @@ class HeldChangeList(ChangeList):
             row.review = reviews.get(row.pk)
 
 
+DELETED = "deleted"
+DELETED_GROUP = gettext_lazy("(deleted group)")
+
+
 class HeldGroupFilter(admin.SimpleListFilter):
     title = gettext_lazy("tag group")
     parameter_name = "group"
 
     def lookups(self, request, model_admin):
-        return list(
+        choices = list(
             delays.reviewable_groups(request.user)
             .filter(wecom_rule__delay_minutes__gt=0)
             .order_by("sort_order", "name")
             .values_list("pk", "name")
         )
+        if policy.is_tag_admin(request.user):
+            choices.append((DELETED, DELETED_GROUP))
+        return choices
 
     def queryset(self, request, queryset):
         value = self.value()
         if value is None:
             return queryset
+        if value == DELETED:
+            return queryset.filter(held_group__isnull=True)
         if not value.isdigit():
             return queryset.none()
         return queryset.filter(held_group_id=int(value))
@@ -61,7 +72,7 @@ class WecomHeldChangeAdmin(ReadOnlyAdminMixin, StaffAdmin):
         "who",
         "created_at",
         "due",
-        "held_group",
+        "group",
     ]
     list_display_links = None
     list_filter = [HeldGroupFilter]
@@ -74,7 +85,11 @@ class WecomHeldChangeAdmin(ReadOnlyAdminMixin, StaffAdmin):
 
     def _reviews_any(self, request: HttpRequest) -> bool:
         user = request.user
-        return bool(user.is_active and user.is_staff and delays.reviewable_groups(user).exists())
+        return bool(
+            user.is_active
+            and user.is_staff
+            and (policy.is_tag_admin(user) or delays.reviewable_groups(user).exists())
+        )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._reviews_any(request)
@@ -113,6 +128,11 @@ class WecomHeldChangeAdmin(ReadOnlyAdminMixin, StaffAdmin):
     def due(self, obj):
         # The row's own hold, or later when an earlier held change of its relationship ends.
         return obj.next_attempt_at
+
+    @admin.display(description=gettext_lazy("tag group"), ordering="held_group__name")
+    def group(self, obj) -> str:
+        # A group deleted while its changes were held (tag admins only see those).
+        return obj.held_group.name if obj.held_group_id else str(DELETED_GROUP)
 
     @admin.display(description=gettext_lazy("changed by"))
     def who(self, obj) -> str:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy
 
 from config.admin_widgets import SafeAutocompleteMixin
 from permissions import policy
-from tagging.models import Tag, TagGroup, TagKind
+from tagging.models import AuditAction, Tag, TagGroup, TagKind
 from wecom.admin_retry import DeadLetterRetryMixin
 from wecom.models import (
     DeliveryStatus,
@@ -109,6 +109,14 @@ class ProtectionLockAdmin(TagAdminPage):
         if str(object_id) == "1" and self.has_view_permission(request):
             ProtectionLock.objects.get_or_create(pk=1)
         return super().get_object(request, object_id, from_field)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The lock's history is TagDesk's audit log (set_locked_fields writes it), not
+        # Django's admin log: the page's History button opens the log's lock entries.
+        if not self.has_view_permission(request):
+            return super().history_view(request, object_id, extra_context)
+        url = reverse("admin:tagging_auditentry_changelist")
+        return HttpResponseRedirect(f"{url}?action__exact={AuditAction.WECOM_LOCK_CHANGED}")
 
     def save_model(self, request, obj, form, change):
         saved = protection.set_locked_fields(form.cleaned_data["locked"], actor=request.user)

@@ -12,10 +12,12 @@ from django.db import transaction
 
 from wecom.client import WecomError, get_wecom, is_enabled
 from wecom.models import WecomCallbackEvent
-from wecom.services import callbacks, outbox, runs, webhook
+from wecom.services import callbacks, delays, outbox, runs, webhook
 
 DRAIN_SECONDS = 50  # a drain hands over before the next minute's beat starts another
 LIBRARY_LOCK = "wecom:library-lock"
+STRATEGY_PUSH_KICKED = "wecom:strategy-push-kicked"
+PUSH_KICK_SECONDS = 30
 
 
 def assignments_listener(added, removed) -> None:
@@ -30,6 +32,50 @@ def webhook_listener(added, removed) -> None:
     transaction, a drain after it commits. No query while CRM_WEBHOOK_ENABLED is off."""
     if webhook.on_assignments_changed(added, removed):
         transaction.on_commit(kick_webhooks)
+
+
+def rule_assignments_listener(tag_ids, customer_ids) -> None:
+    """tagging's rule hook: outbox rows for the relationships whose rule-group tags a rule run
+    changed, in the run's transaction; after it commits, the strategy push when an auto tag is
+    not in WeCom yet (it drains the outbox when done), else a drain. No query while the
+    integration is off or WECOM_STRATEGY_ID unset."""
+    from wecom.services import strategy
+
+    rows, push = strategy.on_rule_assignments(tag_ids, customer_ids)
+    if push:
+        transaction.on_commit(kick_strategy_push)
+    elif rows:
+        transaction.on_commit(kick_drain)
+
+
+def kick_strategy_push() -> None:
+    # One push a few seconds is plenty: the drain asks again for every relationship it holds
+    # back, and a push already queued creates every tag still missing.
+    if cache.add(STRATEGY_PUSH_KICKED, 1, timeout=PUSH_KICK_SECONDS):
+        push_strategy_tags.delay()
+
+
+@shared_task(name="wecom.push_strategy_tags", bind=True, ignore_result=True, max_retries=20)
+def push_strategy_tags(self) -> dict | None:
+    """Create in the 规则组 the auto tags WeCom does not have yet (and the rest of the strategy
+    push: renames, deletions), queue their relationships, then drain: what a rule run wrote of
+    a new auto tag reaches WeCom without waiting for the next library sync."""
+    from wecom.services import strategy
+
+    if not is_enabled() or not strategy.enabled():
+        return None
+    # The library sync runs the same push: one at a time, or a tag would be created twice.
+    if not cache.add(LIBRARY_LOCK, 1, timeout=600):
+        raise self.retry(countdown=15)
+    try:
+        counts = strategy.sync_strategy_tags(get_wecom())
+    except WecomError:
+        raise self.retry(countdown=60) from None
+    finally:
+        cache.delete(LIBRARY_LOCK)
+        cache.delete(STRATEGY_PUSH_KICKED)
+    kick_drain()
+    return counts
 
 
 def kick_webhooks() -> None:
@@ -57,6 +103,14 @@ def taxonomy_listener() -> None:
         transaction.on_commit(sync_library.delay)
 
 
+def deletion_listener(tag_ids, group_ids, actor, source) -> None:
+    """tagging's deletion hook: the changes still held for deleted tags or groups are cancelled
+    in the deletion's transaction (audited); rows that waited behind them go after it commits.
+    No query while the integration is off."""
+    if is_enabled() and delays.cancel_for_deletion(tag_ids, group_ids, actor, source):
+        transaction.on_commit(kick_drain)
+
+
 def kick_drain() -> None:
     drain_outbox.delay()
 
@@ -68,6 +122,8 @@ def drain_outbox() -> dict | None:
     counts = outbox.drain(get_wecom(), deadline=time.monotonic() + DRAIN_SECONDS)
     if counts.get("tags_gone"):
         sync_library.delay()  # WeCom deleted tags TagDesk still links
+    if counts.get("waiting_for_push"):
+        kick_strategy_push()  # rows wait for auto tags WeCom does not have yet
     due = outbox.next_due_in()
     if due is not None and due < 60:
         drain_outbox.apply_async(countdown=max(due, 1))

@@ -248,6 +248,7 @@ def delete_group(group: TagGroup, *, actor: Any, source: str = AssignmentSource.
         object_repr=group.name,
         before=_group_snapshot(group),
     )
+    hooks.taxonomy_deleting(group_ids=[group.pk], actor=actor, source=source)
     group.delete()
 
 
@@ -574,6 +575,7 @@ def delete_tag(tag: Tag, *, actor: Any, confirm: bool = False) -> int:
     )
     Tag.objects.filter(merged_into=tag).update(merged_into=None)
     tag_id = tag.pk  # delete() clears it
+    hooks.taxonomy_deleting(tag_ids=[tag_id], actor=actor, source=AssignmentSource.MANUAL)
     tag.delete()
     hooks.assignments_changed(removed=[(c, tag_id) for c in rows])
     return len(rows)

@@ -187,6 +187,68 @@ def test_the_listener_costs_the_same_queries_for_2_or_20_deliveries(endpoint, le
     assert few == many <= 8, (few, many)
 
 
+def test_deliveries_beyond_one_chunk_are_all_redacted(endpoint, monkeypatch):
+    monkeypatch.setattr(erasure, "CHUNK", 3)
+    gone, other = CustomerFactory(), CustomerFactory()
+
+    def delivery(*customers):
+        return WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            change={"customers": {str(c.pk): {"added": [1], "removed": []} for c in customers}},
+            body=json.dumps(
+                {
+                    "changes": [
+                        {"customer": {"id": c.pk, "external_userid": c.external_userid}}
+                        for c in customers
+                    ]
+                }
+            ),
+        )
+
+    naming = [delivery(gone, other) for _ in range(7)]
+    untouched = delivery(other)
+    before = untouched.body
+    assert erasure.redact_deliveries([gone.pk]) == 7
+    for row in naming:
+        row.refresh_from_db()
+        customers = {c["customer"]["id"]: c["customer"] for c in json.loads(row.body)["changes"]}
+        assert customers[gone.pk]["external_userid"] == ERASED
+        assert customers[other.pk]["external_userid"] == other.external_userid
+    untouched.refresh_from_db()
+    assert untouched.body == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the GIN index is PostgreSQL's")
+def test_the_erasure_finds_its_deliveries_through_the_customers_index(endpoint):
+    """20,200 deliveries of 10 customers each (other customers by ids no row has), 200 naming
+    the erased one: the plan reads the index of wecom 0005, not the table."""
+    gone = CustomerFactory()
+    # Written by SQL: 20,200 ORM objects take the test 15 s.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO wecom_webhookdelivery
+                (endpoint_id, key, change, body, status, attempts, error, next_attempt_at,
+                 created_at)
+            SELECT %(endpoint)s, gen_random_uuid(),
+                   jsonb_build_object('customers', (
+                       SELECT jsonb_object_agg(
+                           CASE WHEN i > 20000 AND j = 0 THEN %(gone)s ELSE 100000 + (i + j) %% 5000 END,
+                           '{"added": [1], "removed": []}'::jsonb)
+                       FROM generate_series(0, 9) j)),
+                   repeat('{"changes": [{"customer": {"id": 1}}]}', 20), 'done', 1, '', now(),
+                   now()
+            FROM generate_series(1, 20200) i
+            """,
+            {"endpoint": endpoint.pk, "gone": str(gone.pk)},
+        )
+        cursor.execute("ANALYZE wecom_webhookdelivery")
+    plan = erasure.deliveries_naming([gone.pk]).values("pk").explain()
+    assert "Index Scan on webhookdelivery_customers" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert erasure.deliveries_naming([gone.pk]).count() == 200
+
+
 def test_the_hook_makes_no_query_without_listeners(monkeypatch):
     monkeypatch.setattr(hooks, "_erasure_listeners", [])
     with CaptureQueriesContext(connection) as ctx:

@@ -8,7 +8,12 @@ import pytest
 from tagging import hooks, services
 from tagging.models import AuditEntry, TagAssignment
 from tests.factories import CustomerFactory, TagFactory
-from wecom.tasks import assignments_listener, taxonomy_listener
+from wecom.tasks import (
+    assignments_listener,
+    deletion_listener,
+    rule_assignments_listener,
+    taxonomy_listener,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -16,6 +21,20 @@ pytestmark = pytest.mark.django_db
 def test_wecom_registers_in_its_app_config():
     assert assignments_listener in hooks._assignments_changed
     assert taxonomy_listener in hooks._taxonomy_changed
+    assert deletion_listener in hooks._taxonomy_deleting
+    assert rule_assignments_listener in hooks._rule_assignments_written
+
+
+def test_the_rule_and_deletion_listeners_make_no_query_while_the_integration_is_off(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.WECOM_CORP_ID = settings.WECOM_SECRET = None
+    settings.WECOM_STRATEGY_ID = 1
+    with CaptureQueriesContext(connection) as ctx:
+        rule_assignments_listener([1, 2], None)
+        deletion_listener([1], [2], None, "manual")
+    assert ctx.captured_queries == []
 
 
 def test_every_assignment_service_reports_its_pairs(monkeypatch, superuser):

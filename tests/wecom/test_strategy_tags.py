@@ -113,9 +113,14 @@ def test_rule_assignments_are_marked_on_every_relationship(
     rich.total_spend = Decimal("5000")
     rich.save(update_fields=["total_spend"])
     high = auto_group.tags.get(name="高价值")
-    apply_rule(rule_for(high))  # set-based write: reaches WeCom at the next library sync
-    stats = sync_library(wecom)
-    assert stats["strategy_outbox_rows"] == 2
+    apply_rule(rule_for(high))  # set-based write; it queues the relationships that differ
+    from wecom.models import OutboxStatus, WecomOutbox
+    from wecom.services import outbox
+
+    assert WecomOutbox.objects.filter(status=OutboxStatus.PENDING).count() == 2
+    # The library sync's own comparison finds them queued already: nothing doubled.
+    assert "strategy_outbox_rows" not in sync_library(wecom)
+    assert outbox.drain(wecom)["sent"] == 2
     wecom_high = fake_wecom.strategy_tag_id("价值分层", "高价值")
     assert fake_wecom.relation_tags("zhangsan", "wmA") == {wecom_high}
     assert fake_wecom.relation_tags("lisi", "wmA") == {wecom_high}
@@ -134,7 +139,7 @@ def test_rule_assignments_are_marked_on_every_relationship(
     rich.total_spend = Decimal("10")
     rich.save(update_fields=["total_spend"])
     apply_rule(Rule.objects.get(tag=high))
-    sync_library(wecom)
+    outbox.drain(wecom)
     assert fake_wecom.relation_tags("zhangsan", "wmA") == set()
     assert check(wecom)["drift"] == 0
 
@@ -204,3 +209,149 @@ def test_corp_sync_leaves_rule_group_tags_alone(fake_wecom, wecom, auto_group, s
     assert not fake_wecom.calls("externalcontact/del_corp_tag")
     assert not fake_wecom.calls("externalcontact/del_strategy_tag")
     assert check(wecom, contacts=False)["drift"] == 0
+
+
+# --- rule runs reach WeCom at once -------------------------------------------------------------
+
+
+@pytest.fixture
+def contacts(fake_wecom, wecom, auto_group, strategy, employees):
+    """The auto group pushed; 甲 (rich, two followers) and 乙 (one) synced; requests cleared."""
+    from customers.models import Customer
+
+    sync_library(wecom)
+    fake_wecom.add_contact("wmA", "甲", [Follow("zhangsan"), Follow("lisi")])
+    fake_wecom.add_contact("wmB", "乙", [Follow("zhangsan")])
+    sync_contacts(wecom)
+    Customer.objects.filter(external_userid="wmA").update(total_spend=Decimal("5000"))
+    fake_wecom.requests.clear()
+    return fake_wecom
+
+
+def new_auto_tag(auto_group, name="重要客户"):
+    """An auto tag created the way an operator does (audited): its push would follow its
+    commit, which a test transaction never reaches, so WeCom does not have it."""
+    return tagging_services.create_tag(auto_group, name, actor=None)
+
+
+def test_a_rule_run_of_a_new_auto_tag_reaches_wecom_without_a_library_sync(
+    contacts, wecom, auto_group, django_capture_on_commit_callbacks
+):
+    from rules.models import RunTrigger
+    from rules.services import run_rule
+
+    tag = new_auto_tag(auto_group)
+    rule = rule_for(tag)
+    assert not WecomStrategyTagLink.objects.filter(tag=tag).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        run_rule(rule, trigger=RunTrigger.MANUAL)
+    new_id = contacts.strategy_tag_id("价值分层", "重要客户")
+    assert contacts.relation_tags("zhangsan", "wmA") == {new_id}
+    assert contacts.relation_tags("lisi", "wmA") == {new_id}
+    assert contacts.relation_tags("zhangsan", "wmB") == set()
+    marks = contacts.calls("externalcontact/mark_tag")
+    assert sorted((m.body["userid"], m.body["add_tag"]) for m in marks) == [
+        ("lisi", [new_id]),
+        ("zhangsan", [new_id]),
+    ]  # one call per relationship, the tag created first
+    assert not contacts.calls("externalcontact/get_corp_tag_list")  # no library sync
+    assert check(wecom)["drift"] == 0
+
+
+def test_a_rule_run_of_a_pushed_auto_tag_is_marked_at_once(
+    contacts, wecom, auto_group, django_capture_on_commit_callbacks
+):
+    high = auto_group.tags.get(name="高价值")
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_rule(rule_for(high))
+    wecom_high = contacts.strategy_tag_id("价值分层", "高价值")
+    assert contacts.relation_tags("zhangsan", "wmA") == {wecom_high}
+    assert contacts.relation_tags("lisi", "wmA") == {wecom_high}
+    assert not contacts.calls("externalcontact/add_strategy_tag")
+    assert not contacts.calls("externalcontact/get_corp_tag_list")
+    # The customer no longer matches: the removal goes at once too.
+    from customers.models import Customer
+
+    Customer.objects.filter(external_userid="wmA").update(total_spend=Decimal("1"))
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_rule(Rule.objects.get(tag=high))
+    assert contacts.relation_tags("zhangsan", "wmA") == set()
+    assert contacts.relation_tags("lisi", "wmA") == set()
+    assert check(wecom)["drift"] == 0
+
+
+def test_rows_wait_for_the_push_of_their_tag_and_are_never_dropped(
+    contacts, wecom, auto_group, clock
+):
+    from wecom.models import OutboxStatus, WecomOutbox
+    from wecom.services import outbox, strategy
+
+    tag = new_auto_tag(auto_group)
+    apply_rule(rule_for(tag))  # its commit's push has not run: WeCom has no id for the tag
+    rows = WecomOutbox.objects.filter(status=OutboxStatus.PENDING)
+    assert rows.count() == 2
+    assert {tuple(r.change["tags"]) for r in rows} == {(tag.pk,)}
+    counts = outbox.drain(wecom)
+    assert counts["waiting_for_push"] == 2 and counts["sent"] == counts["unchanged"] == 0
+    assert not contacts.calls("externalcontact/mark_tag")
+    assert rows.all().count() == 2  # neither dead nor done: waiting
+    assert all("Waiting for WeCom" in r.error for r in rows.all())
+    clock.advance(seconds=outbox.PUSH_RETRY_SECONDS)
+    assert outbox.drain(wecom)["waiting_for_push"] == 2
+    strategy.sync_strategy_tags(wecom)  # the push the drain asked for
+    clock.advance(seconds=outbox.PUSH_RETRY_SECONDS)
+    assert outbox.drain(wecom)["sent"] == 2
+    new_id = contacts.strategy_tag_id("价值分层", "重要客户")
+    assert [m.body["add_tag"] for m in contacts.calls("externalcontact/mark_tag")] == [
+        [new_id],
+        [new_id],
+    ]
+    assert not WecomOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
+    assert check(wecom)["drift"] == 0
+
+
+def test_rows_stop_waiting_for_a_push_that_does_not_come(contacts, wecom, auto_group, clock):
+    from wecom.models import OutboxStatus, WecomOutbox
+    from wecom.services import outbox, strategy
+
+    tag = new_auto_tag(auto_group)
+    apply_rule(rule_for(tag))
+    assert outbox.drain(wecom)["waiting_for_push"] == 2
+    clock.advance(seconds=outbox.PUSH_WAIT_SECONDS)
+    # WeCom still lacks the tag: the rows go with what it has (nothing), not held forever...
+    assert outbox.drain(wecom)["unchanged"] == 2
+    assert not WecomOutbox.objects.filter(status=OutboxStatus.PENDING).exists()
+    # ...and the push, when it comes, queues the relationships that lack the tag.
+    assert strategy.sync_strategy_tags(wecom)["strategy_outbox_rows"] == 2
+    assert outbox.drain(wecom)["sent"] == 2
+    assert check(wecom)["drift"] == 0
+
+
+def test_the_drain_task_starts_the_push_its_rows_wait_for(contacts, wecom, auto_group):
+    from wecom import tasks
+    from wecom.models import OutboxStatus, WecomOutbox
+
+    tag = new_auto_tag(auto_group)
+    apply_rule(rule_for(tag))
+    tasks.drain_outbox()  # eager: waits, starts the push, which drains again
+    new_id = contacts.strategy_tag_id("价值分层", "重要客户")
+    assert contacts.relation_tags("lisi", "wmA") == {new_id}
+    assert contacts.relation_tags("zhangsan", "wmA") == {new_id}
+    assert not WecomOutbox.objects.filter(
+        status=OutboxStatus.PENDING, next_attempt_at__lte=timezone_now()
+    ).exists()
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def test_a_tag_whose_name_wecom_refuses_is_not_waited_for(contacts, wecom, auto_group):
+    from wecom.services import outbox
+
+    tag = TagFactory(group=auto_group, name="长" * 31)  # TagDesk refuses it too, not its import
+    apply_rule(rule_for(tag))
+    counts = outbox.drain(wecom)
+    assert "waiting_for_push" not in counts and counts["unchanged"] == 0

@@ -477,3 +477,153 @@ def world_wecom(world):
     from wecom.client import get_wecom
 
     return get_wecom()
+
+
+# --- deleted tags and groups ------------------------------------------------------------------
+
+
+def held_removal(wecom, clock):
+    """WeCom holds 已投诉 on both relationships of wmA; its removal is then held (120 min)."""
+    WecomGroupRule.objects.filter(group__name="投诉客户").update(delay_minutes=0)
+    complain()
+    outbox.drain(wecom)
+    WecomGroupRule.objects.filter(group__name="投诉客户").update(delay_minutes=120)
+    tagging_services.unassign_tags([customer("wmA")], [tag("已投诉")], actor=None, source="manual")
+    held = WecomOutbox.objects.filter(status=OutboxStatus.PENDING, held_until__isnull=False)
+    assert held.count() == 2
+
+
+def delete_without_the_wecom_hook(monkeypatch, delete):
+    """A deletion while the integration was off (or before deletions cancelled anything)."""
+    from tagging import hooks
+
+    with monkeypatch.context() as patch:
+        patch.setattr(hooks, "_taxonomy_deleting", [])
+        delete()
+
+
+def test_deleting_a_tag_cancels_its_held_changes_audited_and_sends_nothing(
+    world, wecom, clock, superuser
+):
+    held_removal(wecom, clock)
+    world.requests.clear()
+    complaint = tag("已投诉")
+    tagging_services.delete_tag(complaint, actor=superuser)
+    rows = WecomOutbox.objects.filter(held_until__isnull=False)
+    assert {r.status for r in rows} == {OutboxStatus.CANCELLED}
+    assert {r.reviewed_by for r in rows} == {superuser}
+    entries = AuditEntry.objects.filter(action=AuditAction.WECOM_CHANGE_CANCELLED)
+    assert entries.count() == 2
+    assert {(e.actor_id, e.reason, e.object_repr) for e in entries} == {
+        (superuser.pk, "tag deleted", "投诉客户:已投诉")
+    }
+    assert {e.after["userid"] for e in entries} == {"zhangsan", "lisi"}
+    assert not WecomWithheld.objects.exists()  # nothing of a deleted tag to keep from WeCom
+    clock.advance(hours=3)
+    outbox.drain(wecom)
+    assert world.calls("externalcontact/mark_tag") == []
+    assert delays.held_changes(superuser).count() == 0
+
+
+def test_a_deleted_tag_leaves_the_held_change_of_its_other_tags_waiting(
+    world, wecom, clock, superuser
+):
+    tagging_services.assign_tags(
+        [customer("wmB")], [tag("已投诉"), tag("已解决")], actor=None, source="manual"
+    )
+    row = WecomOutbox.objects.get(status=OutboxStatus.PENDING)
+    solved, complaint = tag("已解决"), tag("已投诉")
+    tagging_services.delete_tag(solved, actor=superuser, confirm=True)
+    row.refresh_from_db()
+    assert row.status == OutboxStatus.PENDING
+    assert row.change == {"add": [complaint.pk], "remove": []}
+    entry = AuditEntry.objects.get(action=AuditAction.WECOM_CHANGE_CANCELLED)
+    assert (entry.reason, entry.object_repr, entry.after["change"]) == (
+        "tag deleted",
+        "投诉客户:已解决",
+        "add",
+    )
+    assert outbox.drain(wecom)["sent"] == 0  # still held
+    clock.advance(hours=2)
+    assert outbox.drain(wecom)["sent"] == 1
+    assert marks(world, "zhangsan", "wmB") == [
+        {
+            "userid": "zhangsan",
+            "external_userid": "wmB",
+            "add_tag": [world.tag_id("投诉客户", "已投诉")],
+            "remove_tag": [],
+        }
+    ]
+
+
+def test_deleting_a_group_cancels_what_is_still_held_for_it(
+    world, wecom, clock, superuser, monkeypatch
+):
+    held_removal(wecom, clock)
+    group = TagGroup.objects.get(name="投诉客户")
+    for name in ["已投诉", "已解决"]:
+        delete_without_the_wecom_hook(
+            monkeypatch, lambda n=name: tagging_services.delete_tag(tag(n), actor=None)
+        )
+    assert WecomOutbox.objects.filter(status=OutboxStatus.PENDING).count() == 2
+    world.requests.clear()
+    group_pk = group.pk  # delete() clears it
+    tagging_services.delete_group(group, actor=superuser)
+    assert set(WecomOutbox.objects.values_list("status", flat=True)) == {
+        OutboxStatus.DONE,
+        OutboxStatus.CANCELLED,
+    }
+    entries = AuditEntry.objects.filter(action=AuditAction.WECOM_CHANGE_CANCELLED)
+    assert {(e.reason, e.group_id) for e in entries} == {("group deleted", group_pk)}
+    assert entries.count() == 2
+    clock.advance(hours=3)
+    outbox.drain(wecom)
+    assert world.calls("externalcontact/mark_tag") == []
+
+
+def test_a_deletion_rolled_back_keeps_the_held_changes(world, wecom, clock, superuser):
+    held_removal(wecom, clock)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        tagging_services.delete_tag(tag("已投诉"), actor=superuser)
+        raise RuntimeError("the deletion fails later in its transaction")
+    assert WecomOutbox.objects.filter(status=OutboxStatus.PENDING).count() == 2
+    assert not AuditEntry.objects.filter(action=AuditAction.WECOM_CHANGE_CANCELLED).exists()
+
+
+def test_held_changes_of_a_group_deleted_uncancelled_are_listed_to_tag_admins(
+    world, wecom, clock, client, superuser, editor, monkeypatch
+):
+    held_removal(wecom, clock)
+    group = TagGroup.objects.get(name="投诉客户")
+    for name in ["已投诉", "已解决"]:
+        delete_without_the_wecom_hook(
+            monkeypatch, lambda n=name: tagging_services.delete_tag(tag(n), actor=None)
+        )
+    delete_without_the_wecom_hook(
+        monkeypatch, lambda: tagging_services.delete_group(group, actor=None)
+    )
+    orphans = WecomOutbox.objects.filter(status=OutboxStatus.PENDING, held_group__isnull=True)
+    assert orphans.count() == 2
+    url = reverse(CHANGELIST)
+    client.force_login(superuser)
+    page = client.get(url)
+    assert {r.pk for r in page.context["cl"].result_list} == set(
+        orphans.values_list("pk", flat=True)
+    )
+    assert "(deleted group)" in page.content.decode()
+    assert len(client.get(url, {"group": "deleted"}).context["cl"].result_list) == 2
+    # Someone who may edit some group only never sees what is left of a deleted one.
+    WecomGroupRule.objects.create(group=TagGroup.objects.get(name="意向"), delay_minutes=10)
+    grant(TagGroup.objects.get(name="意向"), actor=None, level=policy.Level.EDIT, user=editor)
+    client.force_login(editor)
+    assert list(client.get(url).context["cl"].result_list) == []
+    assert list(client.get(url, {"group": "deleted"}).context["cl"].result_list) == []
+    # The tag admin cancels them from the page; nothing reaches WeCom.
+    client.force_login(superuser)
+    ids = list(orphans.values_list("pk", flat=True))
+    page = client.post(url, {"action": "cancel", ACTION_CHECKBOX_NAME: ids}, follow=True)
+    assert "2 changes cancelled" in page.content.decode()
+    world.requests.clear()
+    clock.advance(hours=3)
+    outbox.drain(wecom)
+    assert world.calls("externalcontact/mark_tag") == []

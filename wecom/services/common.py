@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
 
-from tagging.models import TagKind, TagStatus
+from tagging.models import Tag, TagKind, TagStatus
 from wecom.models import SyncDirection, WecomStrategyTagLink, WecomSyncIssue, WecomTagLink
 
 logger = logging.getLogger("wecom")
@@ -77,6 +77,32 @@ def strategy_links():
         tag__group__kind=TagKind.AUTO,
         group_link__strategy_id=settings.WECOM_STRATEGY_ID,
     )
+
+
+# WeCom's limit on a rule-group tag's (and its group's) name: the push refuses longer ones.
+STRATEGY_NAME_LIMIT = 30
+
+
+def pending_strategy_tags(tag_ids: Iterable[int] | None = None) -> set[int]:
+    """Active auto tags the next strategy push creates in WeCom (``strategy.sync_strategy_tags``):
+    no rule-group tag yet, and a name WeCom takes (the push refuses and logs a longer one, so
+    nothing should wait for it); only ``tag_ids`` if given. No query while
+    ``WECOM_STRATEGY_ID`` is unset, one otherwise."""
+    if settings.WECOM_STRATEGY_ID is None:
+        return set()
+    tags = Tag.objects.filter(
+        group__kind=TagKind.AUTO, status=TagStatus.ACTIVE, wecom_strategy_link__isnull=True
+    )
+    if tag_ids is not None:
+        tags = tags.filter(pk__in=list(tag_ids))
+    return {
+        pk
+        for pk, name, group_name, group_link in tags.values_list(
+            "pk", "name", "group__name", "group__wecom_strategy_link"
+        )
+        if len(name) <= STRATEGY_NAME_LIMIT
+        and (group_link is not None or len(group_name) <= STRATEGY_NAME_LIMIT)
+    }
 
 
 def synced_tag_map(tag_ids: Iterable[int] | None = None) -> dict[int, str]:

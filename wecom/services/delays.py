@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,13 +33,15 @@ def reviewable_groups(user: Any):
 
 
 def held_changes(user: Any, *, now: datetime | None = None) -> QuerySet[WecomOutbox]:
-    """Rows still held (their due time not reached) in groups ``user`` may review."""
+    """Rows still held (their due time not reached) in groups ``user`` may review; for tag
+    admins also those whose group is gone (``held_group`` NULL): a deletion cancels its held
+    rows (:func:`cancel_for_deletion`), but not while the integration was off, nor before that
+    existed, and only tag admins decide about what is left of a deleted group."""
     now = now or timezone.now()
-    return WecomOutbox.objects.filter(
-        status=OutboxStatus.PENDING,
-        held_until__gt=now,
-        held_group__in=reviewable_groups(user).values("pk"),
-    )
+    groups = Q(held_group__in=reviewable_groups(user).values("pk"))
+    if policy.is_tag_admin(user):
+        groups |= Q(held_group__isnull=True)
+    return WecomOutbox.objects.filter(groups, status=OutboxStatus.PENDING, held_until__gt=now)
 
 
 def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
@@ -50,34 +52,48 @@ def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
     commit: rows behind a cancelled one may now go."""
     with transaction.atomic():
         rows = _locked_held(ids, actor)
-        now = timezone.now()
-        WecomOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
-            status=OutboxStatus.CANCELLED,
-            finished_at=now,
-            reviewed_by=actor,
-            reviewed_at=now,
-            error=_("Cancelled during its sync delay; not sent to WeCom."),
+        _cancel(rows, actor, _("Cancelled during its sync delay; not sent to WeCom."))
+    return len(rows)
+
+
+def _cancel(
+    rows: list[WecomOutbox],
+    actor: Any,
+    error: str,
+    *,
+    reason: str = "",
+    source: str = AssignmentSource.MANUAL,
+) -> None:
+    now = timezone.now()
+    reviewer = actor if getattr(actor, "pk", None) else None
+    WecomOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+        status=OutboxStatus.CANCELLED,
+        finished_at=now,
+        reviewed_by=reviewer,
+        reviewed_at=now,
+        error=error,
+    )
+    withheld = {}
+    alive = set(
+        Tag.objects.filter(pk__in={t for r in rows for _a, t in _tags_of(r)}).values_list(
+            "pk", flat=True
         )
-        withheld = {}
-        alive = set(
-            Tag.objects.filter(pk__in={t for r in rows for _a, t in _tags_of(r)}).values_list(
-                "pk", flat=True
+    )
+    for row in rows:  # later rows win: the last cancelled change of a tag is the one kept
+        for added, t in _tags_of(row):
+            if t not in alive:
+                continue  # deleted since: nothing of it can reach WeCom anyway
+            withheld[(row.userid, row.external_userid, t)] = WecomWithheld(
+                customer_id=row.customer_id,
+                userid=row.userid,
+                external_userid=row.external_userid,
+                tag_id=t,
+                added=added,
+                outbox=row,
+                withheld_by=reviewer,
+                withheld_at=now,
             )
-        )
-        for row in rows:  # later rows win: the last cancelled change of a tag is the one kept
-            for added, t in _tags_of(row):
-                if t not in alive:
-                    continue  # deleted since: nothing of it can reach WeCom anyway
-                withheld[(row.userid, row.external_userid, t)] = WecomWithheld(
-                    customer_id=row.customer_id,
-                    userid=row.userid,
-                    external_userid=row.external_userid,
-                    tag_id=t,
-                    added=added,
-                    outbox=row,
-                    withheld_by=actor,
-                    withheld_at=now,
-                )
+    if withheld:
         existing = WecomWithheld.objects.filter(
             userid__in={r.userid for r in rows},
             external_userid__in={r.external_userid for r in rows},
@@ -91,9 +107,81 @@ def cancel_held(ids: Iterable[int], *, actor: Any) -> int:
         if stale:
             WecomWithheld.objects.filter(pk__in=stale).delete()
         WecomWithheld.objects.bulk_create(withheld.values(), batch_size=1000)
-        _audit(rows, AuditAction.WECOM_CHANGE_CANCELLED, actor, now)
-        _recompute_holds({(r.userid, r.external_userid) for r in rows}, now)
-    return len(rows)
+    _audit(
+        [(row, _tags_of(row)) for row in rows],
+        AuditAction.WECOM_CHANGE_CANCELLED,
+        reviewer,
+        now,
+        reason=reason,
+        source=source,
+    )
+    _recompute_holds({(r.userid, r.external_userid) for r in rows}, now)
+
+
+def cancel_for_deletion(tag_ids: list[int], group_ids: list[int], actor: Any, source: str) -> int:
+    """Tags or groups are being deleted (``tagging.hooks.taxonomy_deleting``, inside the
+    deletion's transaction): the changes still held for them must neither reach WeCom after
+    they are gone nor wait where no review page lists them. A deleted group's held rows are
+    cancelled; a deleted tag leaves its group's held rows, which are cancelled when it was all
+    they held and otherwise keep waiting with their other tags. Each cancelled (customer, tag)
+    is audited as ``wecom.change_cancelled`` with the reason "group deleted" / "tag deleted" and
+    the deleting actor. Returns the rows changed (cancelled or narrowed); the caller drains the
+    outbox after the commit, for rows that waited behind them. Two queries when nothing is held
+    for them (the tags' groups, the held rows)."""
+    groups = set(group_ids)
+    doomed = set(tag_ids)
+    tag_groups = set(Tag.objects.filter(pk__in=doomed).values_list("group_id", flat=True))
+    if not groups and not tag_groups:
+        return 0
+    rows = list(
+        WecomOutbox.objects.select_for_update()
+        .filter(
+            status=OutboxStatus.PENDING,
+            held_until__isnull=False,  # held, or due and not sent yet: nothing of it goes now
+            held_group_id__in=groups | tag_groups,
+        )
+        .order_by("id")
+    )
+    if not rows:
+        return 0
+    whole = [r for r in rows if r.held_group_id in groups]
+    narrowed: list[tuple[WecomOutbox, list[tuple[bool, int]]]] = []
+    for row in rows:
+        if row.held_group_id in groups:
+            continue
+        gone = [(added, t) for added, t in _tags_of(row) if t in doomed]
+        if not gone:
+            continue
+        if len(gone) == len(_tags_of(row)):
+            whole.append(row)
+        else:
+            narrowed.append((row, gone))
+    reason = _("group deleted") if groups else _("tag deleted")
+    error = (
+        _("Cancelled: its group was deleted during its sync delay.")
+        if groups
+        else _("Cancelled: its tag was deleted during its sync delay.")
+    )
+    if whole:
+        _cancel(sorted(whole, key=lambda r: r.pk), actor, error, reason=reason, source=source)
+    if narrowed:
+        now = timezone.now()
+        for row, _gone in narrowed:
+            row.change = {
+                op: [t for t in (row.change or {}).get(op, ()) if t not in doomed]
+                for op in ("add", "remove")
+            }
+        WecomOutbox.objects.bulk_update([r for r, _g in narrowed], ["change"], batch_size=1000)
+        reviewer = actor if getattr(actor, "pk", None) else None
+        _audit(
+            narrowed,
+            AuditAction.WECOM_CHANGE_CANCELLED,
+            reviewer,
+            now,
+            reason=reason,
+            source=source,
+        )
+    return len(whole) + len(narrowed)
 
 
 def send_held_now(ids: Iterable[int], *, actor: Any) -> int:
@@ -106,7 +194,9 @@ def send_held_now(ids: Iterable[int], *, actor: Any) -> int:
         WecomOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
             held_until=now, reviewed_by=actor, reviewed_at=now
         )
-        _audit(rows, AuditAction.WECOM_CHANGE_SENT_NOW, actor, now)
+        _audit(
+            [(row, _tags_of(row)) for row in rows], AuditAction.WECOM_CHANGE_SENT_NOW, actor, now
+        )
         _recompute_holds({(r.userid, r.external_userid) for r in rows}, now)
     return len(rows)
 
@@ -132,6 +222,13 @@ def wait_behind_holds(rows: list[WecomOutbox], now: datetime) -> None:
             row.next_attempt_at = holds[key]
         if row.held_until is not None and row.next_attempt_at > holds.get(key, now):
             holds[key] = row.next_attempt_at
+
+
+def due_again(keys: set[Relation]) -> None:
+    """The pending rows of these relationships are due now, or when the holds before them end
+    (rows tried before keep their backoff): for rows postponed for another reason that is
+    gone (the outbox's wait for a strategy push)."""
+    _recompute_holds(keys, timezone.now())
 
 
 def _recompute_holds(keys: set[Relation], now: datetime) -> None:
@@ -196,19 +293,29 @@ def _tags_of(row: WecomOutbox) -> list[tuple[bool, int]]:
     ]
 
 
-def _audit(rows: list[WecomOutbox], action: str, actor: Any, now: datetime) -> None:
-    tags = Tag.objects.in_bulk({t for r in rows for _a, t in _tags_of(r)})
+def _audit(
+    items: list[tuple[WecomOutbox, list[tuple[bool, int]]]],
+    action: str,
+    actor: Any,
+    now: datetime,
+    *,
+    reason: str = "",
+    source: str = AssignmentSource.MANUAL,
+) -> None:
+    """One entry per (row, (added, tag)) of ``items``."""
+    tags = Tag.objects.in_bulk({t for _r, changes in items for _a, t in changes})
     AuditEntry.objects.bulk_create(
         [
             AuditEntry(
                 created_at=now,
                 actor=actor,
                 action=action,
-                source=AssignmentSource.MANUAL,
+                source=source,
                 customer_id=row.customer_id,
                 tag_id=t,
                 group_id=row.held_group_id,
                 object_repr=str(tags[t]) if t in tags else str(t),
+                reason=reason[:255],
                 after={
                     "userid": row.userid,
                     "external_userid": row.external_userid,
@@ -217,8 +324,8 @@ def _audit(rows: list[WecomOutbox], action: str, actor: Any, now: datetime) -> N
                     "outbox": row.pk,
                 },
             )
-            for row in rows
-            for added, t in _tags_of(row)
+            for row, changes in items
+            for added, t in changes
         ],
         batch_size=1000,
     )

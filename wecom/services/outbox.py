@@ -16,6 +16,10 @@ relationship gets at least that hold (``delays.wait_behind_holds``), so the clai
 keeps them back and rows of one relationship still go out in order, with no extra condition in
 the claim. A send leaves the tags of those waiting rows, and of changes an operator cancelled
 (``WecomWithheld``), as WeCom holds them.
+
+Rows a rule run wrote for an auto tag WeCom has no rule-group tag for yet name it
+(``change["tags"]``) and wait for the strategy push rather than go without it
+(:func:`_wait_for_push`, :func:`release_waiting`; docs/wecom.md, rule-group tags).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from wecom.services import common, delays
 from wecom.services.common import (
     SyncedTag,
     managed_wecom_ids,
+    pending_strategy_tags,
     record_issue,
     synced_tag_info,
     synced_tag_map,
@@ -52,6 +57,11 @@ from wecom.services.common import (
 from wecom.services.protection import ProtectedFieldError, guard
 
 CLAIM_WINDOW = 20
+# Rows naming an auto tag WeCom does not have yet wait for its push this long at most, retried
+# this often (docs/wecom.md, rule-group tags).
+PUSH_WAIT_SECONDS = 120
+PUSH_RETRY_SECONDS = 5
+RELEASE_CHUNK = 1000
 
 
 # --- enqueueing ---------------------------------------------------------------------------------
@@ -148,15 +158,19 @@ def _split_by_delay(change: dict, info: dict[int, SyncedTag]) -> dict[tuple[int 
     return parts
 
 
-def enqueue_relations(relations: Iterable[WecomRelation], reason: str) -> int:
-    """Rows for these relationships (a sync or repair found them different from TagDesk)."""
+def enqueue_relations(
+    relations: Iterable[WecomRelation], reason: str, *, tags: list[int] | None = None
+) -> int:
+    """Rows for these relationships (a sync, repair or rule run found them different from
+    TagDesk). ``tags``: auto tags WeCom does not have yet that the rows wait for (``_send``)."""
     now = timezone.now()
+    change: dict = {"reason": reason, "tags": tags} if tags else {"reason": reason}
     rows = [
         WecomOutbox(
             userid=r.userid,
             external_userid=r.external_userid,
             customer_id=r.customer_id,
-            change={"reason": reason},
+            change=change,
             created_at=now,
             next_attempt_at=now,
         )
@@ -222,7 +236,8 @@ def tags_delta(known: set[str], desired: set[str], managed: set[str]):
 
 def drain(wecom: Wecom, *, deadline: float | None = None) -> dict[str, int]:
     """Send every due row; returns counts (sent, unchanged, retried, dead, and tags_gone: tags
-    found deleted in WeCom, after which the library wants a sync). Stops at ``deadline`` (a
+    found deleted in WeCom, after which the library wants a sync; waiting_for_push:
+    relationships postponed for auto tags WeCom does not have yet, which want a strategy push). Stops at ``deadline`` (a
     ``time.monotonic()`` value) if given. Safe to run in many workers.
 
     On PostgreSQL, outside a transaction, ``WECOM_OUTBOX_CONCURRENCY`` senders run side by side,
@@ -258,9 +273,12 @@ def _drain_serially(wecom: Wecom, deadline: float | None) -> dict[str, int]:
         outcome = _drain_one(wecom, library)
         if outcome is None:
             break
-        counts[outcome] += 1
+        if outcome != "waiting":
+            counts[outcome] += 1
     if library.gone:
         counts["tags_gone"] = library.gone
+    if library.waiting:  # the caller starts the strategy push they wait for
+        counts["waiting_for_push"] = library.waiting
     return counts
 
 
@@ -281,18 +299,21 @@ def next_due_in() -> float | None:
 class _Library:
     """The synced tags, read once per few seconds of a drain rather than per relationship. A
     tag linked meanwhile is sent by the rows its push enqueues; one deleted meanwhile is
-    answered 40068 and left out (``_mark``)."""
+    answered 40068 and left out (``_mark``). ``pending``: auto tags not yet pushed to the 规则组
+    (``common.pending_strategy_tags``), which rows naming them wait for."""
 
     TTL = 5.0
 
     def __init__(self) -> None:
         self.read_at = -self.TTL
         self.gone = 0
+        self.waiting = 0
 
     def current(self) -> tuple[dict[int, str], set[str]]:
         if time.monotonic() - self.read_at >= self.TTL:
             self.links = synced_tag_map()
             self.managed = managed_wecom_ids()
+            self.pending = pending_strategy_tags()
             self.read_at = time.monotonic()
         return self.links, self.managed
 
@@ -339,6 +360,8 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         _finish(ids, OutboxStatus.DONE, error=_("The relationship no longer exists in WeCom."))
         return "unchanged"
     links, managed = library.current()
+    if _wait_for_push(rows, library):
+        return "waiting"
     desired = desired_tags([relation.customer_id], links).get(relation.customer_id, set())
     known = set(relation.tags.values_list("wecom_tag_id", flat=True))
     frozen = delays.frozen_tags(relation=key).get(key, set())
@@ -370,6 +393,52 @@ def _send(wecom: Wecom, key: tuple[str, str], rows: list[WecomOutbox], library: 
         return "dead"
     _finish(ids, OutboxStatus.DONE, sent={"add": add, "remove": remove})
     return "sent"
+
+
+def _wait_for_push(rows: list[WecomOutbox], library: _Library) -> bool:
+    """Rows naming an auto tag that has no rule-group tag in WeCom yet wait for its push (the
+    drain's caller starts one) rather than go without it: postponed by
+    :data:`PUSH_RETRY_SECONDS`, no attempt counted, for at most :data:`PUSH_WAIT_SECONDS` after
+    the oldest was queued. Then they go with what WeCom has; the push queues the tag's
+    relationships once it links it. No query."""
+    waiting = library.pending & {t for r in rows for t in _named_tags(r.change)}
+    if not waiting:
+        return False
+    now = timezone.now()
+    if (now - min(r.created_at for r in rows)).total_seconds() >= PUSH_WAIT_SECONDS:
+        return False
+    WecomOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+        next_attempt_at=now + timedelta(seconds=PUSH_RETRY_SECONDS),
+        error=_("Waiting for WeCom to create rule-group tags (TagDesk tags %(tags)s).")
+        % {"tags": ", ".join(str(t) for t in sorted(waiting))},
+    )
+    library.waiting += 1
+    return True
+
+
+def release_waiting() -> int:
+    """After a strategy push: the rows that waited for auto tags WeCom now has are due at once
+    (or when the holds before them end). Returns the relationships released. One query when
+    none waited; else the tags still pending and two per :data:`RELEASE_CHUNK` released."""
+    waited = list(
+        WecomOutbox.objects.filter(status=OutboxStatus.PENDING, change__has_key="tags")
+        .exclude(error="")
+        .values_list("userid", "external_userid", "change")
+    )
+    if not waited:
+        return 0
+    pending = pending_strategy_tags()
+    keys = sorted(
+        {(u, e) for u, e, change in waited if not (set(change.get("tags", ())) & pending)}
+    )
+    for start in range(0, len(keys), RELEASE_CHUNK):  # bounded IN lists (SQLite's 32,766)
+        delays.due_again(set(keys[start : start + RELEASE_CHUNK]))
+    return len(keys)
+
+
+def _named_tags(change: dict | None) -> set[int]:
+    change = change or {}
+    return {t for key in ("add", "remove", "tags") for t in change.get(key, ())}
 
 
 def _mark(wecom: Wecom, relation: WecomRelation, add: list[str], remove: list[str]) -> int:

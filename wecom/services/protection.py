@@ -20,10 +20,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from customers.models import Customer, Follower
 from tagging.errors import TaggingError
+from tagging.models import AssignmentSource, AuditAction, AuditEntry
 from wecom.models import ProtectionLock
 
 # Always sent: without them the receiver cannot tell which customer changed. external_userid is
@@ -73,10 +74,13 @@ def locked_fields() -> list[str]:
     return [f for f in LOCKABLE_FIELDS if f not in released]
 
 
-@transaction.atomic
-def set_locked_fields(locked: Iterable[str], *, actor: Any) -> ProtectionLock:
+def set_locked_fields(
+    locked: Iterable[str], *, actor: Any, source: str = AssignmentSource.MANUAL
+) -> ProtectionLock:
     """Lock exactly ``locked`` and release every other lockable field (tag admins, from the
-    admin; Django's admin log records who). Unknown field names are refused."""
+    admin). Atomic with its audit entry (``wecom.lock_changed``: who, when, the locked fields
+    before and after); saving the same fields again changes nothing and writes no entry. Unknown
+    field names are refused."""
     wanted = set(locked)
     unknown = sorted(wanted - set(LOCKABLE_FIELDS))
     if unknown:
@@ -84,12 +88,60 @@ def set_locked_fields(locked: Iterable[str], *, actor: Any) -> ProtectionLock:
             _("Unknown customer field: %(fields)s.") % {"fields": ", ".join(unknown)},
             code="unknown_field",
         )
-    lock, _created = ProtectionLock.objects.select_for_update().get_or_create(pk=1)
-    lock.released = [f for f in LOCKABLE_FIELDS if f not in wanted]
-    lock.updated_at = timezone.now()
-    lock.updated_by = actor if getattr(actor, "pk", None) else None
-    lock.save()
+    with transaction.atomic():
+        lock, _created = ProtectionLock.objects.select_for_update().get_or_create(pk=1)
+        before = [f for f in LOCKABLE_FIELDS if f not in set(lock.released)]
+        after = [f for f in LOCKABLE_FIELDS if f in wanted]
+        if before == after:
+            return lock
+        now = timezone.now()
+        lock.released = [f for f in LOCKABLE_FIELDS if f not in wanted]
+        lock.updated_at = now
+        lock.updated_by = actor if getattr(actor, "pk", None) else None
+        lock.save()
+        # Field keys, not labels: the audit log renders them in the reader's language
+        # (lock_audit_display, registered with tagging.audit_view).
+        AuditEntry.objects.create(
+            created_at=now,
+            actor=lock.updated_by,
+            action=AuditAction.WECOM_LOCK_CHANGED,
+            source=source,
+            object_repr="protection lock",
+            before={"locked": before},
+            after={"locked": after},
+        )
     return lock
+
+
+def lock_audit_display(entry: AuditEntry) -> None:
+    """How the audit log shows a ``wecom.lock_changed`` entry (``tagging.audit_view``, in
+    memory, in the reader's language): the lock's name, the fields locked before and after by
+    their labels, and in ``reason`` what was locked and released."""
+    before = _keys(entry.before)
+    after = _keys(entry.after)
+    entry.object_repr = str(_("Protection lock"))
+    locked_label = str(_("locked fields"))
+    entry.before = {locked_label: _labels(before)}
+    entry.after = {locked_label: _labels(after)}
+    parts = []
+    newly_locked = [f for f in after if f not in before]
+    newly_released = [f for f in before if f not in after]
+    if newly_locked:
+        parts.append(_("locked: %(fields)s") % {"fields": _labels(newly_locked)})
+    if newly_released:
+        parts.append(_("released: %(fields)s") % {"fields": _labels(newly_released)})
+    entry.reason = "; ".join(parts)
+
+
+def _keys(snapshot: Any) -> list[str]:
+    locked = snapshot.get("locked") if isinstance(snapshot, dict) else None
+    return [str(f) for f in locked] if isinstance(locked, list) else []
+
+
+def _labels(fields: list[str]) -> str:
+    # A field no longer in the catalogue keeps its key.
+    separator = pgettext("list separator", ", ")
+    return separator.join(str(LOCKABLE_FIELDS.get(f, f)) for f in fields) or "—"
 
 
 def customer_data(customer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:

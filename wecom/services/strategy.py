@@ -9,13 +9,18 @@ is created in its new group first). An item deleted in the WeCom admin is create
 
 Assignments of these tags reach each relationship with mark_tag through the outbox like corp
 tags (``common.synced_tag_map``). Rule runs write assignments set-wise without the assignment
-hook, so :func:`sync_strategy_tags` ends with one set-based comparison of what TagDesk gives
-each customer and what each relationship holds, and enqueues the relationships that differ.
+hook; they call ``tagging.hooks.rule_assignments_written`` instead, and
+:func:`on_rule_assignments` queues, in the run's transaction, the relationships whose rule-group
+tags now differ for those tags, by one set-based comparison (:func:`enqueue_stale`). An auto
+tag not pushed yet gets rows that wait in the outbox until :func:`sync_strategy_tags` (the
+``wecom.push_strategy_tags`` task, or the library sync) creates it and releases them.
+:func:`sync_strategy_tags` also ends with the whole comparison, as a safety net.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
@@ -23,17 +28,24 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 
 from tagging.models import TagAssignment, TagGroup, TagKind, TagStatus
-from wecom.client import INVALID_TAG, Wecom, WecomError
+from wecom.client import INVALID_TAG, Wecom, WecomError, is_enabled
 from wecom.models import (
+    OutboxStatus,
+    WecomOutbox,
     WecomRelation,
     WecomRelationTag,
     WecomStrategyGroupLink,
     WecomStrategyTagLink,
 )
 from wecom.services import outbox
-from wecom.services.common import record_issue, strategy_links
+from wecom.services.common import (
+    STRATEGY_NAME_LIMIT,
+    pending_strategy_tags,
+    record_issue,
+    strategy_links,
+)
 
-NAME_LIMIT = 30
+NAME_LIMIT = STRATEGY_NAME_LIMIT
 
 
 def enabled() -> bool:
@@ -58,6 +70,8 @@ def sync_strategy_tags(wecom: Wecom) -> dict[str, int]:
         push.create()
         push.delete(doomed)
         stats["strategy_outbox_rows"] += enqueue_stale()
+        # Rows of rule runs that waited for the tags just created go now, not 5 s later.
+        stats["strategy_rows_released"] += outbox.release_waiting()
     return {k: v for k, v in stats.items() if v}
 
 
@@ -262,33 +276,53 @@ class _Push:
         WecomStrategyGroupLink.objects.filter(wecom_id__in=doomed[0]).delete()
 
 
-def enqueue_stale() -> int:
+def on_rule_assignments(tag_ids: list[int], customer_ids: list[int] | None) -> tuple[int, bool]:
+    """Behind tagging's rule hook (``wecom.tasks.rule_assignments_listener``), inside the rule
+    run's transaction: queue the relationships whose rule-group tags now differ for these tags
+    (of ``customer_ids`` only, if given), as corporate tags' assignments are queued, including
+    those of auto tags WeCom does not have yet: their rows wait in the outbox for the push.
+    Returns (rows written, whether a push is wanted). No query while the integration is off
+    or ``WECOM_STRATEGY_ID`` unset."""
+    if not is_enabled() or not enabled():
+        return 0, False
+    pending = pending_strategy_tags(tag_ids)
+    return enqueue_stale(tag_ids=tag_ids, customer_ids=customer_ids, pending=pending), bool(pending)
+
+
+def enqueue_stale(
+    *,
+    tag_ids: list[int] | None = None,
+    customer_ids: list[int] | None = None,
+    pending: Iterable[int] = (),
+) -> int:
     """Outbox rows for every relationship whose rule-group tags differ from the customer's
     assignments: a synced auto tag the customer holds that the relationship lacks, or a
-    rule-group tag the relationship holds that TagDesk no longer gives. Two set-based queries."""
+    rule-group tag the relationship holds that TagDesk no longer gives; only for ``tag_ids``
+    and the relationships of ``customer_ids`` if given. ``pending``: auto tags not pushed yet
+    (``common.pending_strategy_tags``); every relationship of a customer holding one gets a row
+    too, naming the tags it waits for. Set-based: one query (two with ``pending``) and the
+    inserts."""
     links = strategy_links()
-    lacking = (
-        WecomRelation.objects.filter(
+    ours = WecomStrategyTagLink.objects.all()
+    if tag_ids is not None:
+        links, ours = links.filter(tag_id__in=tag_ids), ours.filter(tag_id__in=tag_ids)
+    relations = WecomRelation.objects.all()
+    if customer_ids is not None:
+        relations = relations.filter(customer_id__in=customer_ids)
+    lacking = Exists(
+        TagAssignment.objects.filter(
+            customer_id=OuterRef("customer_id"),
+            tag__wecom_strategy_link__in=links,
+        ).exclude(
             Exists(
-                TagAssignment.objects.filter(
-                    customer_id=OuterRef("customer_id"),
-                    tag__wecom_strategy_link__in=links,
-                ).exclude(
-                    Exists(
-                        WecomRelationTag.objects.filter(
-                            relation_id=OuterRef(OuterRef("pk")),
-                            wecom_tag_id=OuterRef("tag__wecom_strategy_link__wecom_id"),
-                        )
-                    )
+                WecomRelationTag.objects.filter(
+                    relation_id=OuterRef(OuterRef("pk")),
+                    wecom_tag_id=OuterRef("tag__wecom_strategy_link__wecom_id"),
                 )
             )
         )
-        .order_by()
-        .values_list("pk", flat=True)
     )
-    held = WecomRelationTag.objects.filter(
-        wecom_tag_id__in=WecomStrategyTagLink.objects.values("wecom_id")
-    ).exclude(
+    held = WecomRelationTag.objects.filter(wecom_tag_id__in=ours.values("wecom_id")).exclude(
         Exists(
             TagAssignment.objects.filter(
                 customer_id=OuterRef("relation__customer_id"),
@@ -297,8 +331,28 @@ def enqueue_stale() -> int:
             )
         )
     )
-    ids = set(lacking) | set(held.values_list("relation_id", flat=True))
-    if not ids:
-        return 0
-    relations = WecomRelation.objects.filter(pk__in=ids).order_by("pk")
-    return outbox.enqueue_relations(relations, "strategy")
+    stale = relations.filter(Q(lacking) | Q(pk__in=held.values("relation_id")))
+    if tag_ids is None:
+        # The whole comparison (after a push) leaves out relationships with a row pending: it
+        # sends their final state anyway (a rule run's rows that waited for this push among
+        # them), and doubling a new tag's 100,000 rows would only cost.
+        stale = stale.exclude(
+            Exists(
+                WecomOutbox.objects.filter(
+                    userid=OuterRef("userid"),
+                    external_userid=OuterRef("external_userid"),
+                    status=OutboxStatus.PENDING,
+                )
+            )
+        )
+    pending = sorted(set(pending))
+    rows = 0
+    if pending:
+        holds = Exists(
+            TagAssignment.objects.filter(customer_id=OuterRef("customer_id"), tag_id__in=pending)
+        )
+        rows += outbox.enqueue_relations(
+            relations.filter(holds).order_by("pk"), "strategy", tags=pending
+        )
+        stale = stale.exclude(holds)
+    return rows + outbox.enqueue_relations(stale.order_by("pk"), "strategy")
