@@ -46,7 +46,10 @@ def rows_source(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> tup
     payload = json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
     if is_postgresql():
         picks = ", ".join(
-            f"(e->{i}) AS {name}" if kind == "jsonb" else f"(e->>{i})::{kind} AS {name}"
+            # A JSON null is SQL's NULL, as Django stores None in a JSONField.
+            f"NULLIF(e->{i}, 'null'::jsonb) AS {name}"
+            if kind == "jsonb"
+            else f"(e->>{i})::{kind} AS {name}"
             for i, (name, kind) in enumerate(columns)
         )
         return f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS e", [payload]
@@ -59,3 +62,54 @@ def rows_source(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> tup
 def greatest(a: str, b: str) -> str:
     """The later of two non-null SQL values (SQLite's two-argument MAX is its GREATEST)."""
     return f"GREATEST({a}, {b})" if is_postgresql() else f"MAX({a}, {b})"
+
+
+def insert_rows(
+    table: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Any]],
+    *,
+    constants: dict[str, Any] | None = None,
+    ignore_conflicts: bool = False,
+    returning: Sequence[str] = (),
+) -> Any:
+    """``INSERT INTO table … SELECT`` of ``rows`` (``columns`` named as the table's), with
+    ``constants`` ({column: value}) the same on every row; a row breaking a unique constraint is
+    skipped if ``ignore_conflicts``. Returns the ``returning`` columns of the rows inserted, or
+    how many there were."""
+    if not rows:
+        return [] if returning else 0
+    source, params = rows_source(columns, rows)
+    constants = constants or {}
+    names = [name for name, _k in columns] + list(constants)
+    values = [f"p.{name}" for name, _k in columns] + ["%s"] * len(constants)
+    statement = (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} FROM ({source}) AS p"
+    )
+    if ignore_conflicts:  # WHERE true: SQLite's parser needs it before an upsert clause
+        statement += " WHERE true ON CONFLICT DO NOTHING"
+    if returning:
+        statement += f" RETURNING {', '.join(returning)}"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*constants.values(), *params])
+        return cursor.fetchall() if returning else max(cursor.rowcount, 0)
+
+
+def update_rows(
+    table: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Any]],
+    *,
+    constants: dict[str, Any] | None = None,
+) -> int:
+    """``UPDATE table … FROM`` ``rows``, whose first column is the primary key ``id``: each row
+    sets the other ``columns`` of its table row, and ``constants`` on all of them."""
+    if not rows:
+        return 0
+    source, params = rows_source(columns, rows)
+    constants = constants or {}
+    sets = [f"{name} = p.{name}" for name, _k in columns[1:]] + [f"{c} = %s" for c in constants]
+    statement = f"UPDATE {table} SET {', '.join(sets)} FROM ({source}) AS p WHERE {table}.id = p.id"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*constants.values(), *params])
+        return max(cursor.rowcount, 0)
