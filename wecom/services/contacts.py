@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -458,7 +458,7 @@ def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Co
     ids = {external_userid: pk for pk, external_userid in created}
     for x in new:
         x.pk, x.added_at, x.created_at, x.updated_at = ids[x.external_userid], now, now, now
-        x._state.adding, x._state.db = False, "default"
+        x._state.adding, x._state.db = False, DEFAULT_DB_ALIAS  # as bulk_create leaves them
     for customer, _before in changed:
         customer.updated_at = now
     sql.update_rows(
