@@ -243,7 +243,7 @@ def callback_endpoint() -> None:
                 "Event": "change_external_contact",
                 "ChangeType": "edit_external_contact",
                 "UserID": "bench_a",
-                "ExternalUserID": f"wmbench{i % ARGS.outbox_contacts:06d}",
+                "ExternalUserID": f"wmbench{i % max(ARGS.outbox_contacts, 1):06d}",
             },
             create_time=1700000000 + i,
         )
@@ -395,8 +395,10 @@ def main() -> None:
         wecom = get_wecom()
         FAKE.add_group("压测组", ["甲", "乙"])
         library_pull(wecom)
-        outbox_drain(wecom)
-        callback_endpoint()
+        if ARGS.outbox_contacts:  # 0 (like --callbacks 0, --contacts 0) skips the section
+            outbox_drain(wecom)
+        if ARGS.callbacks:
+            callback_endpoint()
         if ARGS.contacts:  # --contacts 0: the quick sections only
             contact_sync()
     finally:

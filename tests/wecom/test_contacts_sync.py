@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from customers.models import Customer, Follower
 from tagging import services as tagging_services
-from tagging.models import AssignmentSource, Tag, TagAssignment, TagKind
+from tagging.models import AssignmentSource, AuditAction, AuditEntry, Tag, TagAssignment, TagKind
 from tests.factories import CustomerFactory
 from tests.wecom.fake_wecom import Follow
 from wecom.models import WecomRelation, WecomSyncIssue
@@ -83,6 +85,50 @@ def test_phone_only_customer_gains_its_external_userid_and_keeps_tags(library, w
     assert existing.external_userid == "wmB"
     assert tag_names(existing) == {"低"}
     assert Customer.objects.count() == 1
+
+
+def test_the_sync_writes_its_rows_with_their_provenance_and_defaults(library, wecom, employees):
+    """The page's set-based writes (wecom.services.sql) fill what the ORM did: the customer's
+    defaults, its audit entries (source sync, ``before`` NULL on a creation), the relationship
+    and follower columns."""
+    existing = CustomerFactory(external_userid=None, phone="+8613900139000", name="")
+    library.add_contact(
+        "wmP", "李", [Follow("zhangsan", remark_mobiles=["13900139000"], state="码")]
+    )
+    library.add_contact("wmQ", "新客户", [Follow("lisi", createtime=1700000000, remark="备")])
+    sync_contacts(wecom)
+    created = Customer.objects.get(external_userid="wmQ")
+    assert (created.name, created.remark, created.attributes, created.total_spend) == (
+        "新客户",
+        "",
+        {},
+        0,
+    )
+    assert created.order_count == 0
+    assert abs(created.updated_at - created.created_at) < timedelta(seconds=1)
+    entry = AuditEntry.objects.get(customer=created)
+    assert (entry.action, entry.source, entry.actor, entry.reason) == (
+        AuditAction.CUSTOMER_CREATED,
+        AssignmentSource.SYNC,
+        None,
+        "",
+    )
+    assert AuditEntry.objects.filter(customer=created, before__isnull=True).exists()
+    assert entry.after["external_userid"] == "wmQ" and entry.object_repr == "新客户"
+    updated = AuditEntry.objects.get(customer=existing, action=AuditAction.CUSTOMER_UPDATED)
+    assert (updated.before["external_userid"], updated.after["external_userid"]) == (None, "wmP")
+    assert (updated.after["name"], updated.after["source"], updated.source) == ("李", "码", "sync")
+    existing.refresh_from_db()
+    assert existing.updated_at > existing.created_at
+    relation = WecomRelation.objects.get(external_userid="wmQ")
+    assert (relation.userid, relation.employee, relation.customer) == (
+        "lisi",
+        employees["lisi"],
+        created,
+    )
+    assert (relation.state, relation.state_applied) == ("", "")
+    follower = Follower.objects.get(customer=created)
+    assert (follower.remark, follower.added_at.timestamp()) == ("备", 1700000000)
 
 
 def test_unknown_userid_is_logged_and_the_rest_goes_on(library, wecom, employees):

@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -41,7 +41,6 @@ from tagging.errors import TaggingError
 from tagging.models import (
     AssignmentSource,
     AuditAction,
-    AuditEntry,
     Tag,
     TagGroup,
     TagKind,
@@ -50,7 +49,7 @@ from tagging.models import (
 from tagging.names import InvalidName, fold_name, validate_name
 from wecom.client import Wecom, WecomError
 from wecom.models import WecomRelation, WecomRelationTag
-from wecom.services import channels, delays, outbox
+from wecom.services import channels, delays, outbox, sql
 from wecom.services.common import (
     managed_wecom_ids,
     pulled_links,
@@ -347,6 +346,24 @@ def apply_contacts(answers: Iterable[dict]) -> dict[str, int]:
     return dict(stats)
 
 
+_NEW_CUSTOMERS = [
+    ("external_userid", "text"),
+    ("phone", "text"),
+    ("name", "text"),
+    ("company", "text"),
+    ("source", "text"),
+    ("attributes", "jsonb"),
+]
+_CHANGED_CUSTOMERS = [("id", "bigint"), *_NEW_CUSTOMERS[:-1]]
+_CUSTOMER_AUDITS = [
+    ("action", "text"),
+    ("customer_id", "bigint"),
+    ("object_repr", "text"),
+    ("before", "jsonb"),
+    ("after", "jsonb"),
+]
+
+
 def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Contact]:
     """Find or create every contact's customer with a handful of queries, audited as
     ``customers.services.upsert_customer`` audits one; returns the contacts kept."""
@@ -423,39 +440,45 @@ def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Co
             by_phone[customer.phone] = customer
         c.customer = customer
     now = timezone.now()
-    Customer.objects.bulk_create(new, batch_size=1000)
-    if changed:
-        for customer, _before in changed:
-            customer.updated_at = now
-        Customer.objects.bulk_update(
-            [x for x, _b in changed],
-            ["external_userid", "phone", "name", "company", "source", "updated_at"],
-            batch_size=1000,
-        )
-    AuditEntry.objects.bulk_create(
+    stamp = sql.param(now)
+    created = sql.insert_rows(
+        "customers_customer",
+        _NEW_CUSTOMERS,
+        [(x.external_userid, x.phone, x.name, x.company, x.source, {}) for x in new],
+        constants={
+            "remark": "",
+            "added_at": stamp,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "total_spend": 0,
+            "order_count": 0,
+        },
+        returning=("id", "external_userid"),
+    )
+    ids = {external_userid: pk for pk, external_userid in created}
+    for x in new:
+        x.pk, x.added_at, x.created_at, x.updated_at = ids[x.external_userid], now, now, now
+        x._state.adding, x._state.db = False, DEFAULT_DB_ALIAS  # as bulk_create leaves them
+    for customer, _before in changed:
+        customer.updated_at = now
+    sql.update_rows(
+        "customers_customer",
+        _CHANGED_CUSTOMERS,
+        [(x.pk, x.external_userid, x.phone, x.name, x.company, x.source) for x, _b in changed],
+        constants={"updated_at": stamp},
+    )
+    sql.insert_rows(
+        "tagging_auditentry",
+        _CUSTOMER_AUDITS,
         [
-            AuditEntry(
-                action=AuditAction.CUSTOMER_CREATED,
-                source=SYNC,
-                customer=x,
-                object_repr=str(x)[:255],
-                before=None,
-                after=customer_snapshot(x),
-            )
+            (AuditAction.CUSTOMER_CREATED, x.pk, str(x)[:255], None, customer_snapshot(x))
             for x in new
         ]
         + [
-            AuditEntry(
-                action=AuditAction.CUSTOMER_UPDATED,
-                source=SYNC,
-                customer=x,
-                object_repr=str(x)[:255],
-                before=before,
-                after=customer_snapshot(x),
-            )
+            (AuditAction.CUSTOMER_UPDATED, x.pk, str(x)[:255], before, customer_snapshot(x))
             for x, before in changed
         ],
-        batch_size=1000,
+        constants={"created_at": stamp, "source": SYNC, "reason": ""},
     )
     # What changed, as Customer columns (for real-time rules), as upsert_customer reports it.
     changes: dict[int, customer_hooks.Change] = {
@@ -470,95 +493,115 @@ def _upsert_customers(contacts: list[_Contact], stats: Counter[str]) -> list[_Co
     return kept
 
 
+_NEW_RELATIONS = [
+    ("customer_id", "bigint"),
+    ("employee_id", "bigint"),
+    ("userid", "text"),
+    ("external_userid", "text"),
+    ("state", "text"),
+]
+_RELATION_STATES = [("id", "bigint"), ("state", "text")]
+_RELATION_TAGS = [("relation_id", "bigint"), ("wecom_tag_id", "text")]
+_FOLLOWER_VALUES = [("added_at", "timestamptz"), ("add_way", "smallint"), ("remark", "text")]
+_NEW_FOLLOWERS = [("customer_id", "bigint"), ("employee_id", "bigint"), *_FOLLOWER_VALUES]
+_FOLLOWER_CHANGES = [("id", "bigint"), *_FOLLOWER_VALUES]
+
+
 def _apply_relations(contacts: list[_Contact], users: dict, stats: Counter[str]) -> None:
     """Relationships, followers and the relationship tags WeCom holds now; notes per contact
-    which WeCom tags were added and removed in WeCom since the last sync."""
+    which WeCom tags were added and removed in WeCom since the last sync. Reads tuples, not
+    model objects, and writes each table in one statement (``wecom.services.sql``)."""
     customer_ids = [c.customer.pk for c in contacts if c.customer is not None]
-    relations = {
-        (r.customer_id, r.userid): r
-        for r in WecomRelation.objects.filter(customer_id__in=customer_ids)
+    relations: dict[tuple[int, str], int] = {
+        (customer_id, userid): pk
+        for pk, customer_id, userid in WecomRelation.objects.filter(
+            customer_id__in=customer_ids
+        ).values_list("pk", "customer_id", "userid")
     }
     held: dict[int, dict[str, int]] = defaultdict(dict)  # relation id -> {WeCom tag id: row id}
-    for pk, relation_id, wecom_tag_id in WecomRelationTag.objects.filter(
-        relation_id__in=[r.pk for r in relations.values()]
-    ).values_list("pk", "relation_id", "wecom_tag_id"):
-        held[relation_id][wecom_tag_id] = pk
+    tag_rows = WecomRelationTag.objects.filter(relation__customer_id__in=customer_ids)
+    for pk, tagged, wecom_tag_id in (
+        tag_rows.values_list("pk", "relation_id", "wecom_tag_id") if relations else ()
+    ):
+        held[tagged][wecom_tag_id] = pk
     followers = {
-        (f.customer_id, f.employee_id): f
-        for f in Follower.objects.filter(customer_id__in=customer_ids)
+        (customer_id, employee_id): (pk, (added_at, add_way, remark))
+        for pk, customer_id, employee_id, added_at, add_way, remark in Follower.objects.filter(
+            customer_id__in=customer_ids
+        ).values_list("pk", "customer_id", "employee_id", "added_at", "add_way", "remark")
     }
     now = timezone.now()
-    new_relations: list[tuple[WecomRelation, set[str]]] = []
-    kept_relations: list[WecomRelation] = []
+    new_relations: list[tuple] = []  # _NEW_RELATIONS rows
+    new_tags: list[set[str]] = []  # the tags of each new relationship
+    kept_relations: list[tuple[int, str]] = []
     tag_rows_gone: list[int] = []
-    tags_new: list[tuple[WecomRelation, str]] = []
-    new_followers: list[Follower] = []
-    changed_followers: list[Follower] = []
+    tags_new: list[tuple[int, str]] = []
+    new_followers: list[tuple] = []
+    changed_followers: list[tuple] = []
     for c in contacts:
         customer = c.customer
         assert customer is not None
         for f in c.follows:
             employee = users[f["userid"]]
             state = (f.get("state") or "")[:64]
-            relation = relations.pop((customer.pk, f["userid"]), None)
+            relation_id = relations.pop((customer.pk, f["userid"]), None)
             now_tags = {
                 t["tag_id"]
                 for t in f.get("tags") or []
                 if t.get("type") in (1, 3) and t.get("tag_id")
             }
-            if relation is None:
-                relation = WecomRelation(
-                    customer=customer,
-                    employee=employee,
-                    userid=f["userid"],
-                    external_userid=c.external_userid,
-                    state=state,
+            if relation_id is None:
+                new_relations.append(
+                    (customer.pk, employee.pk, f["userid"], c.external_userid, state)
                 )
-                new_relations.append((relation, now_tags))
+                new_tags.append(now_tags)
                 before: set[str] = set()
                 stats["relations_created"] += 1
             else:
-                before = set(held.get(relation.pk, {}))
-                relation.state = state
-                relation.synced_at = now
-                kept_relations.append(relation)
-                tag_rows_gone += [held[relation.pk][t] for t in before - now_tags]
-                tags_new += [(relation, t) for t in now_tags - before]
+                before = set(held.get(relation_id, {}))
+                kept_relations.append((relation_id, state))
+                tag_rows_gone += [held[relation_id][t] for t in before - now_tags]
+                tags_new += [(relation_id, t) for t in now_tags - before]
             c.added |= now_tags - before
             c.removed |= before - now_tags
             add_way = int(f.get("add_way") or 0)
-            values = {
-                "added_at": _when(f.get("createtime")),
-                "add_way": add_way if add_way in _ADD_WAYS else AddWay.UNKNOWN,
-                "remark": (f.get("remark") or "")[:128],
-            }
-            follower = followers.get((customer.pk, employee.pk))
-            if follower is None:
-                new_followers.append(Follower(customer=customer, employee=employee, **values))
-            elif any(getattr(follower, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(follower, k, v)
-                changed_followers.append(follower)
+            added_at = _when(f.get("createtime"))
+            values = (
+                added_at,
+                add_way if add_way in _ADD_WAYS else AddWay.UNKNOWN,
+                (f.get("remark") or "")[:128],
+            )
+            found = followers.get((customer.pk, employee.pk))
+            if found is None:
+                new_followers.append((customer.pk, employee.pk, sql.when(added_at), *values[1:]))
+            elif found[1] != values:
+                changed_followers.append((found[0], sql.when(added_at), *values[1:]))
         c.removed -= c.added
-    WecomRelation.objects.bulk_create([r for r, _t in new_relations], batch_size=1000)
-    tags_new += [(r, t) for r, now_tags in new_relations for t in now_tags]
-    if kept_relations:
-        WecomRelation.objects.bulk_update(kept_relations, ["state", "synced_at"], batch_size=1000)
+    stamp = sql.param(now)
+    created = sql.insert_rows(
+        "wecom_wecomrelation",
+        _NEW_RELATIONS,
+        new_relations,
+        constants={"state_applied": "", "synced_at": stamp},
+        returning=("id", "userid", "external_userid"),
+    )
+    ids = {(userid, external_userid): pk for pk, userid, external_userid in created}
+    tags_new += [
+        (ids[(row[2], row[3])], t)
+        for row, now_tags in zip(new_relations, new_tags, strict=True)
+        for t in sorted(now_tags)
+    ]
+    sql.update_rows(
+        "wecom_wecomrelation", _RELATION_STATES, kept_relations, constants={"synced_at": stamp}
+    )
     if tag_rows_gone:
         WecomRelationTag.objects.filter(pk__in=tag_rows_gone).delete()
-    WecomRelationTag.objects.bulk_create(
-        [WecomRelationTag(relation=r, wecom_tag_id=t) for r, t in tags_new],
-        batch_size=1000,
-        ignore_conflicts=True,
-    )
-    Follower.objects.bulk_create(new_followers, batch_size=1000, ignore_conflicts=True)
-    if changed_followers:
-        Follower.objects.bulk_update(
-            changed_followers, ["added_at", "add_way", "remark"], batch_size=1000
-        )
+    sql.insert_rows("wecom_wecomrelationtag", _RELATION_TAGS, tags_new, ignore_conflicts=True)
+    sql.insert_rows("customers_follower", _NEW_FOLLOWERS, new_followers, ignore_conflicts=True)
+    sql.update_rows("customers_follower", _FOLLOWER_CHANGES, changed_followers)
     if relations:  # followers WeCom no longer lists for these contacts
         stats["relations_removed"] += remove_relations(
-            WecomRelation.objects.filter(pk__in=[r.pk for r in relations.values()])
+            WecomRelation.objects.filter(pk__in=list(relations.values()))
         )
 
 
@@ -685,22 +728,25 @@ def _enqueue_stale(customer_ids: list[int], stats) -> None:
     desired = outbox.desired_tags(customer_ids, links)
     frozen = delays.frozen_tags(customer_ids)
     managed = managed_wecom_ids()
-    relations = list(WecomRelation.objects.filter(customer_id__in=customer_ids).order_by("id"))
+    relations = WecomRelation.objects.filter(customer_id__in=customer_ids).order_by("id")
     held: dict[int, set[str]] = defaultdict(set)
     for relation_id, wecom_tag_id in WecomRelationTag.objects.filter(
-        relation_id__in=[r.pk for r in relations]
+        relation__customer_id__in=customer_ids
     ).values_list("relation_id", "wecom_tag_id"):
         held[relation_id].add(wecom_tag_id)
+    nothing: set = set()
     stale = [
-        r
-        for r in relations
+        pk
+        for pk, customer_id, userid, external_userid in relations.values_list(
+            "pk", "customer_id", "userid", "external_userid"
+        )
         if any(
             outbox.tags_delta(
-                held[r.pk],
+                held[pk],
                 outbox.leave_frozen(
-                    desired.get(r.customer_id, set()),
-                    held[r.pk],
-                    frozen.get((r.userid, r.external_userid), set()),
+                    desired.get(customer_id, nothing),
+                    held[pk],
+                    frozen.get((userid, external_userid), nothing),
                     links,
                 ),
                 managed,
@@ -708,4 +754,4 @@ def _enqueue_stale(customer_ids: list[int], stats) -> None:
         )
     ]
     if stale:
-        stats["outbox_rows"] += outbox.enqueue_relations(stale, "sync")
+        stats["outbox_rows"] += outbox.enqueue_relation_ids(stale, "sync")

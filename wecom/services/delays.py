@@ -231,6 +231,34 @@ def due_again(keys: set[Relation]) -> None:
     _recompute_holds(keys, timezone.now())
 
 
+def chain_holds(delays_minutes: list[int]) -> list[int]:
+    """The minutes each of a relationship's new rows waits, given each row's own delay (0: not
+    held), in row order: at least as long as every held row before it in the batch, as
+    :func:`wait_behind_holds` makes them. The rows already queued are the caller's
+    (:func:`latest_holds_sql`): the set-based outbox inserts take the later of the two."""
+    out, wait = [], 0
+    for delay in delays_minutes:
+        due = max(delay, wait)
+        out.append(due)
+        if delay:
+            wait = max(wait, due)
+    return out
+
+
+def latest_holds_sql(customers: str) -> str:
+    """SQL of (userid, external_userid, until): per relationship of the customers whose ids
+    ``customers`` (SQL) selects, the latest ``next_attempt_at`` of its pending rows still held
+    at the statement's one parameter (now); what :func:`wait_behind_holds` reads, for an
+    ``INSERT … SELECT``. Relationships holding nothing have no row."""
+    return (
+        "SELECT o.userid, o.external_userid, MAX(o.next_attempt_at) AS until"
+        " FROM wecom_wecomoutbox o"
+        f" WHERE o.status = '{OutboxStatus.PENDING}' AND o.held_until > %s"
+        f" AND o.customer_id IN ({customers})"
+        " GROUP BY o.userid, o.external_userid"
+    )
+
+
 def _recompute_holds(keys: set[Relation], now: datetime) -> None:
     """After holds ended early (sent now) or went away (cancelled): the pending rows of these
     relationships wait for the holds still before them, and no longer than that. Two queries."""
