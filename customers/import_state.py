@@ -117,18 +117,39 @@ class _HeldTags:
             customer.exclusive = dict(exclusive)  # the row checks replace it, never share it
 
 
+# The identifiers travel as one comma-joined text each (external userids and E.164 phones hold no
+# comma; ids are digits): binding a 5,000-element array literal costs the client more than the
+# query. Each identifier is looked up by its own index probe (LATERAL … LIMIT 1, which the planner
+# cannot flatten into a join): ``= ANY(array)`` lets it pick a hashed sequential scan of the whole
+# table for a 5,000-identifier chunk, which is cheap at 100,000 customers and makes every chunk
+# cost more as the table grows (a 1,000,000-row file: 200 scans of up to a million rows).
+_MATCHING = """
+    WITH ids AS MATERIALIZED (
+        SELECT c.id FROM unnest(string_to_array(%s, ',')) AS k (v)
+        CROSS JOIN LATERAL (
+            SELECT id FROM customers_customer WHERE external_userid = k.v LIMIT 1
+        ) AS c
+        UNION
+        SELECT c.id FROM unnest(string_to_array(%s, ',')) AS k (v)
+        CROSS JOIN LATERAL (SELECT id FROM customers_customer WHERE phone = k.v LIMIT 1) AS c
+    )
+    SELECT x.id, x.external_userid, x.phone, x.name, x.department_id, x.owner_id
+    FROM (SELECT id FROM ids ORDER BY id) AS i
+    CROSS JOIN LATERAL (
+        SELECT id, external_userid, phone, name, department_id, owner_id
+        FROM customers_customer WHERE id = i.id LIMIT 1 {lock}
+    ) AS x
+    ORDER BY x.id
+"""
+
+
 def _matching_postgresql(exts: list[str], phones: list[str], *, lock: bool) -> list[tuple]:
     """(pk, external_userid, phone, name, department_id, owner_id) of the customers holding
-    one of the identifiers, in one query, locking them when ``lock``. The identifiers travel as
-    one comma-joined text each (external userids and E.164 phones hold no comma): binding a
-    5,000-element array costs the client more than the query does."""
+    one of the identifiers, in one query; when ``lock``, each is locked in id order (the
+    nested loop over the sorted ids takes the locks in that order)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, external_userid, phone, name, department_id, owner_id"
-            " FROM customers_customer"
-            " WHERE external_userid = ANY(string_to_array(%s, ','))"
-            " OR phone = ANY(string_to_array(%s, ',')) ORDER BY id"
-            + (" FOR UPDATE" if lock else ""),
+            _MATCHING.format(lock="FOR UPDATE" if lock else ""),
             [",".join(exts), ",".join(phones)],
         )
         return cursor.fetchall()
@@ -136,14 +157,17 @@ def _matching_postgresql(exts: list[str], phones: list[str], *, lock: bool) -> l
 
 def _held_tags_postgresql(customer_ids: list[int]) -> list[tuple[int, str]]:
     """(customer id, its tag ids comma-joined) of the customers holding any: one row per
-    customer, not one per assignment. A statement of its own, after the lock above, so that it
-    sees what a concurrent writer that held the lock committed."""
+    customer, not one per assignment, each by its own probe of the (customer, tag) index. A
+    statement of its own, after the lock above, so that it sees what a concurrent writer that
+    held the lock committed."""
     if not customer_ids:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT customer_id, string_agg(tag_id::text, ',') FROM tagging_tagassignment"
-            " WHERE customer_id = ANY(string_to_array(%s, ',')::bigint[]) GROUP BY customer_id",
+            "SELECT k.id, h.tags FROM unnest(string_to_array(%s, ',')::bigint[]) AS k (id)"
+            " CROSS JOIN LATERAL (SELECT string_agg(tag_id::text, ',') AS tags"
+            " FROM tagging_tagassignment WHERE customer_id = k.id) AS h"
+            " WHERE h.tags IS NOT NULL",
             [",".join(map(str, customer_ids))],
         )
         return cursor.fetchall()
@@ -207,7 +231,11 @@ class UpdatedIds:
 
 
 def serialise_imports() -> None:
-    """Two imports at once could both create the same new customer; take turns (PostgreSQL)."""
+    """Two imports at once could both create the same new customer; take turns (PostgreSQL).
+    Also turns JIT compilation off for the import's transaction: its per-chunk statements are
+    thousands of index probes each, which the planner costs above ``jit_above_cost``, and
+    compiling them (~30 ms a statement) costs more than it saves."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tagdesk.customers.import'))")
+            cursor.execute("SET LOCAL jit = off")
