@@ -59,3 +59,25 @@ def _tag(group: str, name: str):
     from tagging.models import Tag
 
     return Tag.objects.get(group__name=group, name=name)
+
+
+def test_read_csv_cleans_every_field_exactly_like_clean_field():
+    """read_csv keeps a field whose edges need no cleaning without calling clean_field; the
+    result must be clean_field's for every field, whatever its edges."""
+    import csv
+    import io
+    import random
+
+    from customers.import_readers import clean_field, read_csv
+
+    alphabet = ["a", "1", " ", "\u3000", "\u200b", "'", "=", "\t", "\xa0", "中", "+", "\ufeff"]
+    rng = random.Random(12)
+    rows = [
+        ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4))) for _ in range(4)]
+        for _ in range(3000)
+    ]
+    out = io.StringIO()
+    csv.writer(out).writerows([["h1", "h2", "h3", "h4"], *rows])
+    got = [r.values for r in read_csv(out.getvalue().encode("utf-8"))][1:]
+    want = [[clean_field(v) for v in row] for row in rows if any(clean_field(v) for v in row)]
+    assert got == want
