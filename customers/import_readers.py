@@ -46,6 +46,13 @@ XLSX_MAGIC = b"PK\x03\x04"
 _EDGE_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 # A leading apostrophe before one of these is our own export's formula neutralisation.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# A CSV field that neither starts nor ends with one of these is left as it is by clean_field
+# (str.strip's whitespace, the invisible edge characters, the apostrophe), so read_csv keeps it
+# without the call: most fields of a file are like that. Every whitespace code point is below
+# U+3001.
+_EDGES = frozenset(
+    [chr(c) for c in range(0x3001) if chr(c).isspace()] + list(_EDGE_INVISIBLE) + ["'"]
+)
 
 
 class UnreadableFile(ValueError):
@@ -221,7 +228,10 @@ def read_csv(source: bytes | IO[bytes]) -> Iterator[Record]:
         for fields in reader:
             line = start
             start = reader.line_num + 1
-            values = [clean_field(v) for v in fields]
+            values = [
+                v if not v or (v[0] not in _EDGES and v[-1] not in _EDGES) else clean_field(v)
+                for v in fields
+            ]
             if any(values):
                 budget.record()
                 budget.pause()

@@ -36,13 +36,31 @@ class StateIndex:
         self.by_phone: dict[str, CustomerState] = {}
         self.touched: dict[int, CustomerState] = {}
         found: dict[int, CustomerState] = {}
-        for pk, ext, phone, name, department_id, owner_id in _matching_customers(
-            exts, phones, lock=lock
-        ):
-            if pk not in found:
+        if connection.vendor == "postgresql":
+            for pk, ext, phone, name, department_id, owner_id in _matching_postgresql(
+                exts, phones, lock=lock
+            ):
                 found[pk] = CustomerState(
                     pk, ext, phone, name, department_id=department_id, owner_id=owner_id
                 )
+            held = _HeldTags(held_tag_facts)
+            for customer_id, tags in _held_tags_postgresql(list(found)):
+                held.give(found[customer_id], tags)
+        else:
+            for pk, ext, phone, name, department_id, owner_id in _matching_customers(exts, phones):
+                if pk not in found:
+                    found[pk] = CustomerState(
+                        pk, ext, phone, name, department_id=department_id, owner_id=owner_id
+                    )
+            facts = held_tag_facts
+            for customer_id, tag_id in _held_tags(list(found)):
+                customer = found[customer_id]
+                customer.tags.add(tag_id)
+                group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
+                if corporate:
+                    customer.corporate += 1
+                if exclusive and group_id is not None:
+                    customer.exclusive[group_id] = tag_id
         if found and not edits_all:
             # {pk: editable} of the matched customers the importer sees (view shares: False).
             scope: dict[int, bool] = {}
@@ -57,15 +75,6 @@ class StateIndex:
             for pk, customer in found.items():
                 customer.visible = pk in scope
                 customer.editable = scope.get(pk, False)
-        facts = held_tag_facts
-        for customer_id, tag_id in _held_tags(list(found)):
-            customer = found[customer_id]
-            customer.tags.add(tag_id)
-            group_id, corporate, exclusive = facts.get(tag_id, (None, False, False))
-            if corporate:
-                customer.corporate += 1
-            if exclusive and group_id is not None:
-                customer.exclusive[group_id] = tag_id
         for customer in found.values():
             self.add(customer)
 
@@ -76,22 +85,97 @@ class StateIndex:
             self.by_phone[customer.phone] = customer
 
 
-def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> Iterator[tuple]:
+class _HeldTags:
+    """What a customer's held tags mean for the row checks (the set, the corporate count, the
+    exclusive group → tag map), worked out once per distinct combination: customers of one
+    file hold a few combinations over and over. Bounded like a cache."""
+
+    LIMIT = 10_000
+
+    def __init__(self, facts: Mapping[int, tuple[int | None, bool, bool]]) -> None:
+        self.facts = facts
+        self.memo: dict[str, tuple[frozenset[int], int, dict[int, int]]] = {}
+
+    def give(self, customer: CustomerState, tags: str) -> None:
+        """``tags``: the customer's tag ids, comma-separated in id order."""
+        known = self.memo.get(tags)
+        if known is None:
+            if len(self.memo) >= self.LIMIT:
+                self.memo.clear()
+            ids = frozenset(int(pk) for pk in tags.split(","))
+            corporate, exclusive = 0, {}
+            for tag_id in sorted(ids):
+                group_id, is_corporate, is_exclusive = self.facts.get(tag_id, (None, False, False))
+                if is_corporate:
+                    corporate += 1
+                if is_exclusive and group_id is not None:
+                    exclusive[group_id] = tag_id
+            known = self.memo[tags] = (ids, corporate, exclusive)
+        ids, customer.corporate, exclusive = known
+        customer.tags = set(ids)
+        if exclusive:
+            customer.exclusive = dict(exclusive)  # the row checks replace it, never share it
+
+
+# The identifiers travel as one comma-joined text each (external userids and E.164 phones hold no
+# comma; ids are digits): binding a 5,000-element array literal costs the client more than the
+# query. Each identifier is looked up by its own index probe (LATERAL … LIMIT 1, which the planner
+# cannot flatten into a join): ``= ANY(array)`` lets it pick a hashed sequential scan of the whole
+# table for a 5,000-identifier chunk, which is cheap at 100,000 customers and makes every chunk
+# cost more as the table grows (a 1,000,000-row file: 200 scans of up to a million rows).
+_MATCHING = """
+    WITH ids AS MATERIALIZED (
+        SELECT c.id FROM unnest(string_to_array(%s, ',')) AS k (v)
+        CROSS JOIN LATERAL (
+            SELECT id FROM customers_customer WHERE external_userid = k.v LIMIT 1
+        ) AS c
+        UNION
+        SELECT c.id FROM unnest(string_to_array(%s, ',')) AS k (v)
+        CROSS JOIN LATERAL (SELECT id FROM customers_customer WHERE phone = k.v LIMIT 1) AS c
+    )
+    SELECT x.id, x.external_userid, x.phone, x.name, x.department_id, x.owner_id
+    FROM (SELECT id FROM ids ORDER BY id) AS i
+    CROSS JOIN LATERAL (
+        SELECT id, external_userid, phone, name, department_id, owner_id
+        FROM customers_customer WHERE id = i.id LIMIT 1 {lock}
+    ) AS x
+    ORDER BY x.id
+"""
+
+
+def _matching_postgresql(exts: list[str], phones: list[str], *, lock: bool) -> list[tuple]:
+    """(pk, external_userid, phone, name, department_id, owner_id) of the customers holding
+    one of the identifiers, in one query; when ``lock``, each is locked in id order (the
+    nested loop over the sorted ids takes the locks in that order)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MATCHING.format(lock="FOR UPDATE" if lock else ""),
+            [",".join(exts), ",".join(phones)],
+        )
+        return cursor.fetchall()
+
+
+def _held_tags_postgresql(customer_ids: list[int]) -> list[tuple[int, str]]:
+    """(customer id, its tag ids comma-joined) of the customers holding any: one row per
+    customer, not one per assignment, each by its own probe of the (customer, tag) index. A
+    statement of its own, after the lock above, so that it sees what a concurrent writer that
+    held the lock committed."""
+    if not customer_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.id, h.tags FROM unnest(string_to_array(%s, ',')::bigint[]) AS k (id)"
+            " CROSS JOIN LATERAL (SELECT string_agg(tag_id::text, ',') AS tags"
+            " FROM tagging_tagassignment WHERE customer_id = k.id) AS h"
+            " WHERE h.tags IS NOT NULL",
+            [",".join(map(str, customer_ids))],
+        )
+        return cursor.fetchall()
+
+
+def _matching_customers(exts: list[str], phones: list[str]) -> Iterator[tuple]:
     """(pk, external_userid, phone, name, department_id, owner_id) of customers holding one of
-    the identifiers. One
-    query with array parameters on PostgreSQL (locking the rows when ``lock``); chunked IN
-    lists elsewhere."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, external_userid, phone, name, department_id, owner_id"
-                " FROM customers_customer"
-                " WHERE external_userid = ANY(%s) OR phone = ANY(%s) ORDER BY id"
-                + (" FOR UPDATE" if lock else ""),
-                [exts, phones],
-            )
-            yield from cursor.fetchall()
-        return
+    the identifiers, in chunked IN lists (a customer matched by both comes twice)."""
     base = Customer.objects.order_by("pk")
     for field_name, values in (("external_userid", exts), ("phone", phones)):
         for chunk in _chunks(values):
@@ -101,14 +185,6 @@ def _matching_customers(exts: list[str], phones: list[str], *, lock: bool) -> It
 
 
 def _held_tags(customer_ids: list[int]) -> Iterator[tuple[int, int]]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT customer_id, tag_id FROM tagging_tagassignment WHERE customer_id = ANY(%s)",
-                [customer_ids],
-            )
-            yield from cursor.fetchall()
-        return
     for chunk in _chunks(customer_ids):
         yield from TagAssignment.objects.filter(customer_id__in=chunk).values_list(
             "customer_id", "tag_id"
@@ -155,7 +231,11 @@ class UpdatedIds:
 
 
 def serialise_imports() -> None:
-    """Two imports at once could both create the same new customer; take turns (PostgreSQL)."""
+    """Two imports at once could both create the same new customer; take turns (PostgreSQL).
+    Also turns JIT compilation off for the import's transaction: its per-chunk statements are
+    thousands of index probes each, which the planner costs above ``jit_above_cost``, and
+    compiling them (~30 ms a statement) costs more than it saves."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tagdesk.customers.import'))")
+            cursor.execute("SET LOCAL jit = off")

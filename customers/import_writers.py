@@ -82,14 +82,7 @@ def _snapshot(customer: CustomerState, department_id: int | None, *, before: boo
     }
 
 
-def _audit_rows(plan: Plan, actor_id, department_id, now):
-    for customer in plan.new:
-        yield (
-            customer.pk,
-            AuditAction.CUSTOMER_CREATED,
-            None,
-            _snapshot(customer, department_id, before=False),
-        )
+def _changed_audit_rows(plan: Plan, department_id):
     for customer in plan.changed:
         yield (
             customer.pk,
@@ -97,6 +90,19 @@ def _audit_rows(plan: Plan, actor_id, department_id, now):
             _snapshot(customer, department_id, before=True),
             _snapshot(customer, department_id, before=False),
         )
+
+
+def _audit_rows(plan: Plan, actor_id, department_id, now):
+    """Every entry of the plan (the ORM writer; on PostgreSQL the database builds the new
+    customers' entries from the inserted rows, the same fields)."""
+    for customer in plan.new:
+        yield (
+            customer.pk,
+            AuditAction.CUSTOMER_CREATED,
+            None,
+            _snapshot(customer, department_id, before=False),
+        )
+    yield from _changed_audit_rows(plan, department_id)
 
 
 def _repr(customer: CustomerState) -> str:
@@ -182,18 +188,41 @@ def _write_customers_postgresql(plan: Plan, *, actor_id, department_id, now) -> 
                     )
             # The import holds the import lock and validated under row locks, so every staged
             # customer is new; a unique violation (a concurrent API insert) aborts the batch.
+            # Their audit entries are written by the same statement from the rows it returns
+            # (what _audit_rows and _repr give, built by the database: no JSON per row here).
             cursor.execute(
                 """
-                INSERT INTO customers_customer
-                    (external_userid, phone, name, remark, company, source, attributes,
-                     department_id, owner_id, added_at, created_at, updated_at, total_spend,
-                     order_count)
-                SELECT external_userid, phone, name, '', '', '', '{}'::jsonb,
-                       department_id, owner_id, %(now)s, %(now)s, %(now)s, 0, 0
-                FROM tagdesk_customer_stage ORDER BY seq
-                RETURNING id, external_userid, phone
+                WITH inserted AS (
+                    INSERT INTO customers_customer
+                        (external_userid, phone, name, remark, company, source, attributes,
+                         department_id, owner_id, added_at, created_at, updated_at,
+                         total_spend, order_count)
+                    SELECT external_userid, phone, name, '', '', '', '{}'::jsonb,
+                           department_id, owner_id, %(now)s, %(now)s, %(now)s, 0, 0
+                    FROM tagdesk_customer_stage ORDER BY seq
+                    RETURNING id, external_userid, phone, name, department_id, owner_id
+                ), audit AS (
+                    INSERT INTO tagging_auditentry
+                        (created_at, actor_id, action, source, customer_id, object_repr,
+                         before, after, reason)
+                    SELECT %(now)s, %(actor)s::bigint, %(action)s, %(source)s, id,
+                           left(coalesce(nullif(name, ''), nullif(external_userid, ''),
+                                         nullif(phone, ''), ''), 255),
+                           NULL,
+                           jsonb_build_object('external_userid', external_userid,
+                                              'phone', phone, 'name', name,
+                                              'owner', owner_id, 'department', department_id),
+                           ''
+                    FROM inserted
+                )
+                SELECT id, external_userid, phone FROM inserted
                 """,
-                {"now": now},
+                {
+                    "now": now,
+                    "actor": actor_id,
+                    "action": AuditAction.CUSTOMER_CREATED,
+                    "source": AssignmentSource.IMPORT,
+                },
             )
             by_ext, by_phone = {}, {}
             for pk, ext, phone in cursor.fetchall():
@@ -227,14 +256,13 @@ def _write_customers_postgresql(plan: Plan, *, actor_id, department_id, now) -> 
                 """,
                 {"now": now},
             )
-        if plan.new or plan.changed:
+        if plan.changed:  # (the new customers' entries came with their insert)
             with cursor.copy(
                 "COPY tagging_auditentry (created_at, actor_id, action, source, customer_id,"
                 " object_repr, before, after, reason) FROM STDIN"
             ) as copy:
-                states = [*plan.new, *plan.changed]
                 for (pk, action, before, after), state in zip(
-                    _audit_rows(plan, actor_id, department_id, now), states, strict=True
+                    _changed_audit_rows(plan, department_id), plan.changed, strict=True
                 ):
                     copy.write_row(
                         (

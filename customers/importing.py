@@ -41,7 +41,6 @@ Contract
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import IO, Any
 
@@ -55,6 +54,7 @@ from customers.import_plan import CreatedIds, CustomerState, Plan, chunks
 from customers.import_readers import Record, UnreadableFile, read_records
 from customers.import_report import HeaderError, ImportReport, RowError, file_error_report
 from customers.import_state import StateIndex, UpdatedIds, serialise_imports
+from customers.import_tags import TagCells, row_errors, unknown_group
 from customers.import_writers import write_plan
 from customers.models import EXTERNAL_USERID_RE, NAME_MAX_LENGTH
 from customers.phones import InvalidPhone, normalize_phone
@@ -62,7 +62,7 @@ from customers.services import identifier_conflict_message
 from permissions import policy
 from permissions.models import DepartmentMembership
 from tagging.models import AssignmentSource, Tag, TagGroup, TagKind
-from tagging.names import FORBIDDEN_NAME_CHARS, InvalidName, check_characters, fold_name, visible
+from tagging.names import fold_name
 from tagging.services import assignable_error
 
 # Header aliases (trimmed, case-insensitive): docs/import-export.md#columns.
@@ -85,7 +85,6 @@ COLUMN_ALIASES = {
     "owner": "owner",
     "负责人": "owner",
 }
-TAG_SEPARATORS = str.maketrans({"；": ";", "：": ":"})
 
 
 class Mode:
@@ -119,19 +118,50 @@ ERROR_CODES = (
 )
 
 
-@dataclass(slots=True)
 class ParsedRow:
-    line: int
-    values: list[str]
-    external_userid: str | None = None
-    phone: str | None = None
-    name: str = ""
-    tags: list[tuple[Tag, str]] = field(default_factory=list)  # (tag, column)
-    errors: list[RowError] = field(default_factory=list)
-    expires_at: Any = None
-    followers: list[int] = field(default_factory=list)
-    department_id: int | None = None
-    owner_id: int | None = None
+    """One record, parsed (a plain slotted class: a file makes one per row, so it stays cheap)."""
+
+    __slots__ = (
+        "line",
+        "values",
+        "external_userid",
+        "phone",
+        "name",
+        "tags",
+        "errors",
+        "expires_at",
+        "followers",
+        "department_id",
+        "owner_id",
+    )
+
+    def __init__(self, line: int, values: list[str]) -> None:
+        self.line = line
+        self.values = values
+        self.external_userid: str | None = None
+        self.phone: str | None = None
+        self.name = ""
+        self.tags: Sequence[tuple[Tag, str]] = ()  # (tag, column), each tag once
+        self.errors: list[RowError] = []
+        self.expires_at: Any = None
+        self.followers: Sequence[int] = ()
+        self.department_id: int | None = None
+        self.owner_id: int | None = None
+
+
+class _Columns:
+    """Where the row parser finds each column (None: absent), worked out once per header."""
+
+    __slots__ = ("ext", "phone", "name", "tags", "optional")
+
+    def __init__(self, columns: dict[str, int], mode: str) -> None:
+        self.ext = columns.get("external_userid")
+        self.phone = columns.get("phone")
+        self.name = columns.get("name") if mode == Mode.CUSTOMERS else None
+        self.tags = columns.get("tags")
+        self.optional = any(
+            name in columns for name in ("expires_at", "followers", "department", "owner")
+        )
 
 
 # --- the importer -------------------------------------------------------------------------------
@@ -157,8 +187,10 @@ class Importer:
         self.columns: dict[str, int] = {}
         self.group_columns: list[tuple[int, TagGroup]] = []
         self.fmt = "csv"
-        self._item_cache: dict[tuple[int | None, str], Tag | tuple[str, str]] = {}
+        self._at = _Columns({}, mode)
+        self.region = settings.TAGDESK_DEFAULT_PHONE_REGION
         self._load_catalog()
+        self.tag_cells = TagCells(self.groups_by_key, self.tags_by_key)
         self.edits_all = policy.is_tag_admin(user)
         membership = (
             DepartmentMembership.objects.filter(user=getattr(user, "pk", None))
@@ -262,11 +294,12 @@ class Importer:
                 continue
             group = self.groups_by_key.get(fold_name(raw))
             if group is None:
-                errors.append(RowError(record.line, raw, *_unknown_group(raw)))
+                errors.append(RowError(record.line, raw, *unknown_group(raw)))
             else:
                 self.group_columns.append((index, group))
         self.ext_column = self._column_name("external_userid")
         self.phone_column = self._column_name("phone")
+        self._at = _Columns(self.columns, self.mode)
         if "external_userid" not in self.columns and "phone" not in self.columns:
             errors.append(
                 RowError(
@@ -303,9 +336,9 @@ class Importer:
         if len(values) < self.width:
             values = values + [""] * (self.width - len(values))
             row.values = values
-        col = self.columns
-        if "external_userid" in col:
-            ext = values[col["external_userid"]]
+        at = self._at
+        if at.ext is not None:
+            ext = values[at.ext]
             if ext:
                 if EXTERNAL_USERID_RE.match(ext):
                     row.external_userid = ext
@@ -313,7 +346,7 @@ class Importer:
                     row.errors.append(
                         RowError(
                             record.line,
-                            self.header[col["external_userid"]],
+                            self.ext_column,
                             "invalid_external_userid",
                             _(
                                 "“%(value)s” is not an external userid: letters, digits, “_” and “-” only, at most 64."
@@ -321,14 +354,14 @@ class Importer:
                             % {"value": ext[:80]},
                         )
                     )
-        if "phone" in col:
-            raw = values[col["phone"]]
+        if at.phone is not None:
+            raw = values[at.phone]
             if raw:
                 try:
-                    row.phone = normalize_phone(raw)
+                    row.phone = normalize_phone(raw, self.region)
                 except InvalidPhone as exc:
                     row.errors.append(
-                        RowError(record.line, self.header[col["phone"]], "invalid_phone", str(exc))
+                        RowError(record.line, self.phone_column, "invalid_phone", str(exc))
                     )
         if row.external_userid is None and row.phone is None and not row.errors:
             row.errors.append(
@@ -339,25 +372,25 @@ class Importer:
                     _("The row needs an external userid or a mobile phone."),
                 )
             )
-        if "name" in col and self.mode == Mode.CUSTOMERS:
-            row.name = values[col["name"]]
+        if at.name is not None:
+            row.name = values[at.name]
             if len(row.name) > NAME_MAX_LENGTH:
                 row.errors.append(
                     RowError(
                         record.line,
-                        self.header[col["name"]],
+                        self.header[at.name],
                         "name_too_long",
                         _("The name has %(length)d characters; at most %(limit)d.")
                         % {"length": len(row.name), "limit": NAME_MAX_LENGTH},
                     )
                 )
-        self._parse_optional(row, values)
-        seen: set[int] = set()
-        if "tags" in col:
-            self._parse_tags(row, values[col["tags"]], self.header[col["tags"]], None, seen)
+        if at.optional:
+            self._parse_optional(row, values)
+        if at.tags is not None:
+            self._add_tags(row, values[at.tags], self.header[at.tags], None)
         for index, group in self.group_columns:
             if values[index]:
-                self._parse_tags(row, values[index], self.header[index], group, seen)
+                self._add_tags(row, values[index], self.header[index], group)
         return row
 
     def _parse_optional(self, row: ParsedRow, values: list[str]) -> None:
@@ -372,13 +405,15 @@ class Importer:
                 column = self.header[col["expires_at"]]
                 row.errors.append(RowError(row.line, column, "invalid_expiry", message))
         if "followers" in col and values[col["followers"]]:
+            followers: list[int] = []
             for key in split_list(values[col["followers"]]):
                 pk, message = self.employees.resolve(key)
                 if message:
                     column = self.header[col["followers"]]
                     row.errors.append(RowError(row.line, column, "permission_denied", message))
-                elif pk is not None and pk not in row.followers:
-                    row.followers.append(pk)
+                elif pk is not None and pk not in followers:
+                    followers.append(pk)
+            row.followers = followers
         if "owner" in col and values[col["owner"]]:
             row.owner_id, message = self.employees.resolve(values[col["owner"]])
             if message:
@@ -390,75 +425,17 @@ class Importer:
                 column = self.header[col["department"]]
                 row.errors.append(RowError(row.line, column, "permission_denied", message))
 
-    def _parse_tags(
-        self, row: ParsedRow, cell: str, column: str, group: TagGroup | None, seen: set[int]
-    ) -> None:
-        cache = self._item_cache
-        for item in cell.translate(TAG_SEPARATORS).split(";"):
-            item = item.strip()
-            if not item:
-                continue
-            key = (group.pk if group else None, item)
-            outcome = cache.get(key)
-            if outcome is None:
-                outcome = cache[key] = self._resolve_item(item, group)
-            if isinstance(outcome, Tag):
-                if outcome.pk not in seen:  # a repeated item counts once
-                    seen.add(outcome.pk)
-                    row.tags.append((outcome, column))
-            else:
-                code, message = outcome
-                row.errors.append(RowError(row.line, column, code, message))
-
-    def _resolve_item(self, item: str, group: TagGroup | None) -> Tag | tuple[str, str]:
-        """A tags-cell item to its tag, or (code, message); memoised per distinct item.
-
-        Checked in the contract's order (docs/import-export.md#tags-cell), so an item with several defects always
-        reports the first: malformed → a name over the limit (group or tag) → unknown (or
-        invisible) group → auto group (never assignable by import, whatever the grants) →
-        unknown tag; then what ``assign_tags`` would refuse (status, kind) → the importer's
-        level on the group (``permission_denied``)."""
-        limit = settings.TAGDESK_TAG_NAME_MAX_LENGTH
-        parts = item.split(":")
-        if group is None:
-            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-                return _malformed(item)
-            group_name, tag_name = parts[0].strip(), parts[1].strip()
-        else:
-            if len(parts) != 1:
-                return _malformed(item)
-            group_name, tag_name = group.name, parts[0]
-        try:  # bidi controls, or nothing visible: no name is like that (tagging.names)
-            check_characters(group_name)
-            check_characters(tag_name)
-        except InvalidName as exc:
-            return "malformed_tag", f"“{visible(item[:80])}”: {exc}"
-        too_long = [n for n in (group_name, tag_name) if len(n) > limit]
-        if too_long:
-            return (
-                "tag_name_too_long",
-                _("“%(name)s…” is longer than %(limit)d characters.")
-                % {"name": too_long[0][:limit], "limit": limit},
-            )
-        target_group = group or self.groups_by_key.get(fold_name(group_name))
-        if target_group is None:
-            return _unknown_group(group_name)
-        tag = self.tags_by_key.get((target_group.pk, fold_name(tag_name)))
-        if target_group.kind == TagKind.AUTO and tag is None:
-            # An existing auto tag resolves (a customer already holding it reads back without
-            # error; adding it is refused in ``tag_info``), an unknown one is refused as auto.
-            return (
-                "rule_tag_not_assignable",
-                _("“%(group)s” holds auto tags: only their rules add or remove them.")
-                % {"group": target_group.name},
-            )
-        if tag is None:
-            return (
-                "unknown_tag",
-                _("The group “%(group)s” has no tag “%(tag)s” (imports never create tags).")
-                % {"group": target_group.name, "tag": tag_name},
-            )
-        return tag
+    def _add_tags(self, row: ParsedRow, cell: str, column: str, group: TagGroup | None) -> None:
+        """The tags of one cell (``customers.import_tags``, memoised per distinct cell); a tag
+        an earlier cell of the row named counts once."""
+        pairs, problems = self.tag_cells.cell(cell, column, group)
+        if problems:
+            row.errors.extend(row_errors(row.line, column, problems))
+        if not row.tags:
+            row.tags = pairs
+        elif pairs:
+            held = {tag.pk for tag, _column in row.tags}
+            row.tags = (*row.tags, *(pair for pair in pairs if pair[0].pk not in held))
 
     # -- validation against the database and earlier rows ----------------------------------------
 
@@ -636,7 +613,8 @@ class Importer:
             plan.pairs.append((customer, tag_id))
             if row.expires_at is not None:
                 plan.expiries[(id(customer), tag_id)] = row.expires_at
-        plan.followers.extend((customer, pk) for pk in row.followers)
+        if row.followers:
+            plan.followers.extend((customer, pk) for pk in row.followers)
 
     def _tag_name(self, tag_id: int) -> str:
         return self.tag_names.get(tag_id) or _("another tag")
@@ -731,21 +709,8 @@ def _would_change(row: ParsedRow, customer: CustomerState) -> bool:
     )
 
 
-def _malformed(item: str) -> tuple[str, str]:
-    return (
-        "malformed_tag",
-        _("“%(item)s” is not “group:tag” (names may not contain %(chars)s).")
-        % {"item": item[:80], "chars": " ".join(FORBIDDEN_NAME_CHARS)},
-    )
-
-
 def _identifier_conflict(line: int, column: str | None, identifier: str) -> RowError:
     return RowError(line, column, "identifier_conflict", identifier_conflict_message(identifier))
-
-
-def _unknown_group(name: str) -> tuple[str, str]:
-    # Same words whether the group does not exist or the importer may not view it.
-    return "unknown_tag_group", _("There is no tag group “%(group)s”.") % {"group": name[:80]}
 
 
 # --- whole files --------------------------------------------------------------------------------

@@ -46,6 +46,12 @@ def normalize_phone(raw: object, region: str | None = None) -> str:
     ``region`` defaults to ``settings.TAGDESK_DEFAULT_PHONE_REGION`` (CN). A bare ``86`` prefix
     without ``+`` is understood as China's country code.
     """
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        # Bare ASCII digits (what files and forms mostly hold): the cleaning below would leave
+        # them as they are, so go straight to the fast path (an import normalises a million).
+        fast = _fast_mobile(raw, region or settings.TAGDESK_DEFAULT_PHONE_REGION)
+        if fast:
+            return fast
     if raw is None:
         raise InvalidPhone(_("Phone number is empty."))
     if isinstance(raw, float) and raw.is_integer():

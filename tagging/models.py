@@ -381,6 +381,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # no query reads the log by actor (tagging 0016)
         related_name="+",
         verbose_name=_("who"),
     )
@@ -421,6 +422,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # audit_rule, partial: only rule runs write one
         related_name="audit_entries",
         verbose_name=_("rule"),
     )
@@ -439,6 +441,9 @@ class AuditEntry(models.Model):
             models.Index(fields=["customer", "created_at"], name="audit_customer_time"),
             models.Index(fields=["tag", "created_at"], name="audit_tag_time"),
             models.Index(fields=["action", "created_at"], name="audit_action_time"),
+            models.Index(
+                fields=["rule"], name="audit_rule", condition=models.Q(rule__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -31,3 +31,18 @@ def test_each_foreign_key_leads_exactly_one_index_and_none_is_redundant(table):
         assert [column] not in [indexes[name] for name in leading], (
             f"{table}.{column} still has a single-column index beside a composite"
         )
+
+
+def test_the_audit_log_keeps_only_the_indexes_a_query_reads():
+    """tagging 0016: nothing reads the log by actor, and only rule runs write a rule, so an
+    import's or an employee's entry no longer writes either index."""
+    indexes = index_columns("tagging_auditentry")
+    assert not [name for name, cols in indexes.items() if cols[0] == "actor_id"]
+    assert [cols for name, cols in indexes.items() if cols[0] == "rule_id"] == [["rule_id"]]
+    for columns in (["customer_id", "created_at"], ["tag_id", "created_at"], ["created_at"]):
+        assert columns in indexes.values(), f"{columns}: read by the audit pages"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_rule'")
+            (definition,) = cursor.fetchone()
+        assert definition.endswith("WHERE (rule_id IS NOT NULL)")

@@ -476,27 +476,25 @@ def _insert_assignments_postgresql(
     reason: str,
     now: datetime,
 ) -> int:
+    # The pairs travel as comma-joined texts unnested by the statement itself (no temporary
+    # table to truncate and COPY into per call: an import makes one call per chunk).
+    when = [expiries.get(pair, expires_at) for pair in pairs]
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS tagdesk_assign_stage"
-            " (customer_id bigint NOT NULL, tag_id bigint NOT NULL, expires_at timestamptz)"
-            " ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE tagdesk_assign_stage")
-        with cursor.copy(
-            "COPY tagdesk_assign_stage (customer_id, tag_id, expires_at) FROM STDIN"
-        ) as copy:
-            for pair in pairs:
-                copy.write_row((*pair, expiries.get(pair, expires_at)))
-        cursor.execute(
             """
-            WITH added AS (
+            WITH stage AS (
+                SELECT * FROM unnest(
+                    string_to_array(%(customers)s, ',')::bigint[],
+                    string_to_array(%(tags)s, ',')::bigint[],
+                    string_to_array(%(expiries)s, ',', '')::timestamptz[]
+                ) AS s (customer_id, tag_id, expires_at)
+            ), added AS (
                 INSERT INTO tagging_tagassignment
                     (customer_id, tag_id, source, actor_id, rule_id, created_at, expires_at)
                 SELECT DISTINCT ON (customer_id, tag_id)
                        customer_id, tag_id, %(source)s, %(actor)s::bigint, %(rule)s::bigint,
                        %(now)s::timestamptz, expires_at
-                FROM tagdesk_assign_stage
+                FROM stage
                 ORDER BY customer_id, tag_id
                 ON CONFLICT (customer_id, tag_id) DO NOTHING
                 RETURNING customer_id, tag_id, expires_at
@@ -514,11 +512,15 @@ def _insert_assignments_postgresql(
             JOIN tagging_taggroup g ON g.id = t.group_id
             """,
             {
+                "customers": ",".join([str(c) for c, _t in pairs]),
+                "tags": ",".join([str(t) for _c, t in pairs]),
+                "expiries": None
+                if all(w is None for w in when)
+                else ",".join(["" if w is None else w.isoformat() for w in when]),
                 "source": source,
                 "actor": actor_id,
                 "rule": rule_id,
                 "now": now,
-                "expires": expires_at,
                 "action": AuditAction.ASSIGNMENT_ADDED,
                 "reason": reason[:255],
             },

@@ -141,3 +141,37 @@ def test_import_runs_a_constant_number_of_queries(importer, intent_group, source
     small = _queries_for(importer, 3, 0)
     large = _queries_for(importer, 30, 100)
     assert small == large <= 30
+
+
+def test_a_created_customers_audit_entry_is_the_services_shape(importer, departments):
+    """The same entry on every backend (PostgreSQL builds it in SQL from the inserted row)."""
+    department = departments["销售部"]
+    text = (
+        "external_userid,phone,name,department\n"
+        f"wm1,13800138001,张三,{department.name}\nwm2,,,\n,13800138003,,\n"
+    )
+    report = run(text, importer)
+    assert report.customers_created == 3 and not report.errors
+    entries = {
+        e.customer.external_userid or e.customer.phone: e
+        for e in AuditEntry.objects.filter(action="customer.created").select_related("customer")
+    }
+    first, second, third = entries["wm1"], entries["wm2"], entries["+8613800138003"]
+    assert first.after == {
+        "external_userid": "wm1",
+        "phone": "+8613800138001",
+        "name": "张三",
+        "owner": None,
+        "department": department.pk,
+    }
+    assert (first.object_repr, second.object_repr, third.object_repr) == (
+        "张三",
+        "wm2",
+        "+8613800138003",
+    )
+    assert second.after["phone"] is None and third.after["external_userid"] is None
+    assert all(
+        (e.before, e.reason, e.source, e.actor_id, e.tag_id, e.group_id)
+        == (None, "", "import", importer.pk, None, None)
+        for e in entries.values()
+    )

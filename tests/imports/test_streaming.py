@@ -164,7 +164,10 @@ def test_each_chunk_costs_the_same_few_queries(importer, intent_group, source_gr
         _queries(importer, 30, 200),
     )
     per_chunk = (twenty - ten) / 2
-    assert thirty - twenty == twenty - ten and per_chunk <= 25
+    # 9 on PostgreSQL (14 before the held tags' query was skipped when no customer matched,
+    # the new customers' audit rows came with their insert and the assignments' staging
+    # table went), 10 on SQLite.
+    assert thirty - twenty == twenty - ten and per_chunk <= 10
 
 
 def test_an_existing_customer_gains_the_phone_it_lacked(importer):
