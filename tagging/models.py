@@ -381,7 +381,7 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
-        db_index=False,  # no query reads the log by actor (tagging 0016)
+        db_index=False,  # no query reads the log by actor (tagging 0017)
         related_name="+",
         verbose_name=_("who"),
     )

@@ -34,7 +34,7 @@ def test_each_foreign_key_leads_exactly_one_index_and_none_is_redundant(table):
 
 
 def test_the_audit_log_keeps_only_the_indexes_a_query_reads():
-    """tagging 0016: nothing reads the log by actor, and only rule runs write a rule, so an
+    """tagging 0017: nothing reads the log by actor, and only rule runs write a rule, so an
     import's or an employee's entry no longer writes either index."""
     indexes = index_columns("tagging_auditentry")
     assert not [name for name, cols in indexes.items() if cols[0] == "actor_id"]

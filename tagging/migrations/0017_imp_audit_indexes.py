@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("rules", "0007_realtime_mode_dirty_customers_batches"),
-        ("tagging", "0015_wc_delay_audit_actions"),
+        ("tagging", "0016_wce_lock_audit_actions"),
     ]
 
     operations = [
