@@ -3,6 +3,7 @@
     python bench/wecom.py [--contacts 100000] [--outbox-contacts 400] [--rate 40]
                           [--latency 0.02] [--callbacks 300] [--tags 3000] [--held 0]
                           [--sync-latency 0] [--sync-rate 1000] [--sync-concurrency N]
+                          [--sync-http10]
                           [--trace-memory]
 
 Needs a PostgreSQL database with TagDesk's migrations and no customers (default DATABASE_URL,
@@ -29,7 +30,9 @@ end. ``--contacts 0`` skips it. Figures, each beside its baseline measured in th
   production (with it on Django keeps the SQL of the last 9,000 queries), real (not
   extrapolated), with this process's peak RSS and its RSS after the first, middle and last page
   (target ≤ 5 min, ≤ 300 MB), beside the same externalcontact/get calls alone, as many at once,
-  for a 10,000-contact sample (no database). ``--trace-memory`` adds tracemalloc's peak of the
+  for a 10,000-contact sample (no database). The contact-sync fake keeps connections alive
+  (HTTP/1.1, as WeCom's HTTPS front end does); ``--sync-http10`` serves it as before, one
+  connection per call, which costs the client a TCP connect per contact. ``--trace-memory`` adds tracemalloc's peak of the
   sync and its largest allocation sites at the end (slower: use fewer ``--contacts``).
 """
 
@@ -64,11 +67,12 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--sync-latency", type=float, default=0.0)
     parser.add_argument("--sync-rate", type=int, default=1000)
     parser.add_argument("--sync-concurrency", type=int, default=None)
+    parser.add_argument("--sync-http10", action="store_true")
     parser.add_argument("--trace-memory", action="store_true")
     return parser.parse_args()
 
 
-def _serve_contacts(count: int, latency: float, queue, stop) -> None:
+def _serve_contacts(count: int, latency: float, keep_alive: bool, queue, stop) -> None:
     """The child process: a fake with ``count`` contacts × 2 followers, one corp tag each."""
     from tests.wecom.fake_wecom import FakeWecom, Follow
 
@@ -80,7 +84,7 @@ def _serve_contacts(count: int, latency: float, queue, stop) -> None:
             f"wmsync{i:07d}", f"客户{i}", [Follow("bench_a", tags={tag}), Follow("bench_b")]
         )
     fake.latency = latency
-    fake.start()
+    fake.start(keep_alive=keep_alive)
     queue.put((fake.corp_id, fake.secret, fake.url))
     stop.wait()
     fake.stop()
@@ -266,7 +270,8 @@ def callback_endpoint() -> None:
 def contact_sync() -> None:
     queue, stop = multiprocessing.Queue(), multiprocessing.Event()
     child = multiprocessing.Process(
-        target=_serve_contacts, args=(ARGS.contacts, ARGS.sync_latency, queue, stop)
+        target=_serve_contacts,
+        args=(ARGS.contacts, ARGS.sync_latency, not ARGS.sync_http10, queue, stop),
     )
     child.start()
     try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
 from wechatpy.enterprise.crypto import WeChatCrypto
 
@@ -29,11 +29,47 @@ NAME_LIMIT = 30
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    connections = 0  # accepted so far (keep-alive tests count them)
+
+    def get_request(self):
+        request = super().get_request()
+        self.connections += 1  # the serving thread alone accepts
+        return request
 
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, *args):
         pass
+
+
+class _ServerHandler11(ServerHandler):
+    http_version = "1.1"
+
+
+class _KeepAliveHandler(_QuietHandler):
+    """HTTP/1.1 with persistent connections, as WeCom's front end answers: wsgiref serves one
+    request per connection (HTTP/1.0), so a client pays a TCP connect per call, which a
+    benchmark of many small calls would measure instead of TagDesk. Every answer of
+    :meth:`FakeWecom.app` carries its Content-Length, which keep-alive needs."""
+
+    protocol_version = "HTTP/1.1"
+    # The status line, the headers and the body go out in separate writes: with Nagle's
+    # algorithm on, the body waits for the client's delayed ACK, 40 ms a call.
+    disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        self.close_connection = False
+        while not self.close_connection:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline or len(self.raw_requestline) > 65536:
+                return
+            if not self.parse_request():  # answered the error itself
+                return
+            handler = _ServerHandler11(
+                self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            )
+            handler.request_handler = self
+            handler.run(self.server.get_app())
 
 
 @dataclass
@@ -89,9 +125,12 @@ class FakeWecom:
         self.thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> FakeWecom:
+    def start(self, *, keep_alive: bool = False) -> FakeWecom:
+        """Serve on a free port of 127.0.0.1; ``keep_alive``: HTTP/1.1 persistent connections
+        (:class:`_KeepAliveHandler`) instead of one connection per request."""
+        handler = _KeepAliveHandler if keep_alive else _QuietHandler
         self.server = make_server(
-            "127.0.0.1", 0, self.app, server_class=_Server, handler_class=_QuietHandler
+            "127.0.0.1", 0, self.app, server_class=_Server, handler_class=handler
         )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
