@@ -156,19 +156,11 @@ def phase_project(path: str) -> dict:
     }
 
 
-def phase_baseline(path: str, audit: bool = False) -> dict:
-    setup_django()
-    from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
-
+def _read_file(path: str) -> tuple[list[tuple], list[tuple]]:
+    """The baselines' parse: (external_userid, phone, name) per row and (external_userid, tag
+    id) per tag item, with the csv module and a dict of the tags."""
     from tagging.models import Tag
 
-    if audit:
-        return _baseline_with_audit(
-            path, get_user_model().objects.get(username="bench_importer").pk
-        )
-
-    start = time.perf_counter()
     tag_ids = {f"{g}:{n}": pk for pk, g, n in Tag.objects.values_list("pk", "group__name", "name")}
     customers, pairs = [], []
     with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -178,13 +170,31 @@ def phase_baseline(path: str, audit: bool = False) -> dict:
             customers.append((ext, "+86" + phone, name))
             for item in tags.split(";"):
                 pairs.append((ext, tag_ids[item]))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE stage_c (external_userid text, phone text, name text) ON COMMIT DROP"
+    return customers, pairs
+
+
+def _stage(cursor, table: str, rows: list[tuple]) -> None:
+    """A temporary table (``name (columns)``) dropped at commit, filled by COPY."""
+    cursor.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP")
+    with cursor.copy(f"COPY {table.split()[0]} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def phase_baseline(path: str, audit: bool = False) -> dict:
+    setup_django()
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    if audit:
+        return _baseline_with_audit(
+            path, get_user_model().objects.get(username="bench_importer").pk
         )
-        with cursor.copy("COPY stage_c FROM STDIN") as copy:
-            for row in customers:
-                copy.write_row(row)
+
+    start = time.perf_counter()
+    customers, pairs = _read_file(path)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _stage(cursor, "stage_c (external_userid text, phone text, name text)", customers)
         cursor.execute(
             """
             INSERT INTO customers_customer (external_userid, phone, name, remark, company, source,
@@ -195,12 +205,7 @@ def phase_baseline(path: str, audit: bool = False) -> dict:
                 WHERE customers_customer.name IS DISTINCT FROM EXCLUDED.name
             """
         )
-        cursor.execute(
-            "CREATE TEMP TABLE stage_a (external_userid text, tag_id bigint) ON COMMIT DROP"
-        )
-        with cursor.copy("COPY stage_a FROM STDIN") as copy:
-            for row in pairs:
-                copy.write_row(row)
+        _stage(cursor, "stage_a (external_userid text, tag_id bigint)", pairs)
         cursor.execute(
             """
             INSERT INTO tagging_tagassignment (customer_id, tag_id, source, created_at)
@@ -218,25 +223,10 @@ def _baseline_with_audit(path: str, actor_id: int) -> dict:
     audit rows of what it inserted (see the module docstring)."""
     from django.db import connection, transaction
 
-    from tagging.models import Tag
-
     start = time.perf_counter()
-    tag_ids = {f"{g}:{n}": pk for pk, g, n in Tag.objects.values_list("pk", "group__name", "name")}
-    customers, pairs = [], []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        for ext, phone, name, tags in reader:
-            customers.append((ext, "+86" + phone, name))
-            for item in tags.split(";"):
-                pairs.append((ext, tag_ids[item]))
+    customers, pairs = _read_file(path)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE stage_c (external_userid text, phone text, name text) ON COMMIT DROP"
-        )
-        with cursor.copy("COPY stage_c FROM STDIN") as copy:
-            for row in customers:
-                copy.write_row(row)
+        _stage(cursor, "stage_c (external_userid text, phone text, name text)", customers)
         cursor.execute(
             """
             WITH written AS (
@@ -260,12 +250,7 @@ def _baseline_with_audit(path: str, actor_id: int) -> dict:
             """,
             {"actor": actor_id},
         )
-        cursor.execute(
-            "CREATE TEMP TABLE stage_a (external_userid text, tag_id bigint) ON COMMIT DROP"
-        )
-        with cursor.copy("COPY stage_a FROM STDIN") as copy:
-            for pair in pairs:
-                copy.write_row(pair)
+        _stage(cursor, "stage_a (external_userid text, tag_id bigint)", pairs)
         cursor.execute(
             """
             WITH added AS (
