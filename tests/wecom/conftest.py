@@ -99,3 +99,13 @@ def endpoint(receiver, level):
     ep = WebhookEndpoint.objects.create(name="CRM", url=receiver.url, secret=receiver.secret)
     ep.groups.add(level["group"])
     return ep
+
+
+@pytest.fixture
+def admin_client(client, tag_admin):
+    """The admin as a staff tag admin (not a superuser), for the WeCom admin pages that tag
+    admins run; replaces pytest-django's superuser ``admin_client`` in these tests."""
+    tag_admin.is_staff = True
+    tag_admin.save()
+    client.force_login(tag_admin)
+    return client

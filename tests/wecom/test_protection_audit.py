@@ -21,14 +21,6 @@ def lock_entries():
     return AuditEntry.objects.filter(action=AuditAction.WECOM_LOCK_CHANGED).order_by("id")
 
 
-@pytest.fixture
-def admin_client(client, tag_admin):
-    tag_admin.is_staff = True
-    tag_admin.save()
-    client.force_login(tag_admin)
-    return client
-
-
 def test_a_lock_change_is_audited_with_who_and_the_fields_before_and_after(tag_admin):
     protection.set_locked_fields([f for f in EVERY if f not in ("name", "phone")], actor=tag_admin)
     protection.set_locked_fields([f for f in EVERY if f != "name"], actor=None)

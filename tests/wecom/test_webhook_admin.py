@@ -15,14 +15,6 @@ from wecom.services import protection, webhook
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, tag_admin):
-    tag_admin.is_staff = True
-    tag_admin.save()
-    client.force_login(tag_admin)
-    return client
-
-
 def test_endpoint_form_refuses_bad_config_and_saves_a_good_one(admin_client, receiver, settings):
     group = TagGroupFactory(name="会员等级")
     url = reverse("admin:wecom_webhookendpoint_add")
