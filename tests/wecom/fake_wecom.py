@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
@@ -44,6 +44,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _ServerHandler11(ServerHandler):
     http_version = "1.1"
+    request_handler: WSGIRequestHandler  # set per request, as WSGIRequestHandler.handle does
 
 
 class _KeepAliveHandler(_QuietHandler):
@@ -66,10 +67,16 @@ class _KeepAliveHandler(_QuietHandler):
             if not self.parse_request():  # answered the error itself
                 return
             handler = _ServerHandler11(
-                self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+                self.rfile,
+                cast(IO[bytes], self.wfile),
+                self.get_stderr(),
+                self.get_environ(),
+                multithread=True,
             )
             handler.request_handler = self
-            handler.run(self.server.get_app())
+            app = cast(WSGIServer, self.server).get_app()
+            assert app is not None  # make_server set it
+            handler.run(app)
 
 
 @dataclass
