@@ -17,66 +17,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from socketserver import ThreadingMixIn
-from typing import IO, Any, cast
+from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import make_server
 
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from tests.wecom.fake_http import KeepAliveHandler, QuietHandler, Server
+
 NAME_LIMIT = 30
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    connections = 0  # accepted so far (keep-alive tests count them)
-
-    def get_request(self):
-        request = super().get_request()
-        self.connections += 1  # the serving thread alone accepts
-        return request
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _ServerHandler11(ServerHandler):
-    http_version = "1.1"
-    request_handler: WSGIRequestHandler  # set per request, as WSGIRequestHandler.handle does
-
-
-class _KeepAliveHandler(_QuietHandler):
-    """HTTP/1.1 with persistent connections, as WeCom's front end answers: wsgiref serves one
-    request per connection (HTTP/1.0), so a client pays a TCP connect per call, which a
-    benchmark of many small calls would measure instead of TagDesk. Every answer of
-    :meth:`FakeWecom.app` carries its Content-Length, which keep-alive needs."""
-
-    protocol_version = "HTTP/1.1"
-    # The status line, the headers and the body go out in separate writes: with Nagle's
-    # algorithm on, the body waits for the client's delayed ACK, 40 ms a call.
-    disable_nagle_algorithm = True
-
-    def handle(self) -> None:
-        self.close_connection = False
-        while not self.close_connection:
-            self.raw_requestline = self.rfile.readline(65537)
-            if not self.raw_requestline or len(self.raw_requestline) > 65536:
-                return
-            if not self.parse_request():  # answered the error itself
-                return
-            handler = _ServerHandler11(
-                self.rfile,
-                cast(IO[bytes], self.wfile),
-                self.get_stderr(),
-                self.get_environ(),
-                multithread=True,
-            )
-            handler.request_handler = self
-            app = cast(WSGIServer, self.server).get_app()
-            assert app is not None  # make_server set it
-            handler.run(app)
 
 
 @dataclass
@@ -128,16 +77,16 @@ class FakeWecom:
         # (endpoint prefix, errcode|"http500"|"timeout", only for this external_userid or None)
         self._fail_next: list[tuple[str, int | str, str | None]] = []
         self.random = random.Random(7)
-        self.server: _Server | None = None
+        self.server: Server | None = None
         self.thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self, *, keep_alive: bool = False) -> FakeWecom:
         """Serve on a free port of 127.0.0.1; ``keep_alive``: HTTP/1.1 persistent connections
-        (:class:`_KeepAliveHandler`) instead of one connection per request."""
-        handler = _KeepAliveHandler if keep_alive else _QuietHandler
+        (:class:`tests.wecom.fake_http.KeepAliveHandler`) instead of one connection per request."""
+        handler = KeepAliveHandler if keep_alive else QuietHandler
         self.server = make_server(
-            "127.0.0.1", 0, self.app, server_class=_Server, handler_class=handler
+            "127.0.0.1", 0, self.app, server_class=Server, handler_class=handler
         )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
