@@ -24,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from config.params import is_id
 from customers.admin_import import CustomerImportExportMixin
 from customers.admin_tags import CustomerTaggingMixin
 from customers.forms import BulkTagForm, CustomerForm, EraseCustomersForm
@@ -84,7 +85,7 @@ class TagListFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
+        if not is_id(value):
             raise IncorrectLookupParameters(_("Choose a tag from the list."))
         tag_id = int(value)
         # A tag the user cannot view filters to nothing (and is never named).

@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
+from config.params import is_id
 from customers import tasks
 from customers.exporting import HEADERS, export_customers, group_queryset, neutralise
 from customers.import_readers import UnreadableFile, expanded_size, read_records
@@ -210,7 +211,7 @@ class CustomerImportExportMixin(ImportExportMixin):
         if request.method != "POST" or not self.has_import_permission(request):
             raise PermissionDenied
         job_id = request.POST.get("job", "")
-        if not job_id.isdigit() or int(job_id) > 2**63 - 1:
+        if not is_id(job_id) or int(job_id) > 2**63 - 1:
             raise Http404  # a forged or garbled form: no such import
         preview = self._job_for(request, int(job_id))
         if not preview.dry_run or preview.status != ImportJob.Status.DONE:

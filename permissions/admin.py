@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from config.admin_widgets import SafeAutocompleteMixin
+from config.params import is_id
 from permissions import policy, services
 from permissions.models import (
     LEVEL_CODENAMES,
@@ -639,7 +640,7 @@ class PermissionTemplateAdmin(TagAdminOnlyMixin, admin.ModelAdmin):
         if not policy.is_tag_admin(request.user):
             raise PermissionDenied(_("Only tag admins manage permissions."))
         template = get_object_or_404(PermissionTemplate, pk=template_id)
-        initial_ids = [v for v in request.GET.get("groups", "").split(",") if v.isdigit()]
+        initial_ids = [v for v in request.GET.get("groups", "").split(",") if is_id(v)]
         form = ApplyTemplateForm(
             request.POST or None, initial={"groups": initial_ids} if initial_ids else None
         )

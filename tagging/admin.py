@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
+from config.params import is_id
 from permissions import policy
 from rules.admin import rule_link
 from tagging import (  # noqa: F401  (register their admins)
@@ -432,7 +433,7 @@ class VisibleGroupFilter(admin.SimpleListFilter):
         return [(g.pk, g.name) for g in groups]
 
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
+        if is_id(self.value()):
             return queryset.filter(group_id=int(self.value()))
         return queryset
 

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config.params import is_id
 from permissions import policy
 from tagging import accuracy, segments
 from tagging.admin_base import StaffAdmin
@@ -167,7 +168,7 @@ class AccuracyCheckAdmin(StaffAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         check = (
-            self.get_queryset(request).filter(pk=object_id).first() if object_id.isdigit() else None
+            self.get_queryset(request).filter(pk=object_id).first() if is_id(object_id) else None
         )
         if check is None:
             raise Http404(_("This accuracy check does not exist."))
@@ -222,13 +223,14 @@ class AccuracyCheckAdmin(StaffAdmin):
         return TemplateResponse(request, "admin/tagging/accuracycheck/review.html", context)
 
     def _review(self, request, check):
-        item = get_object_or_404(self._items(request, check), pk=request.POST.get("item") or 0)
+        item_id = request.POST.get("item", "")
+        item = get_object_or_404(self._items(request, check), pk=item_id if is_id(item_id) else 0)
         verdicts: dict[int, str] = {}
         for key, value in request.POST.items():
-            if key.startswith("tag_") and key[4:].isdigit():
+            if key.startswith("tag_") and is_id(key[4:]):
                 verdicts[int(key[4:])] = value
         for value in request.POST.getlist("missing"):
-            if value.isdigit():
+            if is_id(value):
                 verdicts[int(value)] = AccuracyMark.Verdict.MISSING
         try:
             result = accuracy.record_review(

@@ -32,6 +32,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
+from config.params import is_id
 from permissions import policy
 from permissions.models import Department
 from tagging import analytics, charts, hygiene, segments
@@ -195,7 +196,7 @@ class SegmentAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "segment_customers_url": reverse("admin:tagging_segment_customers", args=[object_id])
-            if str(object_id).isdigit()
+            if is_id(str(object_id))
             else None,
         }
         token = _changelist_user.set(request.user)

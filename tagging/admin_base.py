@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from config.params import is_id
 from permissions import policy
 from tagging import audit_view, bitmaps
 from tagging.errors import TaggingError
@@ -221,7 +222,7 @@ class WindowedCountMixin:
         )
         page = request.GET.get(PAGE_VAR, "1")
         # Bounded: the cap becomes a LIMIT, and page 10**20 must not overflow a bigint.
-        page = min(int(page), 1_000_000) if page.isdigit() else 1
+        page = min(int(page), 1_000_000) if is_id(page) else 1
         paginator.cap = per_page * (max(page, 1) + self.count_window_pages)
         return paginator
 

@@ -54,6 +54,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from config.params import is_id
 from customers.models import Customer
 from permissions import policy
 from permissions.models import Department
@@ -402,7 +403,7 @@ class _TextParser:
         return {"tag": self.resolve(None, first, None)}
 
     def attr_value(self, field: str, raw: str) -> Any:
-        if FIELDS.get(field, ("",))[0] == "department" and not raw.isdigit():
+        if FIELDS.get(field, ("",))[0] == "department" and not is_id(raw):
             found = list(Department.objects.filter(name=raw).values_list("pk", flat=True)[:2])
             if len(found) != 1:
                 raise InvalidSegment(_("Unknown department “%(name)s”.") % {"name": raw})

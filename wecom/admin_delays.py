@@ -16,6 +16,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy, ngettext
 
+from config.params import is_id
 from permissions import policy
 from tagging.admin_base import ReadOnlyAdminMixin, StaffAdmin
 from wecom.models import WecomHeldChange
@@ -57,7 +58,7 @@ class HeldGroupFilter(admin.SimpleListFilter):
             return queryset
         if value == DELETED:
             return queryset.filter(held_group__isnull=True)
-        if not value.isdigit():
+        if not is_id(value):
             return queryset.none()
         return queryset.filter(held_group_id=int(value))
 
