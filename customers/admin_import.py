@@ -211,7 +211,7 @@ class CustomerImportExportMixin(ImportExportMixin):
         if request.method != "POST" or not self.has_import_permission(request):
             raise PermissionDenied
         job_id = request.POST.get("job", "")
-        if not is_id(job_id) or int(job_id) > 2**63 - 1:
+        if not is_id(job_id):
             raise Http404  # a forged or garbled form: no such import
         preview = self._job_for(request, int(job_id))
         if not preview.dry_run or preview.status != ImportJob.Status.DONE:
