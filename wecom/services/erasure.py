@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import connection
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
@@ -33,6 +32,7 @@ from wecom.models import (
     WecomCallbackEvent,
     WecomSyncIssue,
 )
+from wecom.services import sql
 
 # Besides the audit log's identifying keys, the free texts about the person a body may carry
 # once released (protection.LOCKABLE_FIELDS): the followers' remarks and the attributes.
@@ -64,13 +64,13 @@ def redact_deliveries(customer_ids: list[int]) -> int:
     were rewritten. Only those deliveries are read: their ids first, by a key lookup on
     ``change`` (``(change -> 'customers') ?| ARRAY[...]`` on PostgreSQL, answered by the GIN
     index of wecom 0005; ``JSON_TYPE`` on SQLite), then their bodies :data:`CHUNK` at a time by
-    primary key, each chunk rewritten by one ``UPDATE … FROM (VALUES …)``: three queries,
+    primary key, each chunk rewritten by one ``UPDATE … FROM`` (:func:`sql.update_rows`): three queries,
     plus two per further chunk, however many deliveries there are. (Reading the bodies through
     one server-side cursor instead cost 10 ms more for 200 deliveries in its round trips.)"""
     erased = set(customer_ids)
     ids = list(deliveries_naming(customer_ids).values_list("pk", flat=True))
     count = 0
-    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    table = WebhookDelivery._meta.db_table
     for start in range(0, len(ids), CHUNK):
         changed = [
             (pk, body)
@@ -80,16 +80,9 @@ def redact_deliveries(customer_ids: list[int]) -> int:
             if (body := _redacted_body(old, erased)) is not None
         ]
         if changed:
-            # One statement for the chunk (UPDATE … FROM: PostgreSQL, SQLite ≥ 3.33).
-            # bulk_update's CASE WHEN over 200 bodies spent 30 of its 40 ms building the
-            # expression in Python; 200 single UPDATEs (executemany) took 16 ms.
-            rows = ", ".join(["(%s, %s)"] * len(changed))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"WITH v(id, body) AS (VALUES {rows}) "
-                    f"UPDATE {table} SET body = v.body FROM v WHERE {table}.id = v.id",
-                    [value for pk, body in changed for value in (pk, body)],
-                )
+            # One statement for the chunk: bulk_update's CASE WHEN over 200 bodies spent 30 of
+            # its 40 ms building the expression in Python; 200 single UPDATEs took 16 ms.
+            sql.update_rows(table, [("id", "bigint"), ("body", "text")], changed)
             count += len(changed)
     return count
 
