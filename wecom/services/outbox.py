@@ -33,6 +33,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -214,7 +215,13 @@ def enqueue_relations(
 ) -> int:
     """Rows for these relationships (a sync, repair or rule run found them different from
     TagDesk). ``tags``: auto tags WeCom does not have yet that the rows wait for (``_send``)."""
-    return enqueue_relation_ids([r.pk for r in relations], reason, tags=tags)
+    # A queryset (the strategy comparison's, up to every relationship) is read as ids only.
+    ids = (
+        relations.values_list("pk", flat=True)
+        if isinstance(relations, QuerySet)
+        else [r.pk for r in relations]
+    )
+    return enqueue_relation_ids(ids, reason, tags=tags)
 
 
 def enqueue_relation_ids(
