@@ -453,7 +453,7 @@ def _wait_for_push(rows: list[WecomOutbox], library: _Library) -> bool:
     drain's caller starts one) rather than go without it: postponed by
     :data:`PUSH_RETRY_SECONDS`, no attempt counted, for at most :data:`PUSH_WAIT_SECONDS` after
     the oldest was queued. Then they go with what WeCom has; the push queues the tag's
-    relationships once it links it. No query."""
+    relationships once it links it. No query unless the rows wait (then one UPDATE)."""
     waiting = library.pending & {t for r in rows for t in _named_tags(r.change)}
     if not waiting:
         return False
